@@ -1,0 +1,1 @@
+"""Returns Desk core: everything that is not UI. Never imports Streamlit."""

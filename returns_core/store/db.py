@@ -1,0 +1,129 @@
+"""Opening the DuckDB file: short holds, wait-and-retry on the lock, migrations.
+
+DuckDB lets one process hold the file, and while it does no other process can even read it
+(docs/streamlit_duckdb.md B3). A cron sync and the app must coexist, so nothing here keeps the
+file open between units of work: `reader()` and `writer()` open it, do one thing and close it.
+Inside one process, connections to the same path share one database instance, so concurrent
+threads each get their own connection and DuckDB's MVCC keeps them apart.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from returns_core.store.schema import MIGRATIONS
+
+
+class StoreError(Exception):
+    """A store problem worth showing to a user as one line."""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the database for longer than we were willing to wait."""
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form every TIMESTAMP column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class Database:
+    """One DuckDB file. Thread-safe: every use opens its own connection."""
+
+    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0):
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting with jittered backoff while another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"Cannot open the database {self.path}: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"The database {self.path.name} is busy: another process (a sync?) has held it for "
+                        f"over {self.lock_timeout:.0f} s. Try again in a moment."
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.migrate()
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for reads, closed (and the file released) on exit."""
+        with self._open() as con:
+            yield con
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed on success, rolled back on any error."""
+        with self._open() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Apply pending migrations, each in its own transaction. Cheap after the first call."""
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            con = self._connect()
+            try:
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
+                )
+                done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+                for version, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        con.execute(sql)
+                        con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, utcnow()])
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
+                    con.execute("COMMIT")
+            finally:
+                con.close()
+            self._migrated = True
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the file so it is self-contained (after a sync, before a backup)."""
+        with self._open() as con:
+            con.execute("FORCE CHECKPOINT")

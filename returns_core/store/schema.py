@@ -1,0 +1,159 @@
+"""The DuckDB schema, as ordered migrations recorded in `schema_migrations`.
+
+Times are naive UTC TIMESTAMPs (no TIMESTAMPTZ: it needs pytz on fetch and warns under pandas 3).
+Money is DECIMAL(18,4) with its currency beside it; IDs are VARCHAR.
+Few secondary indexes on purpose: DuckDB's zone maps serve most filters, and indexes block
+later ALTERs (docs/streamlit_duckdb.md B6).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE accounts (
+            shop_id                  VARCHAR PRIMARY KEY,   -- TikTok's shop id: "Account ID" in the grid
+            name                     VARCHAR NOT NULL UNIQUE,
+            shop_name                VARCHAR,
+            region                   VARCHAR,
+            shop_cipher              VARCHAR,
+            app_key                  VARCHAR NOT NULL,
+            app_secret_enc           VARCHAR NOT NULL,      -- encrypted (returns_core.secretbox)
+            access_token_enc         VARCHAR,
+            refresh_token_enc        VARCHAR,
+            access_token_expires_at  TIMESTAMP,
+            refresh_token_expires_at TIMESTAMP,
+            api_base                 VARCHAR NOT NULL,
+            auth_base                VARCHAR NOT NULL,
+            is_sandbox               BOOLEAN NOT NULL DEFAULT false,
+            enabled                  BOOLEAN NOT NULL DEFAULT true,
+            auth_state               VARCHAR NOT NULL DEFAULT 'ok',  -- 'ok' | 'invalid' (token revoked)
+            auth_error               VARCHAR,
+            created_at               TIMESTAMP NOT NULL,
+            updated_at               TIMESTAMP NOT NULL
+        );
+
+        CREATE TABLE returns (
+            shop_id              VARCHAR NOT NULL,
+            return_id            VARCHAR NOT NULL,
+            order_id             VARCHAR,
+            return_type          VARCHAR,          -- TikTok's, verbatim
+            type                 VARCHAR,          -- display word (domain.TYPE_MAP)
+            marketplace_status   VARCHAR,          -- TikTok's return_status, verbatim
+            status               VARCHAR,          -- our processing status (domain.STATUSES); NULL if never mapped
+            unmapped             BOOLEAN NOT NULL DEFAULT false,
+            mismatch             BOOLEAN NOT NULL DEFAULT false,
+            arbitration_status   VARCHAR,
+            role                 VARCHAR,
+            reason_code          VARCHAR,
+            reason_text          VARCHAR,
+            created_at           TIMESTAMP,
+            updated_at           TIMESTAMP,
+            refund_currency      VARCHAR,
+            refund_total         DECIMAL(18,4),
+            refund_subtotal      DECIMAL(18,4),
+            refund_shipping_fee  DECIMAL(18,4),
+            refund_tax           DECIMAL(18,4),
+            next_action          VARCHAR,
+            due_by               TIMESTAMP,        -- earliest seller_next_action_response deadline
+            tracking_number      VARCHAR,
+            shipping_provider    VARCHAR,
+            seller_skus          VARCHAR,          -- space-joined seller SKUs and SKU ids, for search
+            review_outcome       VARCHAR,          -- local: manager sign-off (ok / quality issue / suspected abuse)
+            reviewed_by          VARCHAR,
+            reviewed_at          TIMESTAMP,
+            payload              JSON,             -- TikTok's return object as received
+            first_seen_at        TIMESTAMP NOT NULL,
+            last_synced_at       TIMESTAMP NOT NULL,
+            PRIMARY KEY (shop_id, return_id)
+        );
+
+        CREATE TABLE return_line_items (
+            shop_id              VARCHAR NOT NULL,
+            return_id            VARCHAR NOT NULL,
+            return_line_item_id  VARCHAR NOT NULL,
+            order_line_item_id   VARCHAR,
+            sku_id               VARCHAR,
+            seller_sku           VARCHAR,
+            sku_name             VARCHAR,
+            product_name         VARCHAR,
+            product_image_url    VARCHAR,
+            refund_currency      VARCHAR,
+            refund_total         DECIMAL(18,4),
+            PRIMARY KEY (shop_id, return_id, return_line_item_id)
+        );
+
+        -- TikTok's own event records (Get Return Records), fetched on demand and kept.
+        CREATE TABLE return_records (
+            shop_id      VARCHAR NOT NULL,
+            return_id    VARCHAR NOT NULL,
+            seq          INTEGER NOT NULL,
+            event        VARCHAR,
+            role         VARCHAR,
+            description  VARCHAR,
+            reason_text  VARCHAR,
+            note         VARCHAR,
+            created_at   TIMESTAMP,
+            payload      JSON,
+            fetched_at   TIMESTAMP NOT NULL,
+            PRIMARY KEY (shop_id, return_id, seq)
+        );
+
+        -- Our own append-only history: status changes (by sync or by hand), sign-offs, notes,
+        -- actions sent to TikTok and their results. Never updated, never deleted.
+        CREATE SEQUENCE history_seq;
+        CREATE TABLE history (
+            id         BIGINT PRIMARY KEY DEFAULT nextval('history_seq'),
+            shop_id    VARCHAR NOT NULL,
+            return_id  VARCHAR NOT NULL,
+            happened_at TIMESTAMP NOT NULL,
+            actor      VARCHAR NOT NULL,     -- a user's name or email, or 'sync'
+            kind       VARCHAR NOT NULL,     -- 'created' | 'status' | 'marketplace_status' | 'sign_off' | 'note' | 'action'
+            old_value  VARCHAR,
+            new_value  VARCHAR,
+            note       VARCHAR,
+            details    JSON
+        );
+
+        CREATE SEQUENCE sync_runs_seq;
+        CREATE TABLE sync_runs (
+            id              BIGINT PRIMARY KEY DEFAULT nextval('sync_runs_seq'),
+            shop_id         VARCHAR NOT NULL,
+            started_at      TIMESTAMP NOT NULL,
+            finished_at     TIMESTAMP,
+            duration_s      DOUBLE,
+            full_sync       BOOLEAN NOT NULL DEFAULT false,
+            state           VARCHAR NOT NULL,  -- 'running' | 'ok' | 'failed'
+            pages           INTEGER NOT NULL DEFAULT 0,
+            new_count       INTEGER NOT NULL DEFAULT 0,
+            updated_count   INTEGER NOT NULL DEFAULT 0,
+            unchanged_count INTEGER NOT NULL DEFAULT 0,
+            error           VARCHAR,
+            trigger         VARCHAR            -- 'cli' | 'app' | 'auto' | 'test'
+        );
+
+        -- Per account: the update_time watermark (Unix seconds) of the last fully committed page.
+        CREATE TABLE sync_state (
+            shop_id     VARCHAR PRIMARY KEY,
+            watermark   BIGINT,
+            updated_at  TIMESTAMP NOT NULL
+        );
+
+        -- Approve / reject sent to TikTok, keyed by idempotency key so a retry never acts twice.
+        CREATE TABLE actions (
+            idempotency_key VARCHAR PRIMARY KEY,
+            shop_id         VARCHAR NOT NULL,
+            return_id       VARCHAR NOT NULL,
+            action          VARCHAR NOT NULL,   -- 'approve' | 'reject'
+            decision        VARCHAR NOT NULL,
+            request         JSON,
+            state           VARCHAR NOT NULL,   -- 'sent' | 'ok' | 'failed'
+            result          VARCHAR,
+            actor           VARCHAR NOT NULL,
+            created_at      TIMESTAMP NOT NULL,
+            finished_at     TIMESTAMP
+        );
+        """,
+    ),
+]
