@@ -15,10 +15,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
 
+from returns_core.secretbox import SecretBox, resolve_key
 from returns_core.store.schema import MIGRATIONS
 
 
@@ -43,11 +45,17 @@ def _is_lock_error(exc: BaseException) -> bool:
 class Database:
     """One DuckDB file. Thread-safe: every use opens its own connection."""
 
-    def __init__(self, path: str | Path, *, lock_timeout: float = 30.0):
+    def __init__(self, path: str | Path, *, key: str | None = None, lock_timeout: float = 30.0):
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self._key = key
         self._migrated = False
         self._migrate_lock = threading.Lock()
+
+    @cached_property
+    def box(self) -> SecretBox:
+        """Encrypts and decrypts the secrets kept in this database (key resolved on first use)."""
+        return SecretBox(resolve_key(self.path, self._key))
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting with jittered backoff while another process holds it."""

@@ -154,6 +154,13 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at      TIMESTAMP NOT NULL,
             finished_at     TIMESTAMP
         );
+
+        -- Small app settings (auto-sync schedule, demo shop on/off), as text.
+        CREATE TABLE settings (
+            key         VARCHAR PRIMARY KEY,
+            value       VARCHAR,
+            updated_at  TIMESTAMP NOT NULL
+        );
         """,
     ),
 ]
