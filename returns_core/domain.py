@@ -150,3 +150,49 @@ GRID_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Unmapped Status", "unmapped"),
 )
 SEED_COLUMNS: tuple[str, ...] = tuple(name for name, _ in GRID_COLUMNS[:9])
+
+
+# --- Decisions on TikTok (docs/tiktok_api.md 4.3) -------------------------------------------
+
+# What the seller may answer, by TikTok's seller_next_action: (approve decisions, reject decisions).
+DECISIONS_BY_NEXT_ACTION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "SELLER_RESPOND_REFUND": (("APPROVE_REFUND",), ("REJECT_REFUND",)),
+    "SELLER_RESPOND_RETURN": (("APPROVE_RETURN", "OFFER_PARTIAL_REFUND"), ("REJECT_RETURN",)),
+    "SELLER_RESPOND_RECEIVE_PACKAGE": (("APPROVE_RECEIVED_PACKAGE",), ("REJECT_RECEIVED_PACKAGE",)),
+    "SELLER_RESPOND_REPLACEMENT": (("APPROVE_REPLACEMENT", "ISSUE_REPLACEMENT_REFUND"), ("REJECT_REPLACEMENT",)),
+}
+
+# When TikTok gives no next action, the state still tells what fits: (return_type, return_status) -> next action.
+_NEXT_ACTION_BY_STATE: dict[tuple[str, str], str] = {
+    ("REFUND", "RETURN_OR_REFUND_REQUEST_PENDING"): "SELLER_RESPOND_REFUND",
+    ("RETURN_AND_REFUND", "RETURN_OR_REFUND_REQUEST_PENDING"): "SELLER_RESPOND_RETURN",
+    ("RETURN_AND_REFUND", "BUYER_SHIPPED_ITEM"): "SELLER_RESPOND_RECEIVE_PACKAGE",
+    ("REPLACEMENT", "REPLACEMENT_REQUEST_PENDING"): "SELLER_RESPOND_REPLACEMENT",
+}
+
+DECISION_LABELS: dict[str, str] = {
+    "APPROVE_REFUND": "Approve the refund",
+    "APPROVE_RETURN": "Approve the return (buyer ships the item back)",
+    "OFFER_PARTIAL_REFUND": "Offer a partial refund (buyer keeps the item)",
+    "APPROVE_RECEIVED_PACKAGE": "Accept the returned package and refund",
+    "APPROVE_REPLACEMENT": "Approve the replacement",
+    "ISSUE_REPLACEMENT_REFUND": "Refund instead of replacing",
+    "REJECT_REFUND": "Reject the refund request",
+    "REJECT_RETURN": "Reject the return request",
+    "REJECT_RECEIVED_PACKAGE": "Reject the returned package",
+    "REJECT_REPLACEMENT": "Reject the replacement request",
+}
+
+
+def seller_decisions(return_type: str | None, marketplace_status: str | None,
+                     next_action: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(approve decisions, reject decisions) that fit this return now; both empty when nothing fits."""
+    action = next_action or _NEXT_ACTION_BY_STATE.get((return_type or "", marketplace_status or ""))
+    return DECISIONS_BY_NEXT_ACTION.get(action or "", ((), ()))
+
+
+REVIEW_OUTCOMES: dict[str, str] = {
+    "ok": "OK",
+    "quality_issue": "Quality issue",
+    "suspected_abuse": "Suspected abuse",
+}

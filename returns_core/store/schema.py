@@ -109,7 +109,7 @@ MIGRATIONS: list[tuple[int, str]] = [
             return_id  VARCHAR NOT NULL,
             happened_at TIMESTAMP NOT NULL,
             actor      VARCHAR NOT NULL,     -- a user's name or email, or 'sync'
-            kind       VARCHAR NOT NULL,     -- 'created' | 'status' | 'marketplace_status' | 'sign_off' | 'note' | 'action'
+            kind       VARCHAR NOT NULL,     -- created | status | marketplace_status | sign_off | note | action
             old_value  VARCHAR,
             new_value  VARCHAR,
             note       VARCHAR,

@@ -152,7 +152,7 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class _Transport:
+class _Requester:
     """Shared request loop: send, read the envelope, classify, back off and retry."""
 
     def __init__(self, base: str, transport: httpx.BaseTransport | None, retry: RetryPolicy,
@@ -286,7 +286,7 @@ class AuthClient:
         self.app_key = app_key
         self._app_secret = app_secret
         self._pending: list[str] = []  # the code or refresh token of the call in flight
-        self._http = _Transport(auth_base, transport, retry, timeout, sleep,
+        self._http = _Requester(auth_base, transport, retry, timeout, sleep,
                                 lambda: [self._app_secret, *self._pending])
 
     def __repr__(self) -> str:
@@ -356,7 +356,7 @@ class TikTokClient:
         self._clock = clock
         self._auth = AuthClient(app_key, app_secret, auth_base=auth_base, transport=transport,
                                 retry=retry, timeout=timeout, sleep=sleep)
-        self._http = _Transport(api_base, transport, retry, timeout, sleep, self._secrets)
+        self._http = _Requester(api_base, transport, retry, timeout, sleep, self._secrets)
 
     def __repr__(self) -> str:
         return (f"TikTokClient(app_key={self.app_key!r}, shop_cipher={self.shop_cipher!r}, "

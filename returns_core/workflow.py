@@ -1,0 +1,270 @@
+"""What managers do to a return: move its Status by hand, note, sign off, and act on TikTok.
+
+Every change is appended to `history` with who and when, in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import duckdb
+
+from returns_core import domain
+from returns_core.store.db import Database, utcnow
+from returns_core.tiktok import errors
+
+MAX_NOTE_LENGTH = 2000
+MAX_COMMENT_LENGTH = 500  # TikTok's limit on a reject comment
+
+
+class WorkflowError(ValueError):
+    """A refused change, with a message for the user."""
+
+
+def append_history(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str, actor: str, kind: str, *,
+                   old: str | None = None, new: str | None = None, note: str | None = None,
+                   details: dict | None = None) -> None:
+    """One history row, inside the caller's transaction."""
+    con.execute(
+        "INSERT INTO history (shop_id, return_id, happened_at, actor, kind, old_value, new_value, note, details) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [shop_id, return_id, utcnow(), actor, kind, old, new, note,
+         json.dumps(details) if details is not None else None],
+    )
+
+
+def _actor(actor: str | None) -> str:
+    name = (actor or "").strip()
+    if not name:
+        raise WorkflowError("Say who you are first (your name in the sidebar, or sign in).")
+    return name[:200]
+
+
+def _current(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -> tuple:
+    row = con.execute(
+        "SELECT status, marketplace_status, return_type, next_action FROM returns WHERE shop_id = ? AND return_id = ?",
+        [shop_id, return_id],
+    ).fetchone()
+    if row is None:
+        raise WorkflowError(f"Return {return_id} is not in the store; sync the account first.")
+    return row
+
+
+def change_status(db: Database, shop_id: str, return_id: str, target: str, actor: str, note: str | None = None) -> None:
+    """Move Status by hand along the allowed steps; closing needs TikTok's status to agree."""
+    who = _actor(actor)
+    with db.writer() as con:
+        status, marketplace_status, _, _ = _current(con, shop_id, return_id)
+        problem = domain.manual_transition_error(status, target, marketplace_status)
+        if problem:
+            raise WorkflowError(problem)
+        con.execute(
+            "UPDATE returns SET status = ?, mismatch = ? WHERE shop_id = ? AND return_id = ?",
+            [target, domain.is_mismatch(target, marketplace_status), shop_id, return_id],
+        )
+        append_history(con, shop_id, return_id, who, "status", old=status, new=target, note=_clean_note(note))
+
+
+def _clean_note(note: str | None) -> str | None:
+    text = (note or "").strip()
+    if len(text) > MAX_NOTE_LENGTH:
+        raise WorkflowError(f"The note is too long ({len(text)} characters; at most {MAX_NOTE_LENGTH}).")
+    return text or None
+
+
+def add_note(db: Database, shop_id: str, return_id: str, actor: str, text: str) -> None:
+    """Append a free-text note to a return's history."""
+    who = _actor(actor)
+    note = _clean_note(text)
+    if not note:
+        raise WorkflowError("The note is empty.")
+    with db.writer() as con:
+        _current(con, shop_id, return_id)
+        append_history(con, shop_id, return_id, who, "note", note=note)
+
+
+def sign_off(db: Database, keys: Iterable[tuple[str, str]], outcome: str, actor: str,
+             note: str | None = None) -> int:
+    """Record a manager's review outcome on Accepted returns, all or nothing. Returns how many."""
+    who = _actor(actor)
+    if outcome not in domain.REVIEW_OUTCOMES:
+        raise WorkflowError(f"Unknown outcome {outcome!r}; choose one of {', '.join(domain.REVIEW_OUTCOMES)}.")
+    text = _clean_note(note)
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        raise WorkflowError("Select at least one return to sign off.")
+    now = utcnow()
+    with db.writer() as con:
+        found = con.execute(
+            "SELECT shop_id, return_id, status, review_outcome FROM returns WHERE (shop_id, return_id) IN "
+            f"(SELECT * FROM (VALUES {', '.join(['(?, ?)'] * len(keys))}))",
+            [part for key in keys for part in key],
+        ).fetchall()
+        if len(found) != len(keys):
+            raise WorkflowError("Some selected returns are no longer in the store; refresh and try again.")
+        not_accepted = [r[1] for r in found if r[2] != domain.ACCEPTED]
+        if not_accepted:
+            raise WorkflowError(
+                f"Only Accepted returns can be signed off; {len(not_accepted)} selected are not "
+                f"(e.g. {not_accepted[0]})."
+            )
+        for shop_id, return_id, _, previous in found:
+            con.execute(
+                "UPDATE returns SET review_outcome = ?, reviewed_by = ?, reviewed_at = ? "
+                "WHERE shop_id = ? AND return_id = ?",
+                [outcome, who, now, shop_id, return_id],
+            )
+            append_history(con, shop_id, return_id, who, "sign_off", old=previous, new=outcome, note=text)
+    return len(found)
+
+
+# --- Actions on TikTok ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    """Exactly what will be sent to TikTok, shown to the user before they confirm."""
+
+    shop_id: str
+    return_id: str
+    action: str  # "approve" | "reject"
+    decision: str
+    reject_reason: str | None = None
+    comment: str | None = None
+    buyer_keep_item: bool | None = None
+    partial_refund: dict | None = None
+    idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def request(self) -> dict:
+        """The method, path and body TikTok receives (plus the idempotency key in the query)."""
+        body: dict = {"decision": self.decision}
+        if self.action == "approve":
+            if self.buyer_keep_item is not None:
+                body["buyer_keep_item"] = self.buyer_keep_item
+            if self.partial_refund:
+                body["partial_refund"] = self.partial_refund
+        else:
+            body["reject_reason"] = self.reject_reason
+            if self.comment:
+                body["comment"] = self.comment
+        return {
+            "method": "POST",
+            "path": f"/return_refund/202309/returns/{self.return_id}/{self.action}",
+            "query": {"idempotency_key": self.idempotency_key},
+            "body": body,
+        }
+
+
+def plan_action(db: Database, shop_id: str, return_id: str, decision: str, *, reject_reason: str | None = None,
+                comment: str | None = None, partial_refund: dict | None = None,
+                buyer_keep_item: bool | None = None) -> ActionPlan:
+    """Check a decision fits the return as we last saw it, and build what will be sent."""
+    with db.reader() as con:
+        _, marketplace_status, return_type, next_action = _current(con, shop_id, return_id)
+    approve, reject = domain.seller_decisions(return_type, marketplace_status, next_action)
+    if decision not in approve + reject:
+        fits = ", ".join(approve + reject) or "none (TikTok is not waiting for the seller)"
+        raise WorkflowError(f"{decision} does not fit this return ({marketplace_status}); decisions that fit: {fits}.")
+    action = "approve" if decision in approve else "reject"
+    if action == "reject" and not reject_reason:
+        raise WorkflowError("Choose a reject reason (they are fetched live from TikTok).")
+    if comment and len(comment) > MAX_COMMENT_LENGTH:
+        raise WorkflowError(f"The comment is too long ({len(comment)} characters; at most {MAX_COMMENT_LENGTH}).")
+    if decision == "OFFER_PARTIAL_REFUND":
+        amount = domain.to_decimal((partial_refund or {}).get("amount"))
+        if amount is None or amount <= 0:
+            raise WorkflowError("A partial refund needs a positive amount.")
+    return ActionPlan(shop_id, return_id, action, decision, reject_reason=reject_reason if action == "reject" else None,
+                      comment=(comment or None) if action == "reject" else None,
+                      buyer_keep_item=buyer_keep_item if action == "approve" else None,
+                      partial_refund=partial_refund if decision == "OFFER_PARTIAL_REFUND" else None)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+    marketplace_status: str | None = None
+    repeated: bool = False  # the same idempotency key was already sent successfully: nothing sent again
+
+
+_BUSINESS_WORDS = {
+    errors.ALREADY_DECIDED: "TikTok says this return was already decided, so it cannot be changed now.",
+    errors.DECISION_NOT_FIT: (
+        "TikTok says this decision does not fit the return's type or state; re-sync and pick again."
+    ),
+    errors.QUICK_REFUND_ACTIVE: "Quick refund is active on this return, so the package cannot be rejected.",
+    errors.NO_PERMISSION: "TikTok says this shop has no permission for this return (wrong shop?).",
+    errors.REASON_INVALID: "TikTok no longer accepts that reject reason; reload the reasons and choose again.",
+}
+
+
+def explain(exc: errors.TikTokError) -> str:
+    """An API failure in words a manager can act on (one line, no secrets)."""
+    if exc.code in _BUSINESS_WORDS:
+        return f"{_BUSINESS_WORDS[exc.code]} ({exc.code})"
+    if isinstance(exc, errors.AuthError):
+        return f"TikTok refused the shop's authorization: reconnect the shop on the Accounts page. ({exc})"
+    if isinstance(exc, errors.RateLimitedError | errors.ServerError | errors.TransportError):
+        return f"TikTok could not be reached reliably; nothing was changed twice: try again in a minute. ({exc})"
+    return f"TikTok refused the request: {exc}"
+
+
+def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
+    """Send an approve/reject once per idempotency key, record it, then re-sync the return."""
+    from returns_core.accounts import client_for
+    from returns_core.sync import sync_return
+
+    who = _actor(actor)
+    key = plan.idempotency_key
+    with db.writer() as con:
+        row = con.execute("SELECT state, result FROM actions WHERE idempotency_key = ?", [key]).fetchone()
+        if row and row[0] == "ok":
+            return ActionResult(True, row[1] or "Already sent.", repeated=True)
+        if row is None:
+            try:
+                con.execute(
+                    "INSERT INTO actions (idempotency_key, shop_id, return_id, action, decision, request, state, "
+                    "actor, created_at) VALUES (?, ?, ?, ?, ?, ?, 'sent', ?, ?)",
+                    [key, plan.shop_id, plan.return_id, plan.action, plan.decision, json.dumps(plan.request),
+                     who, utcnow()],
+                )
+            except duckdb.ConstraintException:
+                raise WorkflowError("This action is already being sent; wait for its result.") from None
+    try:
+        # a resend after a failure reuses the key, so TikTok acts at most once
+        with client_for(db, account, transport=transport) as client:
+            if plan.action == "approve":
+                client.approve_return(plan.return_id, plan.decision, idempotency_key=key,
+                                      buyer_keep_item=plan.buyer_keep_item, partial_refund=plan.partial_refund)
+            else:
+                client.reject_return(plan.return_id, plan.decision, plan.reject_reason or "",
+                                     idempotency_key=key, comment=plan.comment)
+    except errors.TikTokError as exc:
+        message = explain(exc)
+        _finish_action(db, plan, who, "failed", message)
+        return ActionResult(False, message)
+    sync_return(db, account, plan.return_id)
+    with db.reader() as con:
+        status = con.execute(
+            "SELECT marketplace_status FROM returns WHERE shop_id = ? AND return_id = ?",
+            [plan.shop_id, plan.return_id],
+        ).fetchone()
+    now_status = status[0] if status else None
+    message = f"{domain.DECISION_LABELS.get(plan.decision, plan.decision)}: sent. TikTok now shows {now_status}."
+    _finish_action(db, plan, who, "ok", message)
+    return ActionResult(True, message, marketplace_status=now_status)
+
+
+def _finish_action(db: Database, plan: ActionPlan, actor: str, state: str, message: str) -> None:
+    with db.writer() as con:
+        con.execute(
+            "UPDATE actions SET state = ?, result = ?, finished_at = ? WHERE idempotency_key = ?",
+            [state, message, utcnow(), plan.idempotency_key],
+        )
+        append_history(con, plan.shop_id, plan.return_id, actor, "action", new=f"{plan.decision}: {state}",
+                       note=message, details=plan.request)
