@@ -1,5 +1,7 @@
 """`backup` writes a restorable copy of the whole store, and refuses to overwrite one."""
 
+from decimal import Decimal
+
 import duckdb
 import pytest
 
@@ -28,7 +30,7 @@ def test_backup_restores_every_row(store, tmp_path):
     restored = duckdb.connect(str(tmp_path / "restored.duckdb"))
     restored.execute(f"IMPORT DATABASE '{tmp_path / 'audit'}'")
     assert restored.execute("SELECT return_id, refund_total FROM returns ORDER BY 1").fetchall() == [
-        ("r1", pytest.approx(12.34)), ("r2", pytest.approx(5.0))]
+        ("r1", Decimal("12.3400")), ("r2", Decimal("5.0000"))]
     assert restored.execute("SELECT note FROM history").fetchall() == [("checked the box",)]
     assert (tmp_path / "audit" / "manifest.json").exists()
 
