@@ -1,0 +1,331 @@
+"""Answering one request the way TikTok Shop's gateway and return_refund service do.
+
+Order of checks, as a gateway would: route (404/405/version), then app_key, timestamp window and
+sign, then the access token, then shop_cipher, then the endpoint's own parameters and business rules.
+Token endpoints (the auth host) are unsigned and check app_key + app_secret instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .. import errors, signing
+from .auth import AuthStore
+from .cases import ReturnCase
+from .catalogue import Catalogue, Shop
+from .envelope import SUCCESS_MESSAGE, ApiFailure, SandboxResponse, encode, new_request_id, respond
+from .lifecycle import (
+    APPROVE_DECISIONS,
+    OFFER_AFTER_RECEIVING,
+    REJECT_DECISIONS,
+    Decision,
+    decision_error,
+    partial_refund_error,
+    reject_reasons,
+)
+from .search import ReturnSearch, SearchParameterError, parse_query
+from .world import World
+
+TIMESTAMP_MAX_AGE = 300  # seconds in the past a signed request may be (docs section 2.1)
+TIMESTAMP_MAX_AHEAD = 30
+IDEMPOTENCY_KEY_MAX = 255
+COMMENT_MAX = 500
+
+SHOP_SCOPED, SELLER_SCOPED, TOKEN_HOST = "shop", "seller", "token"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    versions: frozenset[str]
+    handler: str
+    scope: str
+
+
+def _route(method: str, pattern: str, versions: set[str], handler: str, scope: str = SHOP_SCOPED) -> Route:
+    return Route(method, re.compile(pattern), frozenset(versions), handler, scope)
+
+
+_RR = r"/return_refund/(?P<version>\d{6})"
+ROUTES = (
+    _route("POST", _RR + r"/returns/search", {"202309", "202602"}, "_search"),
+    _route("GET", _RR + r"/returns/(?P<return_id>[^/]+)/records", {"202309"}, "_records"),
+    _route("GET", _RR + r"/reject_reasons", {"202309"}, "_reject_reasons"),
+    _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/approve", {"202309"}, "_approve"),
+    _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/reject", {"202309", "202606"}, "_reject"),
+    _route("GET", r"/authorization/(?P<version>\d{6})/shops", {"202309"}, "_shops", SELLER_SCOPED),
+    _route("GET", r"/api/v2/token/get", set(), "_token_get", TOKEN_HOST),
+    _route("GET", r"/api/v2/token/refresh", set(), "_token_refresh", TOKEN_HOST),
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    params: dict[str, str]  # decoded query; the first value of a repeated key, as TikTok signs it
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    now: int  # world time
+    wall: float  # real time: signed timestamps are checked against it
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the checks established about a request, for the endpoint handler."""
+
+    request: Request
+    version: str
+    return_id: str
+    shop: Shop | None
+    shop_ids: list[str]
+
+
+class Api:
+    def __init__(self, *, catalogue: Catalogue, world: World, auth: AuthStore, search: ReturnSearch,
+                 app_key: str, app_secret: str, idempotency: dict[str, dict]):
+        self._catalogue = catalogue
+        self._world = world
+        self._auth = auth
+        self._return_search = search
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self.idempotency = idempotency  # idempotency_key -> what the first request did and answered
+        self.state_changed = False  # set when persistent state (tokens, decisions) changed
+
+    def answer(self, request: Request) -> SandboxResponse:
+        request_id = new_request_id(request.now)
+        try:
+            route, args = _match(request)
+            handler: Callable[[Call], bytes] = getattr(self, route.handler)
+            if route.scope == TOKEN_HOST:
+                call = Call(request, "", "", None, [])
+            else:
+                self._check_signature(request)
+                shop_ids = self._auth.authorized_shops(request.headers.get("x-tts-access-token", ""), request.now)
+                shop = self._check_shop_cipher(request, route, shop_ids)
+                call = Call(request, args.get("version", ""), args.get("return_id", ""), shop, shop_ids)
+            return respond(errors.OK, SUCCESS_MESSAGE, request_id, handler(call))
+        except ApiFailure as failure:
+            return respond(failure.code, failure.message, request_id)
+
+    # --- common checks -------------------------------------------------------------------------
+
+    def _check_signature(self, request: Request) -> None:
+        params = request.params
+        if "app_key" not in params:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Missing required common parameter app_key.")
+        if params["app_key"] != self._app_key:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid app_key: no app has this key.")
+        if not params.get("sign"):
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Missing required common parameter sign.")
+        raw = params.get("timestamp", "")
+        if not raw.isdigit():
+            raise ApiFailure(errors.COMMON_PARAM_INVALID,
+                             f"Invalid timestamp {raw!r}: send the current Unix time in seconds.")
+        age = request.wall - int(raw)
+        if age > TIMESTAMP_MAX_AGE:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID,
+                             "Invalid timestamp: it is more than 5 minutes in the past. Sign each request anew.")
+        if age < -TIMESTAMP_MAX_AHEAD:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid timestamp: it is more than 30 seconds ahead.")
+        content_type = request.headers.get("content-type", "application/json")
+        if not signing.verify(request.path, params, request.body, self._app_secret, params["sign"], content_type):
+            raise ApiFailure(errors.SIGN_INVALID, "Invalid credentials. The `sign` query parameter is invalid.")
+
+    def _check_shop_cipher(self, request: Request, route: Route, shop_ids: list[str]) -> Shop | None:
+        cipher = request.params.get("shop_cipher")
+        if route.scope == SELLER_SCOPED:
+            if cipher is not None:
+                raise ApiFailure(errors.COMMON_PARAM_INVALID, "Unexpected identifier shop_cipher: "
+                                                              f"{request.path} is not shop-scoped; do not send it.")
+            return None
+        if not cipher:
+            raise ApiFailure(errors.SHOP_CIPHER_MISSING, "Missing shop_cipher: this API is shop-scoped.")
+        shop = self._catalogue.shop_by_cipher(cipher)
+        if shop is None:
+            raise ApiFailure(errors.TOKEN_SHOP_MISMATCH, "Invalid shop_cipher: no shop has this cipher.")
+        if shop.id not in shop_ids:
+            raise ApiFailure(errors.TOKEN_SHOP_MISMATCH,
+                             "The access token is not authorized for the shop this shop_cipher names.")
+        return shop
+
+    # --- return_refund -------------------------------------------------------------------------
+
+    def _search(self, call: Call) -> bytes:
+        assert call.shop is not None
+        try:
+            query = parse_query(call.request.params, _json_object(call.request.body))
+            page = self._return_search.page(call.shop.id, query)
+        except SearchParameterError as exc:
+            raise ApiFailure(errors.INVALID_PARAMETER, str(exc)) from exc
+        head = encode({"total_count": page.total_count, "next_page_token": page.next_page_token})
+        if not page.cases:
+            return head  # return_orders is omitted on an empty page
+        return head[:-1] + b',"return_orders":[' + b",".join(case.to_json() for case in page.cases) + b"]}"
+
+    def _records(self, call: Call) -> bytes:
+        return encode({"records": self._case(call, call.return_id).records})
+
+    def _reject_reasons(self, call: Call) -> bytes:
+        return_id = call.request.params.get("return_or_cancel_id")
+        if not return_id:
+            raise ApiFailure(errors.INVALID_PARAMETER, "Missing required parameter return_or_cancel_id.")
+        case = self._case(call, return_id)
+        return encode({"reasons": [{"name": name, "text": text} for name, text in reject_reasons(case)]})
+
+    def _approve(self, call: Call) -> bytes:
+        body = _json_object(call.request.body)
+        name = _decision_name(body, APPROVE_DECISIONS)
+        keep = body.get("buyer_keep_item", False)
+        if not isinstance(keep, bool):
+            raise ApiFailure(errors.INVALID_PARAMETER, "buyer_keep_item must be true or false.")
+        if keep and name != "APPROVE_RETURN":
+            raise ApiFailure(errors.INVALID_PARAMETER, "buyer_keep_item goes only with decision APPROVE_RETURN.")
+        case = self._case(call, call.return_id)
+        partial = None
+        if name == "OFFER_PARTIAL_REFUND":
+            partial = _partial_refund(case, body.get("partial_refund"), "partial_refund", "amount")
+        return self._decide(call, case, "approve", Decision(name, buyer_keep_item=keep, partial_refund=partial))
+
+    def _reject(self, call: Call) -> bytes:
+        body = _json_object(call.request.body)
+        allowed = REJECT_DECISIONS | ({OFFER_AFTER_RECEIVING} if call.version >= "202606" else set())
+        name = _decision_name(body, allowed)
+        reason = body.get("reject_reason")
+        if not isinstance(reason, str) or not reason:
+            raise ApiFailure(errors.INVALID_PARAMETER, "Missing required field reject_reason (a reason name from "
+                                                       "Get Reject Reasons).")
+        comment = body.get("comment")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
+            raise ApiFailure(errors.INVALID_PARAMETER, f"comment must be a string of at most {COMMENT_MAX} characters.")
+        case = self._case(call, call.return_id)
+        partial = None
+        if name == OFFER_AFTER_RECEIVING:
+            partial = _partial_refund(case, body.get("partial_refund_amount"), "partial_refund_amount",
+                                      "partial_refund_total")
+        decision = Decision(name, partial_refund=partial, reject_reason=reason, comment=comment or None)
+        return self._decide(call, case, "reject", decision)
+
+    def _decide(self, call: Call, case: ReturnCase, endpoint: str, decision: Decision) -> bytes:
+        """Apply a decision once per idempotency key: a repeat gets the first answer, acting no more."""
+        key = call.request.params.get("idempotency_key")
+        fingerprint = {"shop_id": case.shop.id, "return_id": case.return_id, "endpoint": endpoint,
+                       "decision": decision.name}
+        if key is not None:
+            if not key or len(key) > IDEMPOTENCY_KEY_MAX:
+                raise ApiFailure(errors.INVALID_PARAMETER,
+                                 f"idempotency_key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
+            first = self.idempotency.get(key)
+            if first is not None:
+                if first["request"] != fingerprint:
+                    raise ApiFailure(errors.INVALID_PARAMETER,
+                                     "idempotency_key was already used for a different request.")
+                if first["code"] != errors.OK:
+                    raise ApiFailure(first["code"], first["message"])
+                return b"{}"
+        refusal = decision_error(case, decision)
+        if refusal is None:
+            self._world.decide(case, decision)
+        if key is not None:
+            code, message = refusal or (errors.OK, SUCCESS_MESSAGE)
+            self.idempotency[key] = {"request": fingerprint, "code": code, "message": message}
+        self.state_changed = self.state_changed or refusal is None or key is not None
+        if refusal is not None:
+            raise ApiFailure(*refusal)
+        return b"{}"
+
+    def _case(self, call: Call, return_id: str) -> ReturnCase:
+        assert call.shop is not None
+        if not return_id.isdigit():
+            raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid return id {return_id!r}: it must be numeric.")
+        case = self._world.case(return_id)
+        if case is None:
+            raise ApiFailure(errors.INVALID_PARAMETER, f"Return {return_id} does not exist.")
+        if case.shop.id != call.shop.id:
+            raise ApiFailure(errors.NO_PERMISSION, f"No permission: return {return_id} belongs to another shop.")
+        return case
+
+    # --- authorization -------------------------------------------------------------------------
+
+    def _shops(self, call: Call) -> bytes:
+        shops = [self._catalogue.shop_by_id(shop_id) for shop_id in call.shop_ids]
+        return encode({"shops": [shop.public() for shop in shops if shop is not None]})
+
+    def _token_get(self, call: Call) -> bytes:
+        params = self._check_app_credentials(call.request, "authorized_code")
+        data = self._auth.exchange_code(params.get("auth_code", ""), call.request.now)
+        self.state_changed = True
+        return encode(data)
+
+    def _token_refresh(self, call: Call) -> bytes:
+        params = self._check_app_credentials(call.request, "refresh_token")
+        data = self._auth.refresh_tokens(params.get("refresh_token", ""), call.request.now)
+        self.state_changed = True
+        return encode(data)
+
+    def _check_app_credentials(self, request: Request, grant_type: str) -> dict[str, str]:
+        params = request.params
+        if params.get("app_key") != self._app_key or params.get("app_secret") != self._app_secret:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid app_key or app_secret.")
+        if params.get("grant_type") != grant_type:
+            raise ApiFailure(errors.INVALID_PARAMETER,
+                             f"grant_type must be {grant_type} (got {params.get('grant_type')!r}).")
+        return params
+
+
+def _match(request: Request) -> tuple[Route, dict[str, str]]:
+    """The route for this method and path, or the gateway's path / method / version error."""
+    wrong_method = wrong_version = False
+    for route in ROUTES:
+        match = route.pattern.fullmatch(request.path)
+        if match is None:
+            continue
+        args = match.groupdict()
+        if route.method != request.method:
+            wrong_method = True
+        elif route.versions and args["version"] not in route.versions:
+            wrong_version = True
+        else:
+            return route, args
+    if wrong_method:
+        raise ApiFailure(errors.INVALID_METHOD, f"Invalid method {request.method} for {request.path}.")
+    if wrong_version:
+        raise ApiFailure(errors.INVALID_VERSION, f"Invalid API version in {request.path}.")
+    raise ApiFailure(errors.INVALID_PATH, f"Invalid path {request.path}.")
+
+
+def _json_object(body: bytes) -> dict:
+    """The request body as a JSON object; an empty body counts as {}."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiFailure(errors.BODY_NOT_JSON, "The request body must be JSON.") from exc
+    if not isinstance(value, dict):
+        raise ApiFailure(errors.BODY_NOT_JSON, "The request body must be a JSON object.")
+    return value
+
+
+def _decision_name(body: dict, allowed: frozenset[str] | set[str]) -> str:
+    name = body.get("decision")
+    if not isinstance(name, str) or name not in allowed:
+        raise ApiFailure(errors.INVALID_PARAMETER,
+                         f"decision must be one of {', '.join(sorted(allowed))} (got {name!r}).")
+    return name
+
+
+def _partial_refund(case: ReturnCase, value: object, field: str, amount_field: str) -> Decimal:
+    if not isinstance(value, dict) or not isinstance(value.get(amount_field), str):
+        raise ApiFailure(errors.INVALID_PARAMETER, f"{field}.{amount_field} is required for a partial refund offer.")
+    currency = value.get("currency")
+    problem = partial_refund_error(case, value[amount_field], currency if isinstance(currency, str) else None)
+    if problem:
+        raise ApiFailure(errors.INVALID_PARAMETER, problem)
+    return Decimal(value[amount_field])

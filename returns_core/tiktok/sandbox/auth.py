@@ -1,0 +1,168 @@
+"""Seller authorization: one-use auth codes, access and refresh tokens (docs section 3).
+
+A grant is one seller authorization (covering some shops). token/get opens a grant; each refresh
+issues a new access + refresh token in the same grant and retires the old refresh token; revoking
+any token revokes its grant. Times are world times, so advancing the clock expires tokens too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass
+
+from .. import errors
+from .catalogue import DAY, Catalogue
+from .envelope import ApiFailure
+
+AUTH_CODE_TTL = 30 * 60
+ACCESS_TOKEN_TTL = 7 * DAY
+REFRESH_TOKEN_TTL = 365 * DAY
+GRANTED_SCOPES = ("seller.authorization.info", "seller.return_refund.basic", "seller.order.info")
+
+
+@dataclass
+class Grant:
+    shop_ids: list[str]
+    revoked: bool = False
+
+
+@dataclass
+class AuthCode:
+    shop_ids: list[str]
+    expires: int
+    used: bool = False
+
+
+@dataclass
+class Token:
+    grant: str
+    expires: int
+    used: bool = False  # refresh tokens: spent by a refresh
+
+
+class AuthStore:
+    def __init__(self, catalogue: Catalogue):
+        self._catalogue = catalogue
+        self.codes: dict[str, AuthCode] = {}
+        self.grants: dict[str, Grant] = {}
+        self.access: dict[str, Token] = {}
+        self.refresh: dict[str, Token] = {}
+
+    def issue_code(self, shop_ids: list[str] | None, now: int) -> str:
+        code = "TTP_" + secrets.token_urlsafe(24)
+        self.codes[code] = AuthCode(self._shop_ids(shop_ids), now + AUTH_CODE_TTL)
+        return code
+
+    def issue_tokens(self, shop_ids: list[str] | None, now: int) -> dict:
+        grant_id = secrets.token_hex(8)
+        self.grants[grant_id] = Grant(self._shop_ids(shop_ids))
+        return self._new_tokens(grant_id, now)
+
+    def exchange_code(self, code: str, now: int) -> dict:
+        """token/get: a code works once, within 30 minutes."""
+        entry = self.codes.get(code)
+        if entry is None:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it was not issued by this app.")
+        if entry.used:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it was already used.")
+        if now >= entry.expires:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it expired (codes live 30 minutes).")
+        entry.used = True
+        return self.issue_tokens(entry.shop_ids, now)
+
+    def refresh_tokens(self, refresh_token: str, now: int) -> dict:
+        """token/refresh: a new pair; the old refresh token stops working."""
+        token = self.refresh.get(refresh_token)
+        if token is None:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: it was not issued by this app.")
+        if self.grants[token.grant].revoked:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: the seller revoked the authorization.")
+        if token.used:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: it was already used; "
+                                                       "use the refresh token from the latest refresh.")
+        if now >= token.expires:
+            raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: it expired.")
+        token.used = True
+        return self._new_tokens(token.grant, now)
+
+    def authorized_shops(self, access_token: str, now: int) -> list[str]:
+        """Shop ids the token may act for; raises the error TikTok gives for a bad token."""
+        token = self.access.get(access_token)
+        if token is None:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID,
+                             "Invalid credentials. The x-tts-access-token is invalid: it was not issued by this app.")
+        grant = self.grants[token.grant]
+        if grant.revoked:
+            raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid credentials. The x-tts-access-token is invalid: "
+                                                          "the seller revoked the authorization.")
+        if now >= token.expires:
+            raise ApiFailure(errors.TOKEN_EXPIRED,
+                             "Expired credentials. The `access_token` or `x-tts-access-token` header has expired.")
+        return grant.shop_ids
+
+    def expire(self, access_token: str, now: int) -> None:
+        if access_token not in self.access:
+            raise ValueError("unknown access token")
+        self.access[access_token].expires = now
+
+    def revoke(self, token: str) -> None:
+        found = self.access.get(token) or self.refresh.get(token)
+        if found is None:
+            raise ValueError("unknown token")
+        self.grants[found.grant].revoked = True
+
+    def _new_tokens(self, grant_id: str, now: int) -> dict:
+        access, refresh = "TTP_" + secrets.token_urlsafe(32), "TTP_" + secrets.token_urlsafe(32)
+        self.access[access] = Token(grant_id, now + ACCESS_TOKEN_TTL)
+        self.refresh[refresh] = Token(grant_id, now + REFRESH_TOKEN_TTL)
+        first_shop = self._catalogue.shop_by_id(self.grants[grant_id].shop_ids[0])
+        assert first_shop is not None
+        return {
+            "access_token": access,
+            "access_token_expire_in": now + ACCESS_TOKEN_TTL,  # an absolute timestamp, despite the name
+            "refresh_token": refresh,
+            "refresh_token_expire_in": now + REFRESH_TOKEN_TTL,
+            "open_id": self._catalogue.open_id,
+            "seller_name": self._catalogue.seller_name,
+            "seller_base_region": first_shop.region,
+            "user_type": 0,
+            "granted_scopes": list(GRANTED_SCOPES),
+        }
+
+    def _shop_ids(self, shop_ids: list[str] | None) -> list[str]:
+        known = [shop.id for shop in self._catalogue.shops]
+        if shop_ids is None:
+            return known
+        unknown = [s for s in shop_ids if s not in known]
+        if unknown or not shop_ids:
+            raise ValueError(f"unknown shop ids {unknown}; known: {known}" if unknown else "no shop ids given")
+        return list(shop_ids)
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        return {"codes": {k: asdict(v) for k, v in self.codes.items()},
+                "grants": {k: asdict(v) for k, v in self.grants.items()},
+                "access": {k: asdict(v) for k, v in self.access.items()},
+                "refresh": {k: asdict(v) for k, v in self.refresh.items()}}
+
+    def merge(self, doc: dict) -> None:
+        """Fold in what another process sharing the state file issued or spent (used, revoked and
+        expired win, so nothing that was refused anywhere becomes valid again)."""
+        other = AuthStore(self._catalogue)
+        other.load(doc)
+        for code, entry in other.codes.items():
+            self.codes.setdefault(code, entry).used |= entry.used
+        for grant_id, grant in other.grants.items():
+            self.grants.setdefault(grant_id, grant).revoked |= grant.revoked
+        for token, access in other.access.items():
+            mine = self.access.setdefault(token, access)
+            mine.expires = min(mine.expires, access.expires)
+        for token, refresh in other.refresh.items():
+            self.refresh.setdefault(token, refresh).used |= refresh.used
+
+    def load(self, doc: dict) -> None:
+        self.codes = {k: AuthCode(**v) for k, v in doc.get("codes", {}).items()}
+        self.grants = {k: Grant(**v) for k, v in doc.get("grants", {}).items()}
+        self.access = {k: Token(**v) for k, v in doc.get("access", {}).items()}
+        self.refresh = {k: Token(**v) for k, v in doc.get("refresh", {}).items()}

@@ -1,0 +1,298 @@
+"""The Sandbox: one simulated TikTok Shop seller, served in-process (httpx transport) or over HTTP.
+
+World time is the wall clock plus an offset that `advance()` moves, so a running sandbox lives in
+real time and tests can jump ahead. Signed timestamps are checked against the wall clock (clients
+sign with real time); everything in the world (returns, deadlines, token expiry) uses world time.
+
+With a state file, the sandbox survives restarts, and processes sharing the file (the app and a
+cron sync both run the in-process demo shop) see each other's tokens and decisions: each write
+merges what is on disk under a file lock, and each call first picks up what others wrote.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from .. import errors
+from .api import Api, Request
+from .auth import AuthStore
+from .catalogue import DAY, build_catalogue
+from .envelope import SandboxResponse, new_request_id, respond
+from .faults import ANSWERED_UPFRONT, Fault, Faults
+from .search import ReturnSearch
+from .server import SandboxServer
+from .transport import SandboxTransport
+from .world import World
+
+# Public demo credentials of the sandbox app. They only ever open the sandbox; never use them elsewhere.
+SANDBOX_APP_KEY = "sandbox-demo-app-key"
+SANDBOX_APP_SECRET = "sandbox-demo-app-secret-public"
+STATE_FORMAT = 1
+_MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
+
+
+class SandboxStateError(ValueError):
+    """The state file cannot be used with these settings (or cannot be read)."""
+
+
+class Sandbox:
+    def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
+                 history_days: int = 90, wall_clock: Callable[[], float] = time.time,
+                 state_path: Path | str | None = None):
+        self.seed = seed
+        self.app_key = SANDBOX_APP_KEY
+        self.app_secret = SANDBOX_APP_SECRET
+        self.catalogue = build_catalogue(seed, shops)
+        self.faults = Faults()
+        self._wall = wall_clock
+        self._lock = threading.RLock()
+        self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days}
+        self._state_path = Path(state_path) if state_path is not None else None
+        self._disk_stamp = _stamp(self._state_path)
+        saved = self._read_state()
+        if saved and anchor is not None and anchor != saved["anchor"]:
+            raise SandboxStateError(f"{self._state_path} holds a sandbox anchored at {saved['anchor']}, not "
+                                    f"{anchor}. Delete it to start over.")
+        self.anchor: int = saved["anchor"] if saved else (anchor if anchor is not None else _floor_day(wall_clock()))
+        self._offset: float = saved["offset"] if saved else 0.0
+        self._auth = AuthStore(self.catalogue)
+        self._idempotency: dict[str, dict] = saved["idempotency"] if saved else {}
+        if saved:
+            self._auth.load(saved["auth"])
+        self._start_world(saved["decisions"] if saved else [])
+        with self._lock:
+            self._save()
+
+    # --- clock ----------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """World time: the wall clock plus whatever advance() added."""
+        return int(self._wall() + self._offset)
+
+    def advance(self, seconds: float) -> None:
+        """Move world time forward: returns arrive and move through their lifecycle."""
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self._current():
+            self._offset += seconds
+            self._world.run_until(self.now())
+            self._save()
+
+    # --- the seller and its shops ---------------------------------------------------------------
+
+    @property
+    def shops(self) -> list[dict]:
+        """The shops as GET /authorization/202309/shops lists them."""
+        return [shop.public() for shop in self.catalogue.shops]
+
+    def issue_auth_code(self, shop_ids: list[str] | None = None) -> str:
+        """A one-use code (30 minutes) authorizing these shops (default: all), as the redirect would carry."""
+        with self._current():
+            code = self._auth.issue_code(shop_ids, self.now())
+            self._save()
+            return code
+
+    def issue_tokens(self, shop_ids: list[str] | None = None) -> dict:
+        """Skip the code: the `data` that token/get would answer."""
+        with self._current():
+            data = self._auth.issue_tokens(shop_ids, self.now())
+            self._save()
+            return data
+
+    def expire_access_token(self, access_token: str) -> None:
+        with self._current():
+            self._auth.expire(access_token, self.now())
+            self._save()
+
+    def revoke(self, token: str) -> None:
+        """The seller deauthorizes the app: the token's whole grant stops working."""
+        with self._current():
+            self._auth.revoke(token)
+            self._save()
+
+    def returns_for(self, shop_id: str) -> list[dict]:
+        """Ground truth: every return of the shop now, as Search Returns serializes it (create_time order)."""
+        with self._current():
+            self._world.run_until(self.now())
+            cases = sorted(self._world.cases(shop_id), key=lambda c: (c.create_time, c.key))
+            return [json.loads(case.to_json()) for case in cases]
+
+    # --- serving ----------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: list[tuple[str, str]], headers: Mapping[str, str],
+               body: bytes) -> SandboxResponse:
+        """Answer one request (query as decoded pairs, body as raw bytes)."""
+        response = self.answer(method, path, query, headers, body)
+        if response.delay:
+            time.sleep(response.delay)
+        return response
+
+    def answer(self, method: str, path: str, query: list[tuple[str, str]], headers: Mapping[str, str],
+               body: bytes) -> SandboxResponse:
+        """Like handle(), but a "timeout" fault's delay is left to the caller (response.delay),
+        so a transport can turn it into its own client-side timeout."""
+        fault = self.faults.take(path)
+        if fault is not None and fault.kind in ANSWERED_UPFRONT:
+            return self._fault_answer(fault)
+        params: dict[str, str] = {}
+        for key, value in query:
+            params.setdefault(key, value)  # TikTok signs the first value of a repeated key
+        with self._current():
+            wall = self._wall()
+            now = int(wall + self._offset)
+            self._world.run_until(now)
+            request = Request(method.upper(), path, params, {k.lower(): v for k, v in headers.items()}, body,
+                              now, wall)
+            response = self._api.answer(request)
+            if self._api.state_changed:
+                self._api.state_changed = False
+                self._save()
+        if fault is not None:
+            response.fault = fault.kind
+            if fault.kind == "truncate":
+                response.body = response.body[: len(response.body) // 2]
+            elif fault.kind == "timeout":
+                response.delay = fault.delay
+        return response
+
+    def transport(self) -> httpx.BaseTransport:
+        """An httpx transport answering in-process from this sandbox (no sockets)."""
+        return SandboxTransport(self)
+
+    @contextmanager
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[SandboxServer]:
+        """A real HTTP server on a background thread; `server.url` serves API and token paths."""
+        server = SandboxServer(self, host, port)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def _fault_answer(self, fault: Fault) -> SandboxResponse:
+        request_id = new_request_id(self.now())
+        retry_after = {"Retry-After": format(fault.retry_after, "g")} if fault.retry_after is not None else {}
+        if fault.kind == "429":
+            response = respond(errors.TOO_MANY_REQUESTS, "Too many requests. You've made too many requests in a "
+                               "short period of time.", request_id, headers=retry_after or {"Retry-After": "1"})
+        elif fault.kind == "500":
+            response = respond(errors.INTERNAL_ERROR, "Internal error. Please try again later.", request_id)
+        elif fault.kind == "503":
+            response = respond(errors.INTERNAL_ERROR, "Service temporarily unavailable.", request_id,
+                               headers=retry_after, status=503)
+        elif fault.kind == "expire_token":
+            response = respond(errors.TOKEN_EXPIRED, "Expired credentials. The `access_token` or "
+                               "`x-tts-access-token` header has expired.", request_id)
+        else:  # malformed: a proxy's error page where JSON was expected
+            response = SandboxResponse(200, {"Content-Type": "text/html"}, _MALFORMED_BODY)
+        response.fault = fault.kind
+        return response
+
+    # --- the world and its state file -------------------------------------------------------------
+
+    def _start_world(self, decisions: list[dict]) -> None:
+        """Build the world from the seed and replay the seller's decisions up to now."""
+        start = min([entry["t"] for entry in decisions] + [self.now()])
+        self._world = World(self.catalogue, anchor=self.anchor, history_days=self._settings["history_days"],
+                            returns_per_shop=self._settings["returns"], start=start)
+        self._world.replay(decisions)
+        self._world.run_until(self.now())
+        token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
+        self._api = Api(catalogue=self.catalogue, world=self._world, auth=self._auth,
+                        search=ReturnSearch(self._world, token_key), app_key=self.app_key,
+                        app_secret=self.app_secret, idempotency=self._idempotency)
+
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        """Hold the lock, after taking in what other processes wrote to the state file."""
+        with self._lock:
+            self._absorb_disk_changes()
+            yield
+
+    def _absorb_disk_changes(self) -> None:
+        """Merge the state file when another process replaced it since we last read or wrote it."""
+        stamp = _stamp(self._state_path)
+        if stamp == self._disk_stamp:
+            return
+        state = self._read_state()
+        self._disk_stamp = stamp
+        if state is None:
+            return
+        if state["anchor"] != self.anchor:
+            raise SandboxStateError(f"{self._state_path} now holds a sandbox anchored at {state['anchor']}, "
+                                    f"not {self.anchor}.")
+        self._auth.merge(state["auth"])
+        for key, first in state["idempotency"].items():
+            self._idempotency.setdefault(key, first)
+        self._offset = max(self._offset, state["offset"])
+        known = {json.dumps(entry, sort_keys=True) for entry in self._world.decision_log}
+        theirs = [entry for entry in state["decisions"] if json.dumps(entry, sort_keys=True) not in known]
+        if theirs:  # decisions made elsewhere: replay everything in time order
+            self._start_world(sorted(self._world.decision_log + theirs, key=lambda entry: entry["t"]))
+
+    def _read_state(self) -> dict | None:
+        """The saved state, if any, after checking it belongs to a sandbox with these settings."""
+        path = self._state_path
+        if path is None or not path.exists():
+            return None
+        try:
+            state = json.loads(path.read_text())
+            assert state["format"] == STATE_FORMAT
+        except (OSError, ValueError, KeyError, AssertionError, TypeError) as exc:
+            raise SandboxStateError(f"cannot read sandbox state {path}: {exc}; delete the file to start over") \
+                from exc
+        if state["settings"] != self._settings:
+            raise SandboxStateError(f"{path} holds a sandbox with {state['settings']}, not {self._settings}. "
+                                    "Delete it to start over.")
+        return state
+
+    def _save(self) -> None:
+        """Merge what is on disk, then write atomically (temp file + os.replace) under a file lock."""
+        path = self._state_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(path):
+            self._absorb_disk_changes()
+            state = {"format": STATE_FORMAT, "settings": self._settings, "anchor": self.anchor,
+                     "offset": self._offset, "auth": self._auth.to_json(), "decisions": self._world.decision_log,
+                     "idempotency": self._idempotency}
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
+                                             delete=False) as tmp:
+                json.dump(state, tmp)
+            os.replace(tmp.name, path)
+            self._disk_stamp = _stamp(path)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialize read-merge-write between processes sharing a state file."""
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """Identifies one version of the file: os.replace gives every write a new inode."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _floor_day(t: float) -> int:
+    return int(t) // DAY * DAY

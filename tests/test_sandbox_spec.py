@@ -1,0 +1,198 @@
+"""The sandbox answers what TikTok's OpenAPI contract promises, field for field.
+
+Real responses of every implemented endpoint (successes, empty pages and error envelopes) are
+validated with openapi-core against the operation's 200 schema in shared/spec. The spec does not
+declare app_key/timestamp/sign, so only response bodies are checked. Validation is strict: every
+object schema is closed (additionalProperties: false), so a field the spec does not know fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+
+from returns_core import domain
+from returns_core.tiktok import errors
+from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
+from returns_core.tiktok.signing import sign
+
+SERVER = "https://open-api.tiktokglobalshop.com"
+NOW = 1_790_000_000 + 13 * 3600
+SEARCH = "/return_refund/202309/returns/search"
+
+
+def _spec_dir() -> Path | None:
+    """$RETURNS_SPEC_DIR, else spec/ in the repo, else the shared/spec beside the repo."""
+    root = Path(__file__).resolve().parents[1]
+    candidates = [os.environ.get("RETURNS_SPEC_DIR"), root / "spec", root.parent / "shared" / "spec"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "tiktok_return_refund.openapi.yaml").exists():
+            return Path(candidate)
+    return None
+
+
+SPEC_DIR = _spec_dir()
+pytestmark = pytest.mark.skipif(SPEC_DIR is None, reason="TikTok OpenAPI spec files not found (set RETURNS_SPEC_DIR)")
+
+
+def _closed(node: object) -> None:
+    """Close every object schema that lists properties, so undeclared response fields fail validation."""
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict):
+            node.setdefault("additionalProperties", False)
+        for value in node.values():
+            _closed(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed(value)
+
+
+def _contract(name: str) -> OpenAPI:
+    assert SPEC_DIR is not None
+    spec = yaml.safe_load((SPEC_DIR / name).read_text())
+    for path_item in spec["paths"].values():
+        for operation in path_item.values():
+            _closed(operation.get("responses", {}))
+    _closed(spec.get("components", {}).get("schemas", {}))
+    return OpenAPI.from_dict(spec)
+
+
+@pytest.fixture(scope="module")
+def contract() -> OpenAPI:
+    return _contract("tiktok_return_refund.openapi.yaml")
+
+
+@pytest.fixture(scope="module")
+def newer() -> OpenAPI:
+    return _contract("tiktok_return_refund_newer.openapi.yaml")
+
+
+def conforms(api: OpenAPI, method: str, path: str, response: httpx.Response) -> dict:
+    """Validate the body against the operation's 200 response schema; return it parsed."""
+    api.validate_response(MockRequest(SERVER, method.lower(), path),
+                          MockResponse(data=response.content, status_code=200, content_type="application/json"))
+    return response.json()
+
+
+class Seller:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.http = httpx.Client(transport=sandbox.transport(), base_url=SERVER)
+        self.token = sandbox.issue_tokens()["access_token"]
+        self.cipher = sandbox.shops[0]["cipher"]
+
+    def call(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
+             secret: str = SANDBOX_APP_SECRET) -> httpx.Response:
+        raw = b"" if body is None else json.dumps(body).encode()
+        query = {"app_key": SANDBOX_APP_KEY, "timestamp": str(NOW), **(params or {})}
+        if not path.startswith("/authorization"):
+            query["shop_cipher"] = self.cipher
+        query["sign"] = sign(path, query, raw, secret)
+        return self.http.request(method, path, params=query, content=raw,
+                                 headers={"x-tts-access-token": self.token, "content-type": "application/json"})
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(seed=5, shops=1, returns=1500, wall_clock=lambda: NOW)
+
+
+@pytest.fixture
+def seller(sandbox: Sandbox) -> Seller:
+    return Seller(sandbox)
+
+
+def test_every_search_page_conforms_and_every_status_is_one_the_domain_maps(contract, seller):
+    seen, token = 0, ""
+    while True:
+        params = {"page_size": "50", "sort_field": "update_time", "sort_order": "DESC"}
+        if token:
+            params["page_token"] = token
+        page = conforms(contract, "POST", SEARCH, seller.call("POST", SEARCH, params, {}))["data"]
+        for r in page["return_orders"]:
+            assert r["return_status"] in domain.MARKETPLACE_STATUSES
+            assert r["return_type"] in domain.TYPE_MAP
+        seen += len(page["return_orders"])
+        token = page["next_page_token"]
+        if not token:
+            break
+    assert seen == page["total_count"] >= 1500
+
+
+def test_filtered_and_empty_search_pages_conform(contract, seller):
+    bodies = [{"return_status": ["BUYER_SHIPPED_ITEM"], "return_types": ["RETURN_AND_REFUND"]},
+              {"arbitration_status": ["IN_PROGRESS", "CLOSED"], "create_time_ge": NOW - 60 * 86400},
+              {"seller_proposed_return_type": ["PARTIAL_REFUND"]},
+              {"return_ids": ["4035000000000000001"]}]
+    for body in bodies:
+        conforms(contract, "POST", SEARCH, seller.call("POST", SEARCH, {"page_size": "20"}, body))
+    empty = seller.call("POST", SEARCH, body={"order_ids": ["1"]}).json()["data"]
+    assert "return_orders" not in empty
+
+
+def test_search_202602_conforms_to_the_newer_contract(newer, seller):
+    path = "/return_refund/202602/returns/search"
+    page = conforms(newer, "POST", path, seller.call("POST", path, {"page_size": "50"}, {}))
+    assert page["code"] == 0 and len(page["data"]["return_orders"]) == 50
+
+
+def test_records_conform(contract, sandbox, seller):
+    returns = sandbox.returns_for(sandbox.shops[0]["id"])
+    picks = returns[::60] + [r for r in returns if r.get("arbitration_status")][:5]
+    for r in picks:
+        path = f"/return_refund/202309/returns/{r['return_id']}/records"
+        answer = conforms(contract, "GET", path, seller.call("GET", path))
+        assert answer["code"] == 0 and answer["data"]["records"]
+
+
+def test_reject_reasons_conform(contract, sandbox, seller):
+    path = "/return_refund/202309/reject_reasons"
+    returns = sandbox.returns_for(sandbox.shops[0]["id"])
+    for status in ("RETURN_OR_REFUND_REQUEST_PENDING", "BUYER_SHIPPED_ITEM", "RETURN_OR_REFUND_REQUEST_COMPLETE"):
+        r = next(x for x in returns if x["return_status"] == status)
+        conforms(contract, "GET", path, seller.call("GET", path, {"return_or_cancel_id": r["return_id"]}))
+    assert conforms(contract, "GET", path, seller.call("GET", path))["code"] == errors.INVALID_PARAMETER
+
+
+def test_approve_and_reject_answers_conform(contract, newer, sandbox, seller):
+    returns = sandbox.returns_for(sandbox.shops[0]["id"])
+    pending = [r for r in returns if r["return_type"] == "REFUND" and r["return_status"].endswith("PENDING")]
+    approve = f"/return_refund/202309/returns/{pending[0]['return_id']}/approve"
+    assert conforms(contract, "POST", approve, seller.call("POST", approve, body={"decision": "APPROVE_REFUND"}))[
+        "data"] == {}
+    again = conforms(contract, "POST", approve, seller.call("POST", approve, body={"decision": "APPROVE_REFUND"}))
+    assert again["code"] == errors.ALREADY_DECIDED
+    reason = seller.call("GET", "/return_refund/202309/reject_reasons",
+                         {"return_or_cancel_id": pending[1]["return_id"]}).json()["data"]["reasons"][0]["name"]
+    reject = f"/return_refund/202309/returns/{pending[1]['return_id']}/reject"
+    body = {"decision": "REJECT_REFUND", "reject_reason": reason, "comment": "Tracking shows delivered"}
+    assert conforms(contract, "POST", reject, seller.call("POST", reject, body=body))["code"] == 0
+    reject_new = f"/return_refund/202606/returns/{pending[2]['return_id']}/reject"
+    assert conforms(newer, "POST", reject_new, seller.call("POST", reject_new, body=body))["code"] == 0
+
+
+def test_authorized_shops_conform_to_both_contracts(contract, newer, seller):
+    path = "/authorization/202309/shops"
+    for api in (contract, newer):
+        assert conforms(api, "GET", path, seller.call("GET", path))["data"]["shops"]
+
+
+def test_error_envelopes_conform(contract, sandbox, seller):
+    bad_sign = seller.call("POST", SEARCH, body={}, secret="wrong")
+    assert conforms(contract, "POST", SEARCH, bad_sign)["code"] == errors.SIGN_INVALID
+    bad_size = seller.call("POST", SEARCH, {"page_size": "5"}, {})
+    assert conforms(contract, "POST", SEARCH, bad_size)["code"] == errors.INVALID_PARAMETER
+    sandbox.faults.inject("429")
+    limited = seller.call("POST", SEARCH, body={})
+    assert conforms(contract, "POST", SEARCH, limited)["code"] == errors.TOO_MANY_REQUESTS
+    seller.token = "TTP_unknown"
+    assert conforms(contract, "GET", "/authorization/202309/shops",
+                    seller.call("GET", "/authorization/202309/shops"))["code"] == errors.COMMON_PARAM_INVALID
+
