@@ -170,6 +170,7 @@ def plan_action(db: Database, shop_id: str, return_id: str, decision: str, *, re
         fits = ", ".join(approve + reject) or "none (TikTok is not waiting for the seller)"
         raise WorkflowError(f"{decision} does not fit this return ({marketplace_status}); decisions that fit: {fits}.")
     action = "approve" if decision in approve else "reject"
+    comment = (comment or "").strip() or None
     if action == "reject" and not reject_reason:
         raise WorkflowError("Choose a reject reason (they are fetched live from TikTok).")
     if comment and len(comment) > MAX_COMMENT_LENGTH:
@@ -178,8 +179,10 @@ def plan_action(db: Database, shop_id: str, return_id: str, decision: str, *, re
         amount = domain.to_decimal((partial_refund or {}).get("amount"))
         if amount is None or amount <= 0:
             raise WorkflowError("A partial refund needs a positive amount.")
+        if not (partial_refund or {}).get("currency"):
+            raise WorkflowError("A partial refund needs its currency.")
     return ActionPlan(shop_id, return_id, action, decision, reject_reason=reject_reason if action == "reject" else None,
-                      comment=(comment or None) if action == "reject" else None,
+                      comment=comment if action == "reject" else None,
                       buyer_keep_item=buyer_keep_item if action == "approve" else None,
                       partial_refund=partial_refund if decision == "OFFER_PARTIAL_REFUND" else None)
 
@@ -209,22 +212,30 @@ def explain(exc: errors.TikTokError) -> str:
         return f"{_BUSINESS_WORDS[exc.code]} ({exc.code})"
     if isinstance(exc, errors.AuthError):
         return f"TikTok refused the shop's authorization: reconnect the shop on the Accounts page. ({exc})"
-    if isinstance(exc, errors.RateLimitedError | errors.ServerError | errors.TransportError):
-        return f"TikTok could not be reached reliably; nothing was changed twice: try again in a minute. ({exc})"
+    if isinstance(exc, errors.RateLimitedError | errors.ServerError | errors.TransportError
+                  | errors.MalformedResponseError):
+        # TikTok may or may not have applied it; the same key makes a retry safe either way
+        return (f"TikTok could not be reached reliably, so the result is unknown. Retrying is safe: the same "
+                f"confirmation is applied at most once. ({exc})")
     return f"TikTok refused the request: {exc}"
 
 
 def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
     """Send an approve/reject once per idempotency key, record it, then re-sync the return."""
-    from returns_core.accounts import client_for
-    from returns_core.sync import sync_return
+    from returns_core.accounts import AccountError, client_for
+    from returns_core.sync import ReturnNotFoundError, sync_return
 
     who = _actor(actor)
+    if account.shop_id != plan.shop_id:
+        raise WorkflowError(f"Return {plan.return_id} belongs to shop {plan.shop_id}, not to {account.name}.")
     key = plan.idempotency_key
     with db.writer() as con:
-        row = con.execute("SELECT state, result FROM actions WHERE idempotency_key = ?", [key]).fetchone()
+        row = con.execute("SELECT state, result, request FROM actions WHERE idempotency_key = ?", [key]).fetchone()
+        if row and json.loads(row[2] or "null") != plan.request:
+            # one key, one request: TikTok would answer the first one's result for a different decision
+            raise WorkflowError("This confirmation was already used for a different request; review it again.")
         if row and row[0] == "ok":
-            return ActionResult(True, row[1] or "Already sent.", repeated=True)
+            return ActionResult(True, row[1] or "Already sent.", _marketplace_status(db, plan), repeated=True)
         if row is None:
             try:
                 con.execute(
@@ -244,20 +255,30 @@ def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transpor
             else:
                 client.reject_return(plan.return_id, plan.decision, plan.reject_reason or "",
                                      idempotency_key=key, comment=plan.comment)
-    except errors.TikTokError as exc:
-        message = explain(exc)
+    except (errors.TikTokError, AccountError) as exc:
+        message = explain(exc) if isinstance(exc, errors.TikTokError) else str(exc)
         _finish_action(db, plan, who, "failed", message)
         return ActionResult(False, message)
-    sync_return(db, account, plan.return_id)
-    with db.reader() as con:
-        status = con.execute(
-            "SELECT marketplace_status FROM returns WHERE shop_id = ? AND return_id = ?",
-            [plan.shop_id, plan.return_id],
-        ).fetchone()
-    now_status = status[0] if status else None
-    message = f"{domain.DECISION_LABELS.get(plan.decision, plan.decision)}: sent. TikTok now shows {now_status}."
+    label = domain.DECISION_LABELS.get(plan.decision, plan.decision)
+    try:
+        sync_return(db, account, plan.return_id, transport=transport)
+    except (errors.TikTokError, AccountError, ReturnNotFoundError) as exc:
+        # TikTok accepted the decision: record it as sent even though the re-sync failed
+        reason = explain(exc) if isinstance(exc, errors.TikTokError) else str(exc)
+        message = f"{label}: sent. The re-sync afterwards failed ({reason}); re-sync the return to see its status."
+        _finish_action(db, plan, who, "ok", message)
+        return ActionResult(True, message, _marketplace_status(db, plan))
+    now_status = _marketplace_status(db, plan)
+    message = f"{label}: sent. TikTok now shows {now_status}."
     _finish_action(db, plan, who, "ok", message)
     return ActionResult(True, message, marketplace_status=now_status)
+
+
+def _marketplace_status(db: Database, plan: ActionPlan) -> str | None:
+    with db.reader() as con:
+        row = con.execute("SELECT marketplace_status FROM returns WHERE shop_id = ? AND return_id = ?",
+                          [plan.shop_id, plan.return_id]).fetchone()
+    return row[0] if row else None
 
 
 def _finish_action(db: Database, plan: ActionPlan, actor: str, state: str, message: str) -> None:

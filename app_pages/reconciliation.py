@@ -1,0 +1,115 @@
+"""Reconciliation: every mismatch and unmapped status, with one-click re-sync from TikTok."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+from app_pages import _common as common
+from app_pages import _workflow as wf
+from returns_core import domain, review
+from returns_core.queries import FilterError
+
+PAGE_SIZE = 25  # one button per row: keep the page short
+PAGE_KEY = "rc_page"
+
+
+def _resync(db, keys: list[review.Key]) -> None:
+    """Re-sync and keep the outcome for the next run (the list changes under the user)."""
+    with st.spinner(f"Re-syncing {len(keys)} return(s) from TikTok…"):
+        results = review.resync_returns(db, keys)
+    st.session_state["rc_results"] = results
+    common.data_changed()
+    st.rerun()
+
+
+def _show_results() -> None:
+    results: list[review.ResyncResult] = st.session_state.pop("rc_results", [])
+    if not results:
+        return
+    failed = [r for r in results if not r.ok]
+    fixed = sum(1 for r in results if r.ok and not r.message.startswith("Re-synced; still flagged"))
+    summary = f"Re-synced {len(results) - len(failed)} of {len(results)}; {fixed} no longer flagged."
+    (st.warning if failed else st.success)(summary)
+    with st.expander("Details", expanded=len(results) == 1 or bool(failed)):
+        for r in results:
+            st.markdown(f"{'✅' if r.ok else '❌'} `{r.return_id}` ({r.shop_id}): {r.message}")
+
+
+def _detail_link(row: pd.Series) -> None:
+    try:
+        st.page_link(common.DETAIL_PAGE, label="Open", icon=":material/open_in_new:",
+                     query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
+    except StreamlitPageNotFoundError:  # a page run on its own, without the app's page registry
+        st.caption("—")
+
+
+_WIDTHS = [3, 3, 6, 2, 1]
+
+
+def _text(value: object, empty: str) -> str:
+    # pandas hands missing text back as NaN, which is truthy
+    return value if isinstance(value, str) and value else empty
+
+
+def _render_rows(db, frame: pd.DataFrame, blocked: bool) -> None:
+    header = st.columns(_WIDTHS)
+    for col, title in zip(header, ("Return / account", "Status / TikTok's status", "Problem"), strict=False):
+        col.markdown(f"**{title}**")
+    for _, row in frame.iterrows():
+        cols = st.columns(_WIDTHS, vertical_alignment="center")
+        cols[0].markdown(f"`{row['Marketplace Return ID']}`  \n"
+                         f":gray[{row['Account ID']} · {_text(row['Type'], '-')}]")
+        cols[1].markdown(f"{_text(row['Status'], 'unmapped')}  \n:gray[{_text(row['Marketplace Status'], '-')}]")
+        cols[2].markdown(row["Problem"])
+        if cols[3].button("Re-sync", key=f"rc_resync_{row['Account ID']}_{row['Marketplace Return ID']}",
+                          disabled=blocked, icon=":material/sync:"):
+            _resync(db, [(row["Account ID"], row["Marketplace Return ID"])])
+        with cols[4]:
+            _detail_link(row)
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Reconciliation")
+    st.caption("Returns whose Status disagrees with TikTok's status (**mismatch**), or whose TikTok status is "
+               "not in the mapping (**unmapped**). Re-sync asks TikTok for the return again; a mismatch that "
+               "remains is fixed by moving Status by hand on the return's page.")
+    db = common.db()
+    scope = common.scope()
+    why = wf.block_reason(wf.current_actor(), wf.current_permissions(), need_actor=False)
+    _show_results()
+
+    filters = review.reconciliation_filters(scope.shop_ids)
+    counts = review.flag_counts(db, filters)
+    m1, m2 = st.columns(2)
+    m1.metric("Mismatches", f"{counts.mismatch:,}")
+    m2.metric("Unmapped statuses", f"{counts.unmapped:,}")
+    with st.expander("Status mapping (TikTok return_status → Status)"):
+        st.dataframe(pd.DataFrame(list(domain.STATUS_MAP.items()), columns=["TikTok return_status", "Status"]),
+                     hide_index=True, key="rc_mapping")
+    if not counts.total:
+        st.success("Nothing to reconcile: every Status agrees with TikTok, and every TikTok status is mapped.",
+                   icon=":material/done_all:")
+        return
+    if why:
+        st.info(why, icon=":material/lock:")
+
+    limit = min(counts.total, review.RESYNC_LIMIT)
+    label = f"Re-sync all listed ({limit:,})" if limit == counts.total else f"Re-sync the first {limit:,}"
+    if st.button(label,
+                 key="rc_resync_all", disabled=bool(why), icon=":material/sync:",
+                 help=f"At most {review.RESYNC_LIMIT} at a time, in the order listed: each is one call to TikTok."):
+        _resync(db, review.flagged_keys(db, filters, review.RESYNC_LIMIT))
+
+    page = wf.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
+    try:
+        frame = review.reconciliation_page(db, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except FilterError as exc:
+        st.error(str(exc))
+        return
+    _render_rows(db, frame, bool(why))
+
+
+render()

@@ -1,0 +1,123 @@
+"""Review Queue: Accepted returns, oldest first, with age and Due By; managers sign them off."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _common as common
+from app_pages import _filters as grid_filters
+from app_pages import _workflow as wf
+from returns_core import domain, review, workflow
+from returns_core.queries import FilterError
+
+PAGE_SIZE = 50
+GRID_KEY = "rq_grid"
+OUTCOME_FILTER_KEY = "rq_outcomes"
+PAGE_KEY = "rq_page"
+OUTCOME_CHOICES: dict[str, str] = {review.NOT_SIGNED_OFF: review.NOT_SIGNED_OFF_LABEL, **domain.REVIEW_OUTCOMES}
+# the grid's words and marks, so a deadline looks the same on every page
+DEADLINE_MARKS = {review.OVERDUE: grid_filters.OVERDUE, review.DUE_SOON: grid_filters.DUE_SOON}
+_HIGHLIGHT = {grid_filters.OVERDUE: "background-color: rgba(255, 75, 75, 0.25)",
+              grid_filters.DUE_SOON: "background-color: rgba(255, 164, 33, 0.25)"}
+
+
+def _deadline_style(row: pd.Series) -> list[str]:
+    """Overdue rows red, due-soon rows amber, on the deadline cells only."""
+    style = _HIGHLIGHT.get(row["Deadline"], "")
+    return [style if column in ("Due By", "Deadline") else "" for column in row.index]
+
+
+def _clear_selection_when_view_changes(view: tuple) -> None:
+    # selection holds row positions: after a filter, page or sign-off they would point at other returns
+    if st.session_state.get("rq_view") != view or st.session_state.pop("rq_clear", False):
+        st.session_state[GRID_KEY] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    st.session_state["rq_view"] = view
+
+
+def _sign_off_form(db, selected: pd.DataFrame, actor: str | None, permissions: frozenset[str]) -> None:
+    why = wf.block_reason(actor, permissions)
+    if why:
+        st.info(why, icon=":material/lock:")
+    count = len(selected)
+    with st.form("rq_signoff", border=True):
+        st.markdown(f"**Sign off {count} selected return(s)**" if count else
+                    "**Sign off**: select rows in the queue (tick boxes on the left) to sign them off together.")
+        outcome = st.radio("Outcome", list(domain.REVIEW_OUTCOMES), key="rq_outcome", horizontal=True,
+                           format_func=domain.REVIEW_OUTCOMES.get, disabled=bool(why))
+        note = st.text_area("Note (optional)", key="rq_note", disabled=bool(why), max_chars=2000)
+        submitted = st.form_submit_button("Sign off selected", type="primary", disabled=bool(why) or not count,
+                                          icon=":material/task_alt:")
+    if not submitted or why:
+        return
+    keys = list(zip(selected["Account ID"], selected["Marketplace Return ID"], strict=True))
+    try:
+        done = workflow.sign_off(db, keys, outcome, actor or "", note)
+    except workflow.WorkflowError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["rq_flash"] = f"Signed off {done} return(s) as {domain.REVIEW_OUTCOMES[outcome]}."
+    st.session_state["rq_clear"] = True
+    common.data_changed()
+    st.rerun()
+
+
+def _open_detail(selected: pd.DataFrame) -> None:
+    if len(selected) != 1:
+        return
+    row = selected.iloc[0]
+    if st.button(f"Open return {row['Marketplace Return ID']}", key="rq_open", icon=":material/open_in_new:"):
+        st.switch_page(common.DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"],
+                                                         "shop": row["Account ID"], **common.account_query()})
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Review Queue")
+    st.caption("Accepted returns, oldest first. Sign each off with an outcome once reviewed; the history "
+               "records who signed off and when.")
+    db = common.db()
+    scope = common.scope()
+    actor, permissions = wf.current_actor(), wf.current_permissions()
+    if flash := st.session_state.pop("rq_flash", None):
+        st.success(flash, icon=":material/check_circle:")
+
+    outcomes = st.multiselect("Outcome", list(OUTCOME_CHOICES), default=[review.NOT_SIGNED_OFF],
+                              key=OUTCOME_FILTER_KEY, format_func=OUTCOME_CHOICES.get,
+                              placeholder="Any outcome", help="Empty shows every Accepted return.")
+    filters = review.queue_filters(scope.shop_ids, outcomes)
+    counts = review.queue_counts(db, filters)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("In the queue", f"{counts.total:,}")
+    m2.metric("Not signed off", f"{counts.not_signed_off:,}")
+    m3.metric("Overdue", f"{counts.overdue:,}")
+    m4.metric(f"Due within {domain.DUE_SOON_HOURS} h", f"{counts.due_soon:,}")
+    if not counts.total:
+        st.info("Nothing to review with these filters.", icon=":material/inbox:")
+        return
+
+    page = wf.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
+    _clear_selection_when_view_changes((scope.shop_ids, tuple(outcomes), page))
+    try:
+        frame = review.queue_page(db, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except FilterError as exc:
+        st.error(str(exc))
+        return
+    frame["Deadline"] = [DEADLINE_MARKS.get(d, d) for d in frame["Deadline"]]
+    event = st.dataframe(
+        frame.style.apply(_deadline_style, axis=1), key=GRID_KEY, on_select="rerun", selection_mode="multi-row",
+        hide_index=True, column_config={
+            "Refund Total": st.column_config.NumberColumn(format="%.2f"),
+            "Created At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Due By": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="TikTok's deadline (UTC)"),
+            "Signed Off At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Age": st.column_config.TextColumn(help="Time since the buyer's request (Created At)"),
+        })
+    rows = [r for r in event.selection.rows if 0 <= r < len(frame)]
+    selected = frame.iloc[rows]
+    st.caption(f"Rows {(page - 1) * PAGE_SIZE + 1}–{(page - 1) * PAGE_SIZE + len(frame)} of {counts.total:,}.")
+    _open_detail(selected)
+    _sign_off_form(db, selected, actor, permissions)
+
+
+render()
