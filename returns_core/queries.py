@@ -6,7 +6,8 @@ no page ever pulls the whole table into pandas or the browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
         if start:
             parts.append(f"{alias}.{column} >= ?")
             params.append(datetime.combine(start, datetime.min.time()))
-        if end:
+        if end and end < date.max:  # the last day there is bounds nothing (and has no day after it)
             parts.append(f"{alias}.{column} < ?")
             params.append(datetime.combine(end + timedelta(days=1), datetime.min.time()))
     if f.due_soon:
@@ -212,7 +213,8 @@ def export_returns(db: Database, filters: ReturnFilters, out: str | Path, *, sor
         n = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
         if suffix == ".xlsx":
             if n > EXCEL_MAX_ROWS:
-                raise FilterError(f"{n:,} rows do not fit in one Excel sheet; narrow the filters or export CSV/Parquet.")
+                raise FilterError(
+                    f"{n:,} rows do not fit in one Excel sheet; narrow the filters or export CSV/Parquet.")
             _write_xlsx(con, sql, params, tmp)
         else:
             fmt = "FORMAT CSV, HEADER" if suffix == ".csv" else "FORMAT PARQUET"
@@ -238,3 +240,261 @@ def _write_xlsx(con, sql: str, params: list, path: Path, chunk: int = 10_000) ->
         for row in rows:
             ws.append(list(row))
     wb.save(path)
+
+
+# --- filters in the URL ---------------------------------------------------------------------
+# The grid and refunds pages bind their filter widgets to these query parameters, so a link
+# reproduces the view; other pages (reason charts) link to the grid with `filters_to_query`.
+
+QUERY_LIST_KEYS: dict[str, str] = {
+    "type": "types",
+    "status": "statuses",
+    "mstatus": "marketplace_statuses",
+    "reason": "reasons",
+}
+QUERY_FLAG_KEYS: dict[str, str] = {
+    "due": "due_soon",
+    "overdue": "overdue",
+    "flagged": "flagged",
+    "arbitration": "arbitration",
+}
+MAX_SKUS = 50
+
+
+def parse_skus(text: str) -> tuple[str, ...]:
+    """SKUs typed as one text, separated by commas or spaces."""
+    skus = tuple(dict.fromkeys(s for s in text.replace(",", " ").split() if s))
+    if len(skus) > MAX_SKUS:
+        raise FilterError(f"Too many SKUs ({len(skus)}); at most {MAX_SKUS}.")
+    return skus
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise FilterError(f"{text!r} is not a date; use YYYY-MM-DD.") from None
+
+
+def filters_to_query(f: ReturnFilters) -> dict[str, str | list[str]]:
+    """The filters as query parameters (the keys the grid's widgets are bound to)."""
+    query: dict[str, str | list[str]] = {}
+    for key, name in QUERY_LIST_KEYS.items():
+        if getattr(f, name):
+            query[key] = list(getattr(f, name))
+    for key, name in QUERY_FLAG_KEYS.items():
+        if getattr(f, name):
+            query[key] = "true"
+    if f.skus:
+        query["sku"] = " ".join(f.skus)
+    if f.created_from or f.created_to:
+        start = f.created_from or f.created_to
+        end = f.created_to or f.created_from
+        query["created"] = [start.isoformat(), end.isoformat()]
+    if f.search:
+        query["q"] = f.search
+    return query
+
+
+def filters_from_query(query: Mapping[str, str | list[str]]) -> ReturnFilters:
+    """Query parameters back into filters; FilterError when a value cannot be read."""
+
+    def values(key: str) -> tuple[str, ...]:
+        raw = query.get(key)
+        if raw is None:
+            return ()
+        items = [raw] if isinstance(raw, str) else list(raw)
+        return tuple(v for v in items if v != "")
+
+    changes: dict = {name: values(key) for key, name in QUERY_LIST_KEYS.items()}
+    for key, name in QUERY_FLAG_KEYS.items():
+        flag = values(key)
+        changes[name] = bool(flag) and flag[-1].lower() == "true"
+    changes["skus"] = parse_skus(" ".join(values("sku")))
+    days = [_parse_day(v) for v in values("created")]
+    if len(days) > 2:
+        raise FilterError("The created-date range takes at most two dates.")
+    if days:
+        changes["created_from"], changes["created_to"] = days[0], days[-1]
+    search = values("q")
+    changes["search"] = search[-1] if search else ""
+    return ReturnFilters(**changes)
+
+
+# --- small lookups for the filter widgets and the sidebar ----------------------------------
+
+
+def reason_options(db: Database, shop_ids: tuple[str, ...] = ()) -> list[str]:
+    """The reason texts present in the store, most frequent first."""
+    where, params = where_clause(ReturnFilters(shop_ids=shop_ids))
+    with db.reader() as con:
+        rows = con.execute(
+            f"SELECT r.reason_text FROM returns r WHERE {where} AND r.reason_text IS NOT NULL "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 500",
+            params,
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def marketplace_status_options(db: Database) -> list[str]:
+    """TikTok's known return statuses, then any new ones the store holds (shown verbatim)."""
+    with db.reader() as con:
+        rows = con.execute(
+            "SELECT DISTINCT marketplace_status FROM returns WHERE unmapped AND marketplace_status IS NOT NULL "
+            "ORDER BY 1 LIMIT 200"
+        ).fetchall()
+    return list(domain.MARKETPLACE_STATUSES) + [row[0] for row in rows if row[0] not in domain.STATUS_MAP]
+
+
+def data_stamp(db: Database) -> tuple:
+    """Changes whenever synced or edited data changes, also from another process (a cron sync)."""
+    with db.reader() as con:
+        return con.execute(
+            "SELECT (SELECT max(id) FROM sync_runs), (SELECT max(coalesce(finished_at, started_at)) FROM sync_runs), "
+            "(SELECT max(id) FROM history), (SELECT max(updated_at) FROM accounts), "
+            "(SELECT max(fetched_at) FROM return_records)"
+        ).fetchone()
+
+
+def last_successful_syncs(db: Database) -> dict[str, datetime]:
+    """Per account (shop_id), when its last successful sync finished."""
+    with db.reader() as con:
+        rows = con.execute(
+            "SELECT shop_id, max(finished_at) FROM sync_runs WHERE state = 'ok' GROUP BY shop_id"
+        ).fetchall()
+    return dict(rows)
+
+
+def due_soon_count(db: Database, shop_ids: tuple[str, ...] = ()) -> int:
+    """Returns whose seller deadline falls within the next 24 hours."""
+    return count_returns(db, ReturnFilters(shop_ids=shop_ids, due_soon=True))
+
+
+# --- one return ----------------------------------------------------------------------------
+
+
+def find_return(db: Database, return_id: str, shop_id: str | None = None) -> dict | None:
+    """Every stored field of one return (with its raw payload), or None when it is not stored."""
+    sql = "SELECT * FROM returns WHERE return_id = ?"
+    params: list = [return_id]
+    if shop_id:
+        sql += " AND shop_id = ?"
+        params.append(shop_id)
+    with db.reader() as con:
+        cur = con.execute(sql + " ORDER BY shop_id LIMIT 1", params)
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def return_line_items(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
+    with db.reader() as con:
+        return con.execute(
+            'SELECT seller_sku AS "SKU", sku_id AS "SKU ID", product_name AS "Product", sku_name AS "Variant", '
+            'product_image_url AS "Image", refund_total AS "Refund", refund_currency AS "Currency", '
+            'return_line_item_id AS "Line Item ID" FROM return_line_items WHERE shop_id = ? AND return_id = ? '
+            "ORDER BY return_line_item_id",
+            [shop_id, return_id],
+        ).df()
+
+
+def return_records(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
+    """TikTok's event records as last fetched, in TikTok's order."""
+    with db.reader() as con:
+        return con.execute(
+            'SELECT created_at AS "Time", event AS "Event", role AS "By", description AS "Description", '
+            'reason_text AS "Reason", note AS "Note", fetched_at AS "Fetched At" FROM return_records '
+            "WHERE shop_id = ? AND return_id = ? ORDER BY seq",
+            [shop_id, return_id],
+        ).df()
+
+
+# --- refunds -------------------------------------------------------------------------------
+
+REFUND_TYPES: tuple[str, ...] = (domain.REFUND, domain.RETURN_AND_REFUND)
+
+
+def refund_filters(filters: ReturnFilters) -> ReturnFilters:
+    """Only refund requests (Refund, Return & Refund), within any Type the user picked."""
+    types = tuple(t for t in filters.types if t in REFUND_TYPES) if filters.types else REFUND_TYPES
+    # a pick with no refund type means "none": keep an impossible type rather than "any"
+    return filters.with_(types=types or ("-",))
+
+
+def refund_summary(db: Database, filters: ReturnFilters) -> pd.DataFrame:
+    """Per currency: requests, and the amounts requested (all), accepted and completed (Refund), with breakdown."""
+    where, params = where_clause(refund_filters(filters))
+    accepted, completed = domain.ACCEPTED, domain.REFUNDED
+    sql = f"""
+        SELECT coalesce(r.refund_currency, '-') AS "Currency",
+               count(*) AS "Requests",
+               coalesce(sum(r.refund_total), 0) AS "Requested",
+               coalesce(sum(r.refund_total) FILTER (WHERE r.status = ?), 0) AS "Accepted",
+               coalesce(sum(r.refund_total) FILTER (WHERE r.status = ?), 0) AS "Completed",
+               count(*) FILTER (WHERE r.status = ?) AS "Accepted Requests",
+               count(*) FILTER (WHERE r.status = ?) AS "Completed Requests",
+               coalesce(sum(r.refund_subtotal), 0) AS "Subtotal",
+               coalesce(sum(r.refund_shipping_fee), 0) AS "Shipping",
+               coalesce(sum(r.refund_tax), 0) AS "Tax"
+        FROM returns r WHERE {where}
+        GROUP BY 1 ORDER BY "Requested" DESC, 1
+    """
+    with db.reader() as con:
+        return con.execute(sql, [accepted, completed, accepted, completed] + params).df()
+
+
+# --- sync runs -----------------------------------------------------------------------------
+
+
+def sync_runs_page(db: Database, shop_ids: tuple[str, ...] = (), *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """Sync runs, newest first, one page of them."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise FilterError(f"Page size must be between 1 and {MAX_PAGE_SIZE}.")
+    where, params = _shop_condition(shop_ids, "s")
+    with db.reader() as con:
+        return con.execute(
+            'SELECT s.started_at AS "Started", coalesce(a.name, s.shop_id) AS "Account", s.shop_id AS "Account ID", '
+            's.trigger AS "Trigger", s.full_sync AS "Full", s.state AS "Result", s.duration_s AS "Duration (s)", '
+            's.pages AS "Pages", s.new_count AS "New", s.updated_count AS "Updated", '
+            's.unchanged_count AS "Unchanged", s.error AS "Error" '
+            f"FROM sync_runs s LEFT JOIN accounts a ON a.shop_id = s.shop_id WHERE {where} "
+            "ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?",
+            params + [limit, offset],
+        ).df()
+
+
+def count_sync_runs(db: Database, shop_ids: tuple[str, ...] = ()) -> int:
+    where, params = _shop_condition(shop_ids, "s")
+    with db.reader() as con:
+        return con.execute(f"SELECT count(*) FROM sync_runs s WHERE {where}", params).fetchone()[0]
+
+
+def _shop_condition(shop_ids: tuple[str, ...], alias: str) -> tuple[str, list]:
+    if not shop_ids:
+        return "TRUE", []
+    return f"{alias}.shop_id IN ({', '.join('?' * len(shop_ids))})", list(shop_ids)
+
+
+def last_sync_attempts(db: Database) -> dict[str, datetime]:
+    """Per account (shop_id), when its last sync started, whatever the outcome."""
+    with db.reader() as con:
+        return dict(con.execute("SELECT shop_id, max(started_at) FROM sync_runs GROUP BY shop_id").fetchall())
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def get_setting(db: Database, key: str, default: str | None = None) -> str | None:
+    with db.reader() as con:
+        row = con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_setting(db: Database, key: str, value: str) -> None:
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [key, value, utcnow()],
+        )

@@ -1,0 +1,171 @@
+"""Returns Desk: the entry point. Page registry, the sidebar every page shares, shared setup."""
+
+import streamlit as st
+
+from app_pages import _common as common
+from app_pages import _workflow as wf
+from returns_core import accounts as accounts_core
+from returns_core import domain, jobs, roles
+from returns_core.store.db import StoreError
+
+st.set_page_config(page_title="Returns Desk", page_icon=":material/assignment_return:", layout="wide")
+
+grid_page = st.Page(common.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="returns",
+                    default=True)
+detail_page = st.Page(common.DETAIL_PAGE, title="Return detail", icon=":material/receipt_long:", url_path="detail",
+                      visibility="hidden")
+review_page = st.Page(common.REVIEW_QUEUE_PAGE, title="Review Queue", icon=":material/fact_check:", url_path="review")
+reconciliation_page = st.Page(common.RECONCILIATION_PAGE, title="Reconciliation", icon=":material/rule:",
+                              url_path="reconciliation")
+refunds_page = st.Page(common.REFUNDS_PAGE, title="Refunds", icon=":material/payments:", url_path="refunds")
+reasons_page = st.Page(common.REASONS_PAGE, title="Reason Analytics", icon=":material/insights:",
+                       url_path="reasons")
+accounts_page = st.Page(common.ACCOUNTS_PAGE, title="Accounts", icon=":material/store:", url_path="accounts")
+history_page = st.Page(common.SYNC_HISTORY_PAGE, title="Sync history", icon=":material/history:",
+                       url_path="sync-history")
+
+page = st.navigation({
+    "Returns": [grid_page, detail_page, review_page, reconciliation_page, refunds_page],
+    "Analytics": [reasons_page],
+    "Configuration": [accounts_page, history_page],
+})
+DATA_PAGES = {p.title for p in (grid_page, detail_page, review_page, reconciliation_page, refunds_page, reasons_page)}
+
+# --- sidebar: Account View ------------------------------------------------------------------
+def render_account_view() -> None:
+    options = common.account_options(list(common.scope().accounts))
+    if st.session_state.get(common.ACCOUNT_KEY) not in options:
+        st.session_state.pop(common.ACCOUNT_KEY, None)
+    st.sidebar.selectbox("Account View", options, key=common.ACCOUNT_KEY, bind="query-params",
+                         help="One shop, or all shops together. Kept in the link.")
+    chosen = common.scope()
+    if chosen.selected is not None:
+        account = chosen.selected
+        if account.is_sandbox:
+            st.sidebar.badge("SANDBOX", icon=":material/science:", color="orange",
+                             help="Demo data from the built-in TikTok Shop simulator, not a real shop")
+        if account.status != accounts_core.ACTIVE:
+            st.sidebar.warning(f"This account is **{account.status}**. "
+                               + ("Enable it" if account.status == accounts_core.DISABLED else "Reconnect it")
+                               + " on the Accounts page.", icon=":material/link_off:")
+    elif any(a.is_sandbox for a in chosen.accounts):
+        st.sidebar.badge("Includes SANDBOX data", icon=":material/science:", color="orange",
+                         help="The demo shop's returns come from the built-in TikTok Shop simulator")
+    if common.runtime().demo_error:
+        st.sidebar.caption(f"The demo shop could not be created: {common.runtime().demo_error}")
+
+
+# --- sidebar: Sync Returns ------------------------------------------------------------------
+def start_sync() -> None:
+    targets = common.scope().usable
+    started = common.runtime().jobs.start(targets, trigger="app")
+    watched = st.session_state.setdefault("sidebar_watched", set())
+    watched.update(job.id for job in started)
+
+
+def render_sync() -> None:
+    chosen = common.scope()
+    targets = chosen.usable
+    running = [job for job in common.runtime().jobs.latest(a.shop_id for a in chosen.in_view) if job.running]
+    help_text = ("Sync every active account" if chosen.selected is None else f"Sync {chosen.selected.name}")
+    if not targets:
+        help_text = "No active account in view: connect, reconnect or enable one on the Accounts page."
+    may_sync = roles.ACT in wf.current_permissions()
+    st.sidebar.button("Sync Returns", key="sidebar_sync", type="primary", icon=":material/sync:", width="stretch",
+                      on_click=start_sync, disabled=not targets or bool(running) or not may_sync, help=help_text)
+    sync_progress(tuple(a.shop_id for a in chosen.in_view), bool(running))
+    announce_finished()
+
+
+def sync_progress(shop_ids: tuple[str, ...], running: bool) -> None:
+    """Live progress while a sync runs (polled every second without redrawing the page)."""
+
+    @st.fragment(run_every="1s" if running else None)
+    def progress() -> None:
+        jobs_now = common.runtime().jobs.latest(shop_ids)
+        still_running = [job for job in jobs_now if job.running]
+        for job in still_running:
+            fraction = None
+            if job.total_count:
+                fraction = min(1.0, (job.new + job.updated + job.unchanged) / job.total_count)
+            label = f"Syncing {job.account_name}: {job.summary()}"
+            if fraction is None:
+                st.caption(f":material/progress_activity: {label}")
+            else:
+                st.progress(fraction, text=label)
+        if running and not still_running:
+            st.rerun()  # a sync ended: redraw the whole app with fresh data
+
+    with st.sidebar:
+        progress()
+
+
+def announce_finished() -> None:
+    """After a sync: its counts, or why it failed and what to do; a toast once per session."""
+    chosen = common.scope()
+    watched = st.session_state.setdefault("sidebar_watched", set())
+    announced = st.session_state.setdefault("sidebar_announced", set())
+    for job in common.runtime().jobs.latest(a.shop_id for a in chosen.in_view):
+        if job.running:
+            continue
+        if job.state == jobs.DONE:
+            st.sidebar.success(f"**{job.account_name}** synced: {job.new:,} new, {job.updated:,} updated, "
+                               f"{job.unchanged:,} unchanged ({job.pages} pages).", icon=":material/check_circle:")
+        else:
+            st.sidebar.error(f"**Sync of {job.account_name} failed**: {job.error}\n\n{job.advice}",
+                             icon=":material/error:")
+        if job.id in watched and job.id not in announced:
+            announced.add(job.id)
+            if job.state == jobs.DONE:
+                st.toast(f"{job.account_name}: {job.new:,} new, {job.updated:,} updated", icon=":material/sync:")
+            else:
+                st.toast(f"Sync of {job.account_name} failed: {job.advice}", icon=":material/error:")
+
+
+# --- sidebar: freshness, deadlines, schedule -------------------------------------------------
+def render_status() -> None:
+    chosen = common.scope()
+    version = common.data_version()
+    last = common.load_last_syncs(version)
+    for account in chosen.in_view:
+        st.sidebar.caption(f"Last sync of {account.name}: **{common.ago(last.get(account.shop_id))}** "
+                           f"({common.utc_text(last.get(account.shop_id))})")
+    due = common.load_due_soon(version, chosen.shop_ids)
+    st.sidebar.metric(f"Due within {domain.DUE_SOON_HOURS} h", f"{due:,}",
+                      help="Returns whose TikTok deadline for the seller falls within the next 24 hours")
+    if due:
+        st.sidebar.page_link(common.GRID_PAGE, label="Show them", icon=":material/schedule:",
+                             query_params={"due": "true", **common.account_query()})
+
+    choices = list(jobs.AUTO_SYNC_CHOICES)
+    if "sidebar_auto_sync" not in st.session_state:
+        st.session_state["sidebar_auto_sync"] = jobs.auto_sync_choice(common.runtime().db)
+
+    def save_choice() -> None:
+        jobs.set_auto_sync(common.runtime().db, st.session_state["sidebar_auto_sync"])
+
+    st.sidebar.selectbox("Auto-sync", choices, key="sidebar_auto_sync", on_change=save_choice,
+                         disabled=roles.MANAGE_ACCOUNTS not in wf.current_permissions(),
+                         help="Sync every active account on this schedule while the app runs. "
+                              "For syncs while the app is closed, use cron (see the README).")
+
+
+def main() -> None:
+    render_account_view()
+    wf.render_identity()
+    render_sync()
+    render_status()
+    current = common.scope()
+    if page.title in DATA_PAGES and not current.any_usable:
+        common.no_account_notice(current)
+        if not current.accounts:
+            return
+    page.run()
+
+
+try:
+    main()
+except StoreError as exc:
+    # a cron sync held the database for too long, or the file cannot be opened: say so, no traceback
+    st.error(str(exc), icon=":material/database:")
+    st.caption("Reload the page in a moment.")

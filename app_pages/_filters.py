@@ -1,0 +1,185 @@
+"""The returns filters, the paged returns table and its export, shared by the grid and Refunds.
+
+Every filter widget is bound to a query parameter (the keys of queries.filters_to_query), so a
+link reproduces the view. A value that cannot be applied shows one line of error and the last
+good filters stay in force.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _common as common
+from returns_core import domain, queries
+from returns_core.queries import FilterError, ReturnFilters
+from returns_core.store.db import utcnow
+
+PAGE_SIZES = (25, 50, 100)
+ORDERS = ("Newest / highest first", "Oldest / lowest first")
+EXPORTS = (("CSV", ".csv", "text/csv"),
+           ("Excel", ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+           ("Parquet", ".parquet", "application/vnd.apache.parquet"))
+DUE_COLUMN = "Deadline"
+OVERDUE, DUE_SOON = "🔴 Overdue", "🟠 Due soon"
+
+
+def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
+                 narrow: Callable[[ReturnFilters], ReturnFilters] | None = None) -> ReturnFilters:
+    """Draw the filters and return what they select (the last good filters after a bad input).
+
+    `narrow` restricts every count and row further (Refunds: refund requests only).
+    """
+    version = common.data_version()
+    c1, c2, c3 = st.columns([2, 1, 1])
+    search = c1.text_input("Search", key="q", bind="query-params", max_chars=queries.MAX_SEARCH_LENGTH,
+                           placeholder="Return ID, order ID, SKU or tracking number",
+                           help="IDs match exactly or by their start; SKUs and tracking numbers by any part.")
+    picked_types = c2.multiselect("Type", list(types), key="type", bind="query-params", placeholder="Any type")
+    reasons = c3.multiselect("Reason", common.load_reason_options(version, current.shop_ids), key="reason",
+                             bind="query-params", placeholder="Any reason")
+    c4, c5, c6 = st.columns([2, 1, 1])
+    marketplace = c4.multiselect("Marketplace Status", common.load_marketplace_statuses(version), key="mstatus",
+                                 bind="query-params", placeholder="Any TikTok status")
+    created = c5.date_input("Created between", value=(), key="created", bind="query-params", format="YYYY-MM-DD",
+                            max_value=date(2100, 1, 1))
+    sku_text = c6.text_input("SKU", key="sku", bind="query-params", max_chars=2000,
+                             placeholder="One or more, separated by spaces")
+    t1, t2, t3, t4 = st.columns(4)
+    due_soon = t1.toggle(f"Due within {domain.DUE_SOON_HOURS} h", key="due", bind="query-params")
+    overdue = t2.toggle("Overdue", key="overdue", bind="query-params")
+    flagged = t3.toggle("Mismatch or unmapped", key="flagged", bind="query-params")
+    arbitration = t4.toggle("In arbitration", key="arbitration", bind="query-params")
+
+    last_key = f"{prefix}_last_filters"
+    try:
+        days = tuple(created or ())
+        filters = ReturnFilters(
+            shop_ids=current.shop_ids, types=tuple(picked_types), reasons=tuple(reasons),
+            marketplace_statuses=tuple(marketplace), skus=queries.parse_skus(sku_text or ""),
+            created_from=days[0] if days else None, created_to=days[-1] if days else None,
+            due_soon=due_soon, overdue=overdue, flagged=flagged, arbitration=arbitration,
+            search=(search or "").strip(),
+        )
+    except FilterError as exc:
+        st.error(str(exc), icon=":material/error:")
+        filters = st.session_state.get(last_key) or ReturnFilters()
+        filters = filters.with_(shop_ids=current.shop_ids)
+
+    if narrow is not None:
+        filters = narrow(filters)
+    status_counts(common.load_status_counts(version, filters))
+    statuses = st.pills("Status", list(domain.STATUSES), selection_mode="multi", key="status", bind="query-params",
+                        help="Our processing status; the counts above are under the other filters.")
+    filters = filters.with_(statuses=tuple(statuses or ()))
+    st.session_state[last_key] = filters
+    return filters
+
+
+def status_counts(counts: dict[str, int]) -> None:
+    """One number per Status (and Unmapped when TikTok sent a status we do not know)."""
+    names = list(domain.STATUSES) + (["Unmapped"] if counts.get("Unmapped") else [])
+    columns = st.columns(len(names) + 1)
+    columns[0].metric("All", f"{sum(counts.values()):,}")
+    for column, name in zip(columns[1:], names, strict=True):
+        column.metric(name, f"{counts.get(name, 0):,}")
+
+
+def with_deadline_flags(page: pd.DataFrame) -> pd.DataFrame:
+    """Add the Deadline column (overdue / due soon) just before Due By."""
+    now = pd.Timestamp(utcnow())
+    soon = now + pd.Timedelta(hours=domain.DUE_SOON_HOURS)
+    due = pd.to_datetime(page["Due By"])
+    closed = page["Status"].isin(domain.CLOSED_STATUSES)
+    flags = pd.Series("", index=page.index, dtype="object")
+    flags[(due < now) & ~closed] = OVERDUE
+    flags[(due >= now) & (due < soon) & ~closed] = DUE_SOON
+    page = page.copy()
+    page.insert(page.columns.get_loc("Due By"), DUE_COLUMN, flags)
+    return page
+
+
+COLUMN_CONFIG = {
+    "Created At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
+    "Updated At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
+    "Due By": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="TikTok's deadline for the seller (UTC)"),
+    "Refund Total": st.column_config.NumberColumn(format="%.2f"),
+    DUE_COLUMN: st.column_config.TextColumn(help=f"Overdue, or due within {domain.DUE_SOON_HOURS} h"),
+    "Mismatch": st.column_config.CheckboxColumn(help="Our Status disagrees with TikTok's status"),
+    "Unmapped Status": st.column_config.CheckboxColumn(help="TikTok sent a status we do not know yet"),
+}
+
+
+def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns") -> None:
+    """Sort, page, show and export the filtered returns; picking a row opens its detail page."""
+    version = common.data_version()
+    total = common.load_count(version, filters)
+    s1, s2, s3 = st.columns([2, 2, 1])
+    sort_by = s1.selectbox("Sort by", queries.SORTABLE, index=queries.SORTABLE.index("Created At"), key="sort",
+                           bind="query-params")
+    order = s2.selectbox("Order", ORDERS, key="order", bind="query-params")
+    size = s3.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(50), key="size", bind="query-params")
+    pages = max(1, -(-total // size))
+
+    # a new filter or sort starts again on page 1
+    view_key = (filters, sort_by, order, size)
+    previous = st.session_state.get(f"{prefix}_view")
+    if (previous is not None and previous != view_key) or st.session_state.get("page", 1) > pages:
+        st.session_state["page"] = 1
+    st.session_state[f"{prefix}_view"] = view_key
+
+    table_slot = st.container()
+    f1, f2 = st.columns([3, 2], vertical_alignment="center")
+    with f2:
+        page_number = st.pagination(pages, key="page", bind="query-params", width="stretch")
+    offset = (page_number - 1) * size
+    page = common.load_grid_page(version, filters, sort_by, order == ORDERS[0], size, offset)
+    first = offset + 1 if total else 0
+    f1.caption(f"Showing {first:,}–{offset + len(page):,} of **{total:,}** {noun}")
+
+    with table_slot:
+        if total == 0:
+            st.info(f"No {noun} match these filters." if not filters.is_empty() else f"No {noun} yet.",
+                    icon=":material/filter_alt_off:")
+        event = st.dataframe(
+            with_deadline_flags(page), key=f"{prefix}_grid", on_select="rerun", selection_mode="single-row",
+            hide_index=True, column_config=COLUMN_CONFIG, width="stretch",
+        )
+        if event.selection.rows:
+            row = page.iloc[event.selection.rows[0]]
+            st.switch_page(common.DETAIL_PAGE, query_params={
+                "id": row["Marketplace Return ID"], "shop": row["Account ID"], **common.account_query()})
+        st.caption("Select a row to open the return.")
+    export_buttons(filters, sort_by=sort_by, descending=order == ORDERS[0], prefix=prefix, total=total)
+
+
+def export_file(filters: ReturnFilters, suffix: str, *, sort_by: str, descending: bool) -> Callable[[], bytes]:
+    """A callable for st.download_button: runs the export only when the user clicks."""
+    database = common.db()
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="returns-export-") as folder:
+            out = Path(folder) / f"returns{suffix}"
+            queries.export_returns(database, filters, out, sort_by=sort_by, descending=descending)
+            return out.read_bytes()
+
+    return build
+
+
+def export_buttons(filters: ReturnFilters, *, sort_by: str, descending: bool, prefix: str, total: int) -> None:
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    columns = st.columns(len(EXPORTS) + 1, vertical_alignment="center")
+    columns[0].markdown(f"**Export** the {total:,} filtered rows:")
+    for column, (label, suffix, mime) in zip(columns[1:], EXPORTS, strict=True):
+        too_big = suffix == ".xlsx" and total > queries.EXCEL_MAX_ROWS
+        column.download_button(
+            label, export_file(filters, suffix, sort_by=sort_by, descending=descending),
+            file_name=f"{prefix}-{stamp}{suffix}", mime=mime, key=f"{prefix}_export_{suffix[1:]}",
+            on_click="ignore", icon=":material/download:", disabled=total == 0 or too_big,
+            help="Too many rows for one Excel sheet: use CSV or Parquet" if too_big else None,
+        )

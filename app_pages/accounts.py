@@ -1,0 +1,201 @@
+"""Accounts: connect TikTok shops (tokens or OAuth code), reconnect, test, disable; the demo shop."""
+
+import os
+import secrets as pysecrets
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _common as common
+from app_pages import _workflow as wf
+from returns_core import accounts as accounts_core
+from returns_core import config, queries, roles
+from returns_core.tiktok.client import AuthClient
+
+st.title("Accounts")
+may_manage = roles.MANAGE_ACCOUNTS in wf.current_permissions()
+if not may_manage:
+    st.info("You can look, but only admins can add or change accounts.", icon=":material/lock:")
+
+database = common.db()
+all_accounts = common.load_accounts(common.data_version())
+last_syncs = common.load_last_syncs(common.data_version())
+
+if flash := st.session_state.pop("accounts_flash", None):
+    kind, text = flash
+    (st.success if kind == "ok" else st.error)(text)
+
+
+def _done(message: str, ok: bool = True) -> None:
+    """Remember the outcome for the next run, refresh cached data, redraw."""
+    st.session_state["accounts_flash"] = ("ok" if ok else "error", message)
+    common.data_changed()
+
+
+def _failure(exc: Exception) -> str:
+    return accounts_core.explain_error(exc)
+
+
+def _forget(*keys: str) -> None:
+    """Drop what was typed into a form (secrets above all) from the session once it was used."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+# --- the list -------------------------------------------------------------------------------
+if not all_accounts:
+    st.warning("No account is connected yet: add one below.", icon=":material/store:")
+else:
+    table = pd.DataFrame([{
+        "Name": a.name,
+        "Account ID": a.shop_id,
+        "Shop": a.shop_name,
+        "Region": a.region,
+        "Status": a.status,
+        "Sandbox": a.is_sandbox,
+        "Access token expires": a.access_token_expires_at,
+        "Refresh token expires": a.refresh_token_expires_at,
+        "Last sync": last_syncs.get(a.shop_id),
+        "Problem": a.auth_error if a.status == accounts_core.INVALID else None,
+    } for a in all_accounts])
+    when = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC")
+    st.dataframe(table, hide_index=True, key="accounts_table", column_config={
+        "Access token expires": when, "Refresh token expires": when, "Last sync": when,
+        "Sandbox": st.column_config.CheckboxColumn(help="Backed by the built-in TikTok Shop simulator"),
+    })
+    st.caption("**Active**: ready to sync. **Expired**: the authorization ran out; reconnect. "
+               "**Invalid**: TikTok refused the tokens; reconnect. **Disabled**: turned off here; enable it.")
+    st.page_link(common.SYNC_HISTORY_PAGE, label="Sync history", icon=":material/history:")
+
+# --- one account: test, disable/enable, reconnect -------------------------------------------
+if all_accounts:
+    st.subheader("Manage an account")
+    labels = [a.label for a in all_accounts]
+    chosen_label = st.selectbox("Account", labels, key="accounts_pick")
+    chosen = all_accounts[labels.index(chosen_label)]
+    st.markdown(f"Status: **{chosen.status}**" + (" · :orange-badge[SANDBOX]" if chosen.is_sandbox else ""))
+    b1, b2 = st.columns(2)
+    if b1.button("Test connection", key="accounts_test", icon=":material/network_check:",
+                 disabled=not may_manage or not chosen.enabled):
+        with st.spinner("Asking TikTok..."):
+            try:
+                outcome = accounts_core.test_connection(database, chosen)
+            except Exception as exc:  # noqa: BLE001 - shown as one line
+                outcome = f"Failed: {_failure(exc)}"
+        _done(outcome, ok=outcome.startswith("OK"))
+        st.rerun()
+    toggle_label = "Disable" if chosen.enabled else "Enable"
+    if b2.button(toggle_label, key="accounts_enable", icon=":material/power_settings_new:", disabled=not may_manage):
+        accounts_core.set_enabled(database, chosen.shop_id, not chosen.enabled)
+        _done(f"{chosen.name} is now {'disabled' if chosen.enabled else 'enabled'}.")
+        st.rerun()
+
+    with st.expander("Reconnect with new tokens or an authorization code"):
+        st.caption("Use this when the status is Expired or Invalid, or the seller re-authorized the app.")
+        with st.form("accounts_reconnect_form", clear_on_submit=True):
+            app_key = st.text_input("App key", value=chosen.app_key, key="accounts_re_app_key")
+            app_secret = st.text_input("App secret", type="password", key="accounts_re_app_secret")
+            auth_code = st.text_input("Authorization code (or leave empty and paste tokens)", type="password",
+                                      key="accounts_re_code")
+            access = st.text_input("Access token", type="password", key="accounts_re_access")
+            refresh = st.text_input("Refresh token", type="password", key="accounts_re_refresh")
+            submitted = st.form_submit_button("Reconnect", disabled=not may_manage)
+        if submitted:
+            try:
+                if auth_code:
+                    accounts_core.add_accounts_with_auth_code(
+                        database, chosen.name, app_key, app_secret, auth_code, shop_cipher=chosen.shop_cipher,
+                        api_base=chosen.api_base, auth_base=chosen.auth_base, is_sandbox=chosen.is_sandbox)
+                else:
+                    accounts_core.add_accounts_with_tokens(
+                        database, chosen.name, app_key, app_secret, access, refresh or None,
+                        shop_cipher=chosen.shop_cipher, api_base=chosen.api_base, auth_base=chosen.auth_base,
+                        is_sandbox=chosen.is_sandbox)
+            except Exception as exc:  # noqa: BLE001 - shown as one line
+                _done(f"Reconnect failed: {_failure(exc)}", ok=False)
+            else:
+                _done(f"{chosen.name} is reconnected.")
+            _forget("accounts_re_app_secret", "accounts_re_code", "accounts_re_access", "accounts_re_refresh")
+            st.rerun()
+
+# --- add an account -------------------------------------------------------------------------
+st.subheader("Connect a shop")
+st.caption("Secrets you enter here are encrypted at rest and never shown again.")
+with_tokens, with_oauth = st.tabs(["Paste tokens", "Authorize with TikTok (OAuth)"])
+with with_tokens, st.form("accounts_add_tokens", clear_on_submit=True):
+    name = st.text_input("Account name", key="accounts_add_name", placeholder="e.g. Main shop")
+    app_key = st.text_input("App key", key="accounts_add_app_key")
+    app_secret = st.text_input("App secret", type="password", key="accounts_add_app_secret")
+    access = st.text_input("Access token", type="password", key="accounts_add_access")
+    refresh = st.text_input("Refresh token", type="password", key="accounts_add_refresh")
+    cipher = st.text_input("Shop cipher (optional: only this shop)", key="accounts_add_cipher")
+    api_base = st.text_input("API base", value=config.DEFAULT_API_BASE, key="accounts_add_api_base")
+    auth_base = st.text_input("Auth base", value=config.DEFAULT_AUTH_BASE, key="accounts_add_auth_base")
+    submitted = st.form_submit_button("Connect", disabled=not may_manage)
+if submitted:
+    try:
+        added = accounts_core.add_accounts_with_tokens(
+            database, name, app_key, app_secret, access, refresh or None, shop_cipher=cipher.strip() or None,
+            api_base=api_base.strip(), auth_base=auth_base.strip())
+    except Exception as exc:  # noqa: BLE001 - shown as one line
+        _done(f"Could not connect: {_failure(exc)}", ok=False)
+    else:
+        _done("Connected: " + ", ".join(a.label for a in added) + ". Press Sync Returns to load its returns.")
+    _forget("accounts_add_app_secret", "accounts_add_access", "accounts_add_refresh")
+    st.rerun()
+
+with with_oauth:
+    st.markdown("1. Enter your app's **service ID** and open the authorization link; the seller approves the app "
+                "and TikTok redirects to your callback with a `code`.  \n2. Paste that code below.")
+    o1, o2 = st.columns([2, 1])
+    service_id = o1.text_input("Service ID", key="accounts_oauth_service_id")
+    us_shop = o2.checkbox("US shop", key="accounts_oauth_us")
+    if service_id.strip():
+        state = st.session_state.setdefault("accounts_oauth_state", pysecrets.token_urlsafe(12))
+        with AuthClient("-", "-") as auth:
+            url = auth.authorize_url(service_id.strip(), state, us=us_shop)
+        st.link_button("Open the TikTok authorization page", url, icon=":material/open_in_new:")
+        st.code(url, language=None)
+    with st.form("accounts_add_oauth", clear_on_submit=True):
+        name = st.text_input("Account name", key="accounts_oauth_name")
+        app_key = st.text_input("App key", key="accounts_oauth_app_key")
+        app_secret = st.text_input("App secret", type="password", key="accounts_oauth_app_secret")
+        code = st.text_input("Authorization code", type="password", key="accounts_oauth_code")
+        api_base = st.text_input("API base", value=config.DEFAULT_API_BASE, key="accounts_oauth_api_base")
+        auth_base = st.text_input("Auth base", value=config.DEFAULT_AUTH_BASE, key="accounts_oauth_auth_base")
+        exchanged = st.form_submit_button("Exchange the code and connect", disabled=not may_manage)
+    if exchanged:
+        try:
+            added = accounts_core.add_accounts_with_auth_code(
+                database, name, app_key, app_secret, code, api_base=api_base.strip(), auth_base=auth_base.strip())
+        except Exception as exc:  # noqa: BLE001 - shown as one line
+            _done(f"Could not connect: {_failure(exc)}", ok=False)
+        else:
+            st.session_state.pop("accounts_oauth_state", None)
+            _done("Connected: " + ", ".join(a.label for a in added) + ". Press Sync Returns to load its returns.")
+        _forget("accounts_oauth_app_secret", "accounts_oauth_code")
+        st.rerun()
+
+# --- the demo shop --------------------------------------------------------------------------
+st.subheader("Demo shop")
+demo = next((a for a in all_accounts if a.name == accounts_core.DEMO_ACCOUNT_NAME and a.is_sandbox), None)
+env_off = os.environ.get(accounts_core.DEMO_ENV, "").strip().lower() in ("0", "false", "no", "off")
+demo_on = accounts_core.demo_enabled(database) and (demo is None or demo.enabled)
+
+
+def _set_demo() -> None:
+    wanted = st.session_state["accounts_demo"]
+    queries.set_setting(database, accounts_core.DEMO_SETTING, "1" if wanted else "0")
+    if demo is not None:
+        accounts_core.set_enabled(database, demo.shop_id, wanted)
+    elif wanted:
+        accounts_core.ensure_demo_account(database)
+    common.data_changed()
+
+
+st.toggle("Use the demo shop (sandbox data from the built-in TikTok Shop simulator)", value=demo_on,
+          key="accounts_demo", on_change=_set_demo, disabled=env_off or not may_manage)
+if env_off:
+    st.caption(f"Turned off by the environment ({accounts_core.DEMO_ENV}=0).")
+elif demo is None and demo_on and all_accounts:
+    st.caption("The demo shop is only created in a store with no other account.")

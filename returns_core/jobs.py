@@ -1,0 +1,270 @@
+"""Syncs that run in the background of the app, and the auto-sync schedule.
+
+The app must stay usable while an account syncs, so each sync runs in a plain thread (its own
+database connections, no Streamlit) and reports progress into a `SyncJob` that pages poll.
+`SyncJobs` is the registry for one app process; `AutoSync` is the thread that starts syncs on
+the schedule chosen in the sidebar (kept in the `settings` table, so every session sees it).
+A cron sync in another process coexists: the store waits briefly on the file lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from returns_core import queries
+from returns_core.store.db import Database, StoreBusyError, utcnow
+
+logger = logging.getLogger(__name__)
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+
+AUTO_SYNC_SETTING = "auto_sync"
+AUTO_SYNC_CHOICES: dict[str, timedelta | None] = {
+    "Off": None,
+    "Hourly": timedelta(hours=1),
+    "Daily": timedelta(days=1),
+}
+
+RECONNECT_ADVICE = "Reconnect the shop on the Accounts page, then sync again."
+RETRY_ADVICE = "Try again in a minute."
+BUSY_ADVICE = "Another sync (perhaps the scheduled one) is using the database; try again in a minute."
+ENABLE_ADVICE = "Enable the account on the Accounts page first."
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    """One background sync of one account, as the sidebar shows it."""
+
+    id: int
+    shop_id: str
+    account_name: str
+    trigger: str
+    started_at: datetime
+    state: str = RUNNING
+    pages: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    total_count: int | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    advice: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    def summary(self) -> str:
+        """What the sync did (or has done so far), in one line."""
+        of_total = f" of {self.total_count:,}" if self.total_count else ""
+        return (f"{self.pages} page(s){of_total}: {self.new:,} new, {self.updated:,} updated, "
+                f"{self.unchanged:,} unchanged")
+
+
+def advice_for(error: str, account_status: str | None) -> str:
+    """What the user can do about a failed sync."""
+    text = error.lower()
+    if account_status in ("Expired", "Invalid") or "reconnect" in text or "authoriz" in text:
+        return RECONNECT_ADVICE
+    if account_status == "Disabled":
+        return ENABLE_ADVICE
+    if "busy" in text or "lock" in text or "already running" in text or "already syncing" in text:
+        return BUSY_ADVICE
+    return RETRY_ADVICE
+
+
+def _default_sync(db: Database, account: Any, *, on_progress: Callable, trigger: str, full: bool) -> Any:
+    from returns_core.sync import sync_account
+
+    return sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger)
+
+
+def _account_status(db: Database, shop_id: str) -> str | None:
+    from returns_core.accounts import AccountError, get_account
+
+    try:
+        return get_account(db, shop_id).status
+    except (AccountError, StoreBusyError):
+        return None
+
+
+class SyncJobs:
+    """The background syncs of one app process. Thread-safe; shared by every session."""
+
+    def __init__(self, db: Database, *, sync: Callable[..., Any] = _default_sync, keep: int = 50):
+        self.db = db
+        self._sync = sync
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._jobs: dict[int, SyncJob] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        self._ids = itertools.count(1)
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Grows each time a sync finishes: cached query results keyed by it go stale."""
+        return self._version
+
+    def start(self, accounts: Iterable[Any], *, trigger: str = "app", full: bool = False) -> list[SyncJob]:
+        """Start one background sync per account; an account already syncing keeps its running job."""
+        started: list[SyncJob] = []
+        threads: list[threading.Thread] = []
+        with self._lock:
+            for account in accounts:
+                current = self._running_for(account.shop_id)
+                if current is not None:
+                    started.append(current)
+                    continue
+                job = SyncJob(next(self._ids), account.shop_id, account.name, trigger, utcnow())
+                self._jobs[job.id] = job
+                thread = threading.Thread(target=self._run, args=(job.id, account, trigger, full), daemon=True,
+                                          name=f"sync-{account.shop_id}")
+                self._threads[job.id] = thread
+                threads.append(thread)
+                started.append(job)
+            self._forget_old()
+        for thread in threads:
+            thread.start()
+        return started
+
+    def _running_for(self, shop_id: str) -> SyncJob | None:
+        return next((j for j in self._jobs.values() if j.shop_id == shop_id and j.running), None)
+
+    def _forget_old(self) -> None:
+        finished = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j.id)
+        for job in finished[: max(0, len(finished) - self._keep)]:
+            self._jobs.pop(job.id, None)
+            self._threads.pop(job.id, None)
+
+    def _update(self, job_id: int, **changes: Any) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                self._jobs[job_id] = replace(job, **changes)
+
+    def _run(self, job_id: int, account: Any, trigger: str, full: bool) -> None:
+
+        def on_progress(p: Any) -> None:
+            self._update(job_id, pages=p.pages, new=p.new, updated=p.updated, unchanged=p.unchanged,
+                         total_count=getattr(p, "total_count", None))
+
+        try:
+            result = self._sync(self.db, account, on_progress=on_progress, trigger=trigger, full=full)
+            error = getattr(result, "error", None)
+            counts = {k: getattr(result, k) for k in ("pages", "new", "updated", "unchanged")}
+        except Exception as exc:  # noqa: BLE001 - a background thread must always report, never die silently
+            logger.exception("sync of %s failed", account.shop_id)
+            error = _one_line(exc)
+            counts = {}
+        if error:
+            advice = advice_for(error, _account_status(self.db, account.shop_id))
+            self._update(job_id, state=FAILED, error=error, advice=advice, finished_at=utcnow(), **counts)
+        else:
+            self._update(job_id, state=DONE, finished_at=utcnow(), **counts)
+        with self._lock:
+            self._version += 1
+
+    def get(self, job_id: int) -> SyncJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def latest(self, shop_ids: Iterable[str]) -> list[SyncJob]:
+        """The newest job of each of these accounts (those that have one)."""
+        wanted = set(shop_ids)
+        newest: dict[str, SyncJob] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.shop_id in wanted and (job.shop_id not in newest or job.id > newest[job.shop_id].id):
+                    newest[job.shop_id] = job
+        return sorted(newest.values(), key=lambda j: j.id)
+
+    def running(self) -> list[SyncJob]:
+        with self._lock:
+            return [j for j in self._jobs.values() if j.running]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every running sync to end (tests, shutdown). True when none is left running."""
+        for thread in list(self._threads.values()):
+            if thread.ident is not None:
+                thread.join(timeout)
+        return not self.running()
+
+
+def _one_line(exc: BaseException) -> str:
+    try:
+        from returns_core.accounts import explain_error
+
+        return explain_error(exc)
+    except ImportError:  # pragma: no cover - accounts always ships with the app
+        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+
+
+# --- the schedule ----------------------------------------------------------------------------
+
+
+def auto_sync_choice(db: Database) -> str:
+    """"Off", "Hourly" or "Daily" as chosen in the sidebar."""
+    value = queries.get_setting(db, AUTO_SYNC_SETTING)
+    return value if value in AUTO_SYNC_CHOICES else "Off"
+
+
+def set_auto_sync(db: Database, choice: str) -> None:
+    if choice not in AUTO_SYNC_CHOICES:
+        raise ValueError(f"Auto-sync must be one of {', '.join(AUTO_SYNC_CHOICES)}, not {choice!r}.")
+    queries.set_setting(db, AUTO_SYNC_SETTING, choice)
+
+
+def due_for_auto_sync(accounts: Iterable[Any], last_runs: dict[str, datetime], interval: timedelta,
+                      now: datetime) -> list[Any]:
+    """The usable accounts whose last sync attempt is older than the interval."""
+    return [a for a in accounts if a.status == "Active" and
+            (a.shop_id not in last_runs or now - last_runs[a.shop_id] >= interval)]
+
+
+@dataclass
+class AutoSync:
+    """A daemon thread that starts background syncs on the chosen schedule."""
+
+    jobs: SyncJobs
+    check_every: float = 60.0
+    list_accounts: Callable[[Database], list[Any]] | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> AutoSync:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="auto-sync")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.check_every):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - keep the schedule alive through a bad minute
+                logger.exception("auto-sync check failed")
+
+    def tick(self, now: datetime | None = None) -> list[SyncJob]:
+        """One check: start the syncs that are due. Returns the jobs started."""
+        db = self.jobs.db
+        interval = AUTO_SYNC_CHOICES[auto_sync_choice(db)]
+        if interval is None:
+            return []
+        if self.list_accounts is None:
+            from returns_core.accounts import list_accounts
+        else:
+            list_accounts = self.list_accounts
+        due = due_for_auto_sync(list_accounts(db), queries.last_sync_attempts(db), interval, now or utcnow())
+        return self.jobs.start(due, trigger="auto") if due else []

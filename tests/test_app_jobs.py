@@ -1,0 +1,165 @@
+"""Background syncs and the auto-sync schedule (returns_core.jobs), with a stand-in for the sync itself."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from returns_core import jobs
+from returns_core.store.db import utcnow
+
+
+@dataclass(frozen=True)
+class FakeAccount:
+    shop_id: str
+    name: str
+    status: str = "Active"
+
+
+@dataclass(frozen=True)
+class Progress:
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    total_count: int | None
+
+
+@dataclass(frozen=True)
+class Result:
+    pages: int
+    new: int
+    updated: int
+    unchanged: int
+    error: str | None = None
+
+
+class GatedSync:
+    """A sync that reports one page, then waits for the test to let it finish."""
+
+    def __init__(self, error: str | None = None, raises: Exception | None = None):
+        self.gate = threading.Event()
+        self.first_page = threading.Event()
+        self.calls: list[tuple[str, str]] = []
+        self.error = error
+        self.raises = raises
+
+    def __call__(self, db, account, *, on_progress, trigger, full):
+        self.calls.append((account.shop_id, trigger))
+        on_progress(Progress(1, 3, 1, 0, 100))
+        self.first_page.set()
+        assert self.gate.wait(10)
+        if self.raises:
+            raise self.raises
+        return Result(2, 5, 1, 0, self.error)
+
+
+ALPHA = FakeAccount("7001", "Alpha")
+
+
+def test_a_sync_runs_in_the_background_and_reports_progress_then_counts(db):
+    sync = GatedSync()
+    registry = jobs.SyncJobs(db, sync=sync)
+    [job] = registry.start([ALPHA])
+    assert sync.first_page.wait(5)
+    running = registry.get(job.id)
+    assert running.running and (running.pages, running.new, running.updated, running.total_count) == (1, 3, 1, 100)
+    assert "1 page(s) of 100: 3 new, 1 updated" in running.summary()
+    assert registry.version == 0
+    sync.gate.set()
+    assert registry.wait(5)
+    done = registry.get(job.id)
+    assert (done.state, done.pages, done.new, done.updated) == (jobs.DONE, 2, 5, 1)
+    assert done.finished_at is not None and done.error is None
+    assert registry.version == 1
+
+
+def test_a_second_sync_of_the_same_account_joins_the_running_one(db):
+    sync = GatedSync()
+    registry = jobs.SyncJobs(db, sync=sync)
+    [first] = registry.start([ALPHA])
+    [second] = registry.start([ALPHA])
+    assert second.id == first.id
+    sync.gate.set()
+    registry.wait(5)
+    assert len(sync.calls) == 1
+
+
+def test_several_accounts_sync_side_by_side(db):
+    sync = GatedSync()
+    sync.gate.set()
+    registry = jobs.SyncJobs(db, sync=sync)
+    started = registry.start([ALPHA, FakeAccount("7002", "Beta")], trigger="auto")
+    registry.wait(5)
+    assert sorted(sync.calls) == [("7001", "auto"), ("7002", "auto")]
+    assert [j.shop_id for j in registry.latest(["7001", "7002"])] == [j.shop_id for j in started]
+
+
+@pytest.mark.parametrize(("error", "advice"), [
+    ("Authorization was revoked or expired: reconnect the shop on the Accounts page", jobs.RECONNECT_ADVICE),
+    ("TikTok had a server error; try again later (50002)", jobs.RETRY_ADVICE),
+    ("A sync of Alpha is already running", jobs.BUSY_ADVICE),
+])
+def test_a_failed_sync_says_why_and_what_to_do(db, error, advice):
+    sync = GatedSync(error=error)
+    sync.gate.set()
+    registry = jobs.SyncJobs(db, sync=sync)
+    [job] = registry.start([ALPHA])
+    registry.wait(5)
+    failed = registry.get(job.id)
+    assert failed.state == jobs.FAILED
+    assert failed.error == error
+    assert failed.advice == advice
+    assert registry.version == 1
+
+
+def test_a_crashing_sync_is_reported_not_lost(db):
+    sync = GatedSync(raises=RuntimeError("boom\nsecond line"))
+    sync.gate.set()
+    registry = jobs.SyncJobs(db, sync=sync)
+    [job] = registry.start([ALPHA])
+    registry.wait(5)
+    failed = registry.get(job.id)
+    assert failed.state == jobs.FAILED
+    assert failed.error == "boom"
+    assert failed.advice == jobs.RETRY_ADVICE
+
+
+def test_auto_sync_choice_is_kept_in_the_settings_table(db):
+    assert jobs.auto_sync_choice(db) == "Off"
+    jobs.set_auto_sync(db, "Daily")
+    assert jobs.auto_sync_choice(db) == "Daily"
+    with pytest.raises(ValueError, match="Auto-sync must be one of"):
+        jobs.set_auto_sync(db, "Weekly")
+
+
+def test_due_for_auto_sync_picks_active_accounts_not_synced_within_the_interval():
+    now = utcnow()
+    accounts = [FakeAccount("1", "never synced"), FakeAccount("2", "synced long ago"),
+                FakeAccount("3", "synced just now"), FakeAccount("4", "expired", status="Expired")]
+    last = {"2": now - timedelta(hours=2), "3": now - timedelta(minutes=5)}
+    due = jobs.due_for_auto_sync(accounts, last, timedelta(hours=1), now)
+    assert [a.shop_id for a in due] == ["1", "2"]
+
+
+def test_auto_sync_tick_starts_nothing_when_off_and_due_accounts_when_on(db):
+    sync = GatedSync()
+    sync.gate.set()
+    registry = jobs.SyncJobs(db, sync=sync)
+    schedule = jobs.AutoSync(registry, list_accounts=lambda _db: [ALPHA])
+    assert schedule.tick() == []
+    jobs.set_auto_sync(db, "Hourly")
+    [job] = schedule.tick()
+    registry.wait(5)
+    assert job.trigger == "auto"
+    assert sync.calls == [("7001", "auto")]
+
+
+def test_auto_sync_thread_stops_when_asked(db):
+    schedule = jobs.AutoSync(jobs.SyncJobs(db, sync=GatedSync()), check_every=0.01,
+                             list_accounts=lambda _db: []).start()
+    schedule.stop()
+    assert not schedule._thread.is_alive()
