@@ -1,0 +1,471 @@
+"""Reason and refund analytics: every aggregate runs in DuckDB over the grid's filters.
+
+Each query starts from `queries.where_clause`, so a chart and the grid rows it drills down to
+are the same rows. Only small aggregate results come back to Python. Money is summed as
+DECIMAL in SQL, fetched as `Decimal` (never through `.df()`, which turns DECIMAL into float),
+and always per currency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+from returns_core import domain, reason_groups
+from returns_core.queries import FilterError, ReturnFilters, filters_from_query, filters_to_query, where_clause
+from returns_core.store.db import Database, utcnow
+
+NO_REASON = "(no reason given)"
+NO_SKU = "(no SKU)"
+
+DateBasis = Literal["created", "updated"]
+GroupBy = Literal["reason", "group"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a chart adds up: returns, or requested refund money in one currency (never mixed)."""
+
+    currency: str | None = None  # None counts returns
+
+    @property
+    def column(self) -> str:
+        return "Returns" if self.currency is None else "Refund"
+
+    @property
+    def label(self) -> str:
+        return "Returns" if self.currency is None else f"Refund requested ({self.currency})"
+
+
+RETURNS = Measure()
+
+
+# --- the filtered returns, classified --------------------------------------------------------
+
+
+def _base(filters: ReturnFilters, measure: Measure = RETURNS) -> tuple[str, list]:
+    """`WITH` clause defining `base`: the filtered returns with reason label, group, responsibility."""
+    where, params = where_clause(filters, "r")
+    if measure.currency is not None:
+        where += " AND r.refund_currency = ? AND r.refund_total IS NOT NULL"
+        params = params + [measure.currency]
+    key = reason_groups.normalize_sql("code", "text")
+    # classify each distinct (code, text) once, then join: the phrase rules run over a few
+    # dozen reasons instead of every return. MATERIALIZED keeps it that way: otherwise the
+    # optimizer moves the CASE above the join and runs it per return (50x slower at 100k)
+    sql = f"""
+        WITH filtered AS (
+            SELECT r.shop_id, r.return_id, r.type, r.status, r.reason_code, r.reason_text,
+                   coalesce(r.reason_text, '{NO_REASON}') AS reason,  -- by TikTok's text, as the grid filters
+                   r.created_at, r.updated_at, r.refund_currency, r.refund_total
+            FROM returns r WHERE {where}
+        ),
+        reason_map AS MATERIALIZED (
+            SELECT code, text, {reason_groups.group_sql("reason_key")} AS reason_group,
+                   {reason_groups.responsibility_sql("reason_key")} AS responsibility
+            FROM (SELECT code, text, {key} AS reason_key
+                  FROM (SELECT DISTINCT reason_code AS code, reason_text AS text FROM filtered))
+        ),
+        base AS (
+            SELECT f.*, m.reason_group, m.responsibility
+            FROM filtered f JOIN reason_map m
+              ON f.reason_code IS NOT DISTINCT FROM m.code AND f.reason_text IS NOT DISTINCT FROM m.text
+        )
+    """
+    return sql, params
+
+
+def _value_sql(measure: Measure, alias: str = "b") -> str:
+    return "count(*)" if measure.currency is None else f"coalesce(sum({alias}.refund_total), 0)"
+
+
+_NUMPY_TYPES = {"BIGINT": "int64", "INTEGER": "int64", "HUGEINT": "int64", "DOUBLE": "float64",
+                "BOOLEAN": "bool"}
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> pd.DataFrame:
+    """Run SQL into a small DataFrame that keeps exact values: Decimal money, dates, None (not NaN) text."""
+    cur = con.execute(sql, list(params))
+    frame = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description], dtype=object)
+    for name, kind in ((d[0], str(d[1])) for d in cur.description):
+        numpy_type = _NUMPY_TYPES.get(kind)
+        # counts and ratios become plain numbers; a NULL count cannot happen, a NULL ratio becomes NaN
+        if numpy_type and not (numpy_type != "float64" and frame[name].isna().any()):
+            frame[name] = frame[name].astype(numpy_type)
+    return frame
+
+
+def _query(db: Database, sql: str, params: Sequence) -> pd.DataFrame:
+    with db.reader() as con:
+        return _frame(con, sql, params)
+
+
+# --- KPIs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """The numbers at the top of the page."""
+
+    returns: int
+    closed: int
+    median_close: timedelta | None  # created_at -> updated_at over closed returns
+    by_type: pd.DataFrame  # Type, Returns, Share
+    money: pd.DataFrame  # Currency, Returns, Requested, Completed (Decimal)
+
+
+_CLOSED = tuple(s for s in domain.STATUSES if s in domain.CLOSED_STATUSES)
+
+
+def kpis(db: Database, filters: ReturnFilters) -> Kpis:
+    """Returns, money requested and completed per currency, share by type, median time to close."""
+    base, params = _base(filters)
+    closed = ", ".join("?" * len(_CLOSED))
+    # updated_at is TikTok's last change; for a closed return that is when it closed
+    head_sql = f"""{base}
+        SELECT count(*),
+               count(*) FILTER (WHERE status IN ({closed})),
+               median(date_diff('second', created_at, updated_at)) FILTER (WHERE status IN ({closed}))
+        FROM base"""
+    type_sql = f"""{base}
+        SELECT coalesce(type, '(unknown)') AS "Type", count(*) AS "Returns", {_share_sql("count(*)")} AS "Share"
+        FROM base GROUP BY 1 ORDER BY 2 DESC, 1"""
+    money_sql = f"""{base}
+        SELECT refund_currency AS "Currency", count(*) AS "Returns",
+               sum(refund_total) AS "Requested",
+               coalesce(sum(refund_total) FILTER (WHERE status = ?), 0) AS "Completed"
+        FROM base WHERE refund_total IS NOT NULL AND refund_currency IS NOT NULL
+        GROUP BY 1 ORDER BY 2 DESC, 1"""
+    with db.reader() as con:
+        total, n_closed, median_s = con.execute(head_sql, params + list(_CLOSED) * 2).fetchone()
+        by_type = _frame(con, type_sql, params)
+        money = _frame(con, money_sql, params + [domain.REFUNDED])
+    median = None if median_s is None else timedelta(seconds=float(median_s))
+    return Kpis(returns=total, closed=n_closed, median_close=median, by_type=by_type, money=money)
+
+
+def currencies(db: Database, filters: ReturnFilters) -> list[str]:
+    """Currencies with refund money in view, the most used first."""
+    where, params = where_clause(filters, "r")
+    with db.reader() as con:
+        rows = con.execute(
+            f"SELECT r.refund_currency FROM returns r WHERE {where} AND r.refund_currency IS NOT NULL "
+            "AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1",
+            params,
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+# --- reason frequency -----------------------------------------------------------------------
+
+
+def reason_frequency(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
+    """Per reason text, largest first: Reason, Group, Responsibility, value, Share, Cumulative Share."""
+    base, params = _base(filters, measure)
+    value = measure.column
+    sql = f"""{base}
+        SELECT reason AS "Reason", any_value(reason_group) AS "Group",
+               any_value(responsibility) AS "Responsibility", {_value_sql(measure)} AS "{value}"
+        FROM base b GROUP BY reason"""
+    return _query(db, _pareto(sql, value, "Reason"), params)
+
+
+def group_frequency(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
+    """Per reason group, largest first: Group, value, Share, Cumulative Share, Reasons (texts in it)."""
+    base, params = _base(filters, measure)
+    value = measure.column
+    sql = f"""{base}
+        SELECT reason_group AS "Group", {_value_sql(measure)} AS "{value}",
+               list(DISTINCT reason_text ORDER BY reason_text) FILTER (WHERE reason_text IS NOT NULL) AS "Reasons"
+        FROM base b GROUP BY reason_group"""
+    return _query(db, _pareto(sql, value, "Group"), params)
+
+
+def responsibility_split(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
+    """Per responsibility (Seller, Buyer, Logistics, Unknown): value, Share, Reasons."""
+    base, params = _base(filters, measure)
+    value = measure.column
+    order = ", ".join(f"'{r}'" for r in reason_groups.RESPONSIBILITIES)
+    sql = f"""{base}
+        SELECT responsibility AS "Responsibility", {_value_sql(measure)} AS "{value}",
+               {_share_sql(_value_sql(measure))} AS "Share",
+               list(DISTINCT reason_text ORDER BY reason_text) FILTER (WHERE reason_text IS NOT NULL) AS "Reasons"
+        FROM base b GROUP BY responsibility
+        ORDER BY list_position([{order}], responsibility)"""
+    return _query(db, sql, params)
+
+
+def _share_sql(value: str) -> str:
+    """SQL: `value` as a share of its column's total (0 when the total is 0), as DOUBLE."""
+    return f"coalesce(CAST({value} / nullif(sum({value}) OVER (), 0) AS DOUBLE), 0)"
+
+
+def _pareto(sql: str, value: str, key: str) -> str:
+    """Order an aggregate largest first, with its share and the cumulative share a Pareto line needs."""
+    order = f'ORDER BY "{value}" DESC, "{key}"'
+    running = f'sum("{value}") OVER ({order} ROWS UNBOUNDED PRECEDING)'
+    return f"""SELECT *, {_share_sql(f'"{value}"')} AS "Share",
+               coalesce(CAST({running} / nullif(sum("{value}") OVER (), 0) AS DOUBLE), 0) AS "Cumulative Share"
+        FROM ({sql}) {order}"""
+
+
+# --- trend ----------------------------------------------------------------------------------
+
+
+def weekly_trend(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", basis: DateBasis = "created",
+                 measure: Measure = RETURNS) -> pd.DataFrame:
+    """Per ISO week (Monday, UTC) and reason or group: Week, Reason|Group, value."""
+    base, params = _base(filters, measure)
+    key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
+    column = "created_at" if basis == "created" else "updated_at"
+    sql = f"""{base}
+        SELECT CAST(date_trunc('week', {column}) AS DATE) AS "Week", {key} AS "{name}",
+               {_value_sql(measure)} AS "{measure.column}"
+        FROM base b WHERE {column} IS NOT NULL
+        GROUP BY 1, 2 ORDER BY 1, 2"""
+    return _query(db, sql, params)
+
+
+def week_filters(filters: ReturnFilters, week: date, basis: DateBasis = "created") -> ReturnFilters:
+    """The filters narrowed to one Monday-to-Sunday week, inside any date range already set."""
+    start, end = week, week + timedelta(days=6)
+    if basis == "created":
+        lo, hi = filters.created_from, filters.created_to
+        return filters.with_(created_from=max(start, lo) if lo else start, created_to=min(end, hi) if hi else end)
+    lo, hi = filters.updated_from, filters.updated_to
+    return filters.with_(updated_from=max(start, lo) if lo else start, updated_to=min(end, hi) if hi else end)
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+def _lines(filters: ReturnFilters, measure: Measure = RETURNS) -> tuple[str, list]:
+    """`base` plus `lines`: one row per return line item, with the SKU shown to users."""
+    base, params = _base(filters)
+    # a line item's refund is in its own currency; only that currency's lines carry money
+    if measure.currency is None:
+        money, line_params = "li.refund_total", []
+    else:
+        money, line_params = "CASE WHEN li.refund_currency = ? THEN li.refund_total END", [measure.currency]
+    sql = f"""{base},
+        lines AS (
+            SELECT b.shop_id, b.return_id, b.status, b.reason, b.reason_group, b.created_at,
+                   coalesce(li.seller_sku, li.sku_id, '{NO_SKU}') AS sku, li.product_name,
+                   {money} AS refund_total
+            FROM base b JOIN return_line_items li ON li.shop_id = b.shop_id AND li.return_id = b.return_id
+        )
+    """
+    return sql, params + line_params
+
+
+def top_skus(db: Database, filters: ReturnFilters, *, currency: str | None = None, by_money: bool = False,
+             limit: int = 15) -> pd.DataFrame:
+    """Top SKUs: SKU, Product, Returns, Refund requested/completed (line items, in `currency`), Top reason."""
+    return _top(db, filters, "sku", currency=currency, by_money=by_money, limit=limit)
+
+
+def top_products(db: Database, filters: ReturnFilters, *, currency: str | None = None, by_money: bool = False,
+                 limit: int = 15) -> pd.DataFrame:
+    """Top products: Product, SKUs (list), Returns, Refund requested/completed, Top reason (and its share)."""
+    return _top(db, filters, "product", currency=currency, by_money=by_money, limit=limit)
+
+
+def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"], *, currency: str | None,
+         by_money: bool, limit: int) -> pd.DataFrame:
+    if by_money and currency is None:
+        raise FilterError("Ranking by refund money needs a currency.")
+    lines, params = _lines(filters, Measure(currency) if currency else RETURNS)
+    if level == "sku":
+        item, name, detail = "sku", "SKU", 'max(p.product_name) AS "Product"'
+    else:
+        item, name = "coalesce(product_name, '(no product name)')", "Product"
+        detail = 'list_sort(list_distinct(flatten(list(p.skus)))) AS "SKUs"'
+    money = (
+        'coalesce(sum(p.refund_total), 0) AS "Refund requested", '
+        'coalesce(sum(p.refund_total) FILTER (WHERE p.status = ?), 0) AS "Refund completed"'
+    ) if currency else 'NULL AS "Refund requested", NULL AS "Refund completed"'
+    order = '"Refund requested" DESC, "Returns" DESC' if by_money else '"Returns" DESC, "Refund requested" DESC'
+    # one row per return and item first: a return counts once however many of its lines match
+    # (cheaper than counting distinct keys); the leading reason shows a fit or quality problem
+    sql = f"""{lines},
+        per_return AS (
+            SELECT {item} AS item, shop_id, return_id, any_value(status) AS status, any_value(reason) AS reason,
+                   max(product_name) AS product_name, list(DISTINCT sku) AS skus, sum(refund_total) AS refund_total
+            FROM lines GROUP BY 1, 2, 3
+        ),
+        by_reason AS (SELECT item, reason, count(*) AS n FROM per_return GROUP BY item, reason),
+        lead_reason AS (SELECT item, first(reason ORDER BY n DESC, reason) AS reason, max(n) AS n
+                        FROM by_reason GROUP BY item)
+        SELECT p.item AS "{name}", {detail}, count(*) AS "Returns", {money},
+               any_value(l.reason) AS "Top reason", any_value(l.n) / count(*) AS "Top reason share"
+        FROM per_return p JOIN lead_reason l ON l.item = p.item
+        GROUP BY p.item ORDER BY {order}, 1 LIMIT ?"""
+    extra = [domain.REFUNDED] if currency else []
+    return _query(db, sql, params + extra + [limit])
+
+
+def reason_sku_matrix(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", limit_skus: int = 15
+                      ) -> pd.DataFrame:
+    """Returns per (SKU, reason or group) over the top SKUs by returns: SKU, Reason|Group, Returns."""
+    lines, params = _lines(filters)
+    key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
+    sql = f"""{lines},
+        per_return AS (SELECT DISTINCT sku, shop_id, return_id, {key} AS k FROM lines),
+        top AS (SELECT sku, count(*) AS n FROM per_return GROUP BY sku ORDER BY n DESC, sku LIMIT ?)
+        SELECT p.sku AS "SKU", p.k AS "{name}", count(*) AS "Returns"
+        FROM per_return p JOIN top t ON t.sku = p.sku
+        GROUP BY 1, 2, t.n ORDER BY t.n DESC, 1, 3 DESC, 2"""
+    return _query(db, sql, params + [limit_skus])
+
+
+# --- spikes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpikeRule:
+    """When a recent count is a spike: at least `min_count` and `min_ratio` times the weekly baseline."""
+
+    window_days: int = 7
+    baseline_weeks: int = 8
+    # the week just before the window is left out of the baseline: a problem that began a few
+    # days before the window would otherwise raise its own baseline and hide itself
+    guard_weeks: int = 1
+    min_count: int = 5
+    min_ratio: float = 3.0
+    # hundreds of reasons and SKUs are checked at once; a chance this small keeps the few that
+    # wobble to 3× on small numbers (5 against 1.5 a week) out of the list
+    max_chance: float = 0.001
+
+    def describe(self) -> str:
+        guard = f", leaving out the {self.guard_weeks} week just before," if self.guard_weeks else ""
+        return (
+            f"A reason, SKU, or SKU × reason of one account is a spike when its returns over the last "
+            f"{self.window_days} days are at least {self.min_count}, at least {self.min_ratio:g}× its average "
+            f"week over the {self.baseline_weeks} weeks before{guard} and so far above it that chance alone "
+            f"would give that many in fewer than 1 in {round(1 / self.max_chance):,} weeks (Poisson)."
+        )
+
+
+@dataclass(frozen=True)
+class SpikeReport:
+    """Recent counts against their baseline, as of the day of the latest return in view."""
+
+    rule: SpikeRule
+    as_of: date | None  # last day of the recent window; None when there are no returns
+    window_start: date | None
+    baseline_start: date | None
+    baseline_end: date | None  # last day of the baseline (the guard weeks follow it)
+    baseline_weeks: float  # the weeks of history the baseline really covers
+    rows: pd.DataFrame  # Account, Level, SKU, Reason, Recent, Baseline, Weekly Baseline, Ratio, Chance, Spike
+
+    @property
+    def spikes(self) -> pd.DataFrame:
+        return self.rows[self.rows["Spike"]].reset_index(drop=True)
+
+    def window_filters(self, filters: ReturnFilters, account: str, *, sku: str | None = None,
+                       reason: str | None = None) -> ReturnFilters:
+        """The filters that select exactly the recent returns of one row (its account, SKU, reason)."""
+        narrowed = filters.with_(shop_ids=(account,), created_from=self.window_start, created_to=self.as_of)
+        if sku:
+            narrowed = narrowed.with_(skus=(sku,))
+        if reason:
+            narrowed = narrowed.with_(reasons=(reason,))
+        return narrowed
+
+
+_SPIKE_COLUMNS = ["Account", "Level", "SKU", "Reason", "Recent", "Baseline", "Weekly Baseline", "Ratio", "Chance",
+                  "Spike"]
+
+
+def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), *, limit: int = 200,
+           today: date | None = None) -> SpikeReport:
+    """Per account: reasons, SKUs and SKU × reason pairs whose last days run well above their usual weeks.
+
+    Counts stay per account: a quality problem shows in one shop's stock, and pooling shops that
+    sell the same SKU would dilute it. The recent window is the `window_days` whole UTC days
+    ending on the last complete day with returns in view: yesterday (today is still filling
+    up), or the day of the latest return when the data is older (a store synced days ago still
+    gets a full window). The period's start is ignored: the baseline must reach back
+    `baseline_weeks` before the window.
+    """
+    scope = filters.with_(created_from=None)
+    yesterday = (today or utcnow().date()) - timedelta(days=1)
+    if scope.created_to is None or scope.created_to > yesterday:
+        scope = scope.with_(created_to=yesterday)
+    where, params = where_clause(scope, "r")
+    with db.reader() as con:
+        first, last = con.execute(
+            f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM returns r WHERE {where}",
+            params,
+        ).fetchone()
+        if last is None:
+            return SpikeReport(rule, None, None, None, None, 0.0, pd.DataFrame(columns=_SPIKE_COLUMNS))
+        window_start = last - timedelta(days=rule.window_days - 1)
+        guard_start = window_start - timedelta(weeks=rule.guard_weeks)
+        baseline_start = max(guard_start - timedelta(weeks=rule.baseline_weeks), first)
+        weeks = max((guard_start - baseline_start).days, 0) / 7
+        rows = _spike_rows(con, scope.with_(created_from=baseline_start, created_to=last), window_start,
+                           guard_start, weeks, rule, limit)
+    return SpikeReport(rule, last, window_start, baseline_start, guard_start - timedelta(days=1), weeks, rows)
+
+
+def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
+                weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
+    base, params = _base(filters)
+    sql = f"""{base},
+        tagged AS (
+            SELECT DISTINCT b.shop_id, b.return_id, b.reason, coalesce(li.seller_sku, li.sku_id) AS sku,
+                   CAST(b.created_at AS DATE) >= ? AS recent, CAST(b.created_at AS DATE) < ? AS baseline
+            FROM base b LEFT JOIN return_line_items li ON li.shop_id = b.shop_id AND li.return_id = b.return_id
+        ),
+        counted AS (
+            SELECT shop_id AS "Account",
+                   CASE WHEN grouping(sku) = 1 THEN 'Reason' WHEN grouping(reason) = 1 THEN 'SKU'
+                        ELSE 'SKU × Reason' END AS "Level",
+                   sku AS "SKU", reason AS "Reason",
+                   count(DISTINCT return_id) FILTER (WHERE recent) AS "Recent",
+                   count(DISTINCT return_id) FILTER (WHERE baseline) AS "Baseline"
+            FROM tagged GROUP BY GROUPING SETS ((shop_id, reason), (shop_id, sku), (shop_id, sku, reason))
+        ),
+        rated AS (
+            SELECT *, "Baseline" / ? AS "Weekly Baseline" FROM counted
+            WHERE NOT ("Level" <> 'Reason' AND "SKU" IS NULL) AND "Recent" > 0
+        ),
+        tested AS (
+            -- Poisson tail P(X >= Recent) at the usual weekly rate; 0 when there is no usual rate
+            SELECT *, CASE WHEN "Weekly Baseline" > 0 THEN "Recent" / "Weekly Baseline" END AS "Ratio",
+                   CASE WHEN "Weekly Baseline" = 0 THEN 0.0 ELSE greatest(0.0, 1 - list_sum(list_transform(
+                       range("Recent"), lambda i: exp(-"Weekly Baseline" + i * ln("Weekly Baseline") - lgamma(i + 1))
+                   ))) END AS "Chance"
+            FROM rated
+        )
+        SELECT *, ? > 0 AND "Recent" >= ? AND "Recent" >= ? * "Weekly Baseline" AND "Chance" < ? AS "Spike"
+        FROM tested
+        ORDER BY "Spike" DESC, "Recent" - "Weekly Baseline" DESC, "Account", "Level", "SKU", "Reason"
+        LIMIT ?"""
+    # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
+    extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
+    return _frame(con, sql, params + [window_start, guard_start] + extra)
+
+
+# --- drill-down -----------------------------------------------------------------------------
+
+
+def grid_query(filters: ReturnFilters) -> dict[str, str | list[str]] | None:
+    """Query params that open the grid on exactly these rows, or None when its URL cannot say so.
+
+    The account is not among them: the sidebar's Account View (bound to ?account=) selects it.
+    """
+    if len(filters.shop_ids) > 1:
+        return None
+    query = filters_to_query(filters)
+    try:
+        same = filters_from_query(query) == filters.with_(shop_ids=())
+    except FilterError:  # e.g. more SKUs than the grid's SKU box takes
+        return None
+    return query if same else None
