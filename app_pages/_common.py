@@ -201,7 +201,11 @@ def scope() -> Scope:
 
 
 def account_query() -> dict[str, str]:
-    """The Account View as a query parameter, to carry it along on page switches."""
+    """The Account View as a query parameter, for links (st.page_link) that open a new view.
+
+    Not for st.switch_page: the sidebar widget owns the bound `account` parameter and keeps it
+    across a switch; passing it there raises StreamlitAPIException.
+    """
     label = st.session_state.get(ACCOUNT_KEY)
     return {ACCOUNT_KEY: label} if label and label != ALL_ACCOUNTS else {}
 

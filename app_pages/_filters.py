@@ -153,7 +153,7 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
         if event.selection.rows:
             row = page.iloc[event.selection.rows[0]]
             st.switch_page(common.DETAIL_PAGE, query_params={
-                "id": row["Marketplace Return ID"], "shop": row["Account ID"], **common.account_query()})
+                "id": row["Marketplace Return ID"], "shop": row["Account ID"]})
         st.caption("Select a row to open the return.")
     export_buttons(filters, sort_by=sort_by, descending=order == ORDERS[0], prefix=prefix, total=total)
 

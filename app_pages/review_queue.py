@@ -68,7 +68,7 @@ def _open_detail(selected: pd.DataFrame) -> None:
     row = selected.iloc[0]
     if st.button(f"Open return {row['Marketplace Return ID']}", key="rq_open", icon=":material/open_in_new:"):
         st.switch_page(common.DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"],
-                                                         "shop": row["Account ID"], **common.account_query()})
+                                                         "shop": row["Account ID"]})
 
 
 def render() -> None:

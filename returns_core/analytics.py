@@ -18,7 +18,7 @@ import pandas as pd
 
 from returns_core import domain, reason_groups
 from returns_core.queries import FilterError, ReturnFilters, filters_from_query, filters_to_query, where_clause
-from returns_core.store.db import Database, utcnow
+from returns_core.store.db import Database, exact_frame, utcnow
 
 NO_REASON = "(no reason given)"
 NO_SKU = "(no SKU)"
@@ -84,25 +84,9 @@ def _value_sql(measure: Measure, alias: str = "b") -> str:
     return "count(*)" if measure.currency is None else f"coalesce(sum({alias}.refund_total), 0)"
 
 
-_NUMPY_TYPES = {"BIGINT": "int64", "INTEGER": "int64", "HUGEINT": "int64", "DOUBLE": "float64",
-                "BOOLEAN": "bool"}
-
-
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> pd.DataFrame:
-    """Run SQL into a small DataFrame that keeps exact values: Decimal money, dates, None (not NaN) text."""
-    cur = con.execute(sql, list(params))
-    frame = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description], dtype=object)
-    for name, kind in ((d[0], str(d[1])) for d in cur.description):
-        numpy_type = _NUMPY_TYPES.get(kind)
-        # counts and ratios become plain numbers; a NULL count cannot happen, a NULL ratio becomes NaN
-        if numpy_type and not (numpy_type != "float64" and frame[name].isna().any()):
-            frame[name] = frame[name].astype(numpy_type)
-    return frame
-
-
 def _query(db: Database, sql: str, params: Sequence) -> pd.DataFrame:
     with db.reader() as con:
-        return _frame(con, sql, params)
+        return exact_frame(con, sql, params)
 
 
 # --- KPIs -----------------------------------------------------------------------------------
@@ -143,8 +127,8 @@ def kpis(db: Database, filters: ReturnFilters) -> Kpis:
         GROUP BY 1 ORDER BY 2 DESC, 1"""
     with db.reader() as con:
         total, n_closed, median_s = con.execute(head_sql, params + list(_CLOSED) * 2).fetchone()
-        by_type = _frame(con, type_sql, params)
-        money = _frame(con, money_sql, params + [domain.REFUNDED])
+        by_type = exact_frame(con, type_sql, params)
+        money = exact_frame(con, money_sql, params + [domain.REFUNDED])
     median = None if median_s is None else timedelta(seconds=float(median_s))
     return Kpis(returns=total, closed=n_closed, median_close=median, by_type=by_type, money=money)
 
@@ -450,7 +434,7 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
         LIMIT ?"""
     # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
     extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
-    return _frame(con, sql, params + [window_start, guard_start] + extra)
+    return exact_frame(con, sql, params + [window_start, guard_start] + extra)
 
 
 # --- drill-down -----------------------------------------------------------------------------

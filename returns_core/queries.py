@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from returns_core import domain
-from returns_core.store.db import Database, utcnow
+from returns_core.store.db import Database, exact_frame, utcnow
 
 MAX_SEARCH_LENGTH = 200
 MAX_PAGE_SIZE = 500
@@ -390,13 +390,14 @@ def find_return(db: Database, return_id: str, shop_id: str | None = None) -> dic
 
 def return_line_items(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
     with db.reader() as con:
-        return con.execute(
+        return exact_frame(
+            con,
             'SELECT seller_sku AS "SKU", sku_id AS "SKU ID", product_name AS "Product", sku_name AS "Variant", '
             'product_image_url AS "Image", refund_total AS "Refund", refund_currency AS "Currency", '
             'return_line_item_id AS "Line Item ID" FROM return_line_items WHERE shop_id = ? AND return_id = ? '
             "ORDER BY return_line_item_id",
             [shop_id, return_id],
-        ).df()
+        )
 
 
 def return_records(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
@@ -441,7 +442,7 @@ def refund_summary(db: Database, filters: ReturnFilters) -> pd.DataFrame:
         GROUP BY 1 ORDER BY "Requested" DESC, 1
     """
     with db.reader() as con:
-        return con.execute(sql, [accepted, completed, accepted, completed] + params).df()
+        return exact_frame(con, sql, [accepted, completed, accepted, completed] + params)
 
 
 # --- sync runs -----------------------------------------------------------------------------

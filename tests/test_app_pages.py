@@ -567,3 +567,12 @@ def test_a_database_held_too_long_by_another_process_is_one_readable_line(seeded
     at = open_app()
     assert not at.exception
     assert any("is busy" in e.value for e in at.error)
+
+
+def test_opening_a_row_keeps_the_account_view(seeded):
+    at = open_app(account=ALPHA_LABEL)
+    at.session_state["returns_grid"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.query_params["shop"] == ALPHA
+    assert at.query_params["account"] == ALPHA_LABEL

@@ -12,13 +12,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from returns_core.secretbox import SecretBox, resolve_key
 from returns_core.store.schema import MIGRATIONS
@@ -135,3 +136,19 @@ class Database:
         """Fold the WAL into the file so it is self-contained (after a sync, before a backup)."""
         with self._open() as con:
             con.execute("FORCE CHECKPOINT")
+
+
+_NUMPY_TYPES = {"BIGINT": "int64", "INTEGER": "int64", "HUGEINT": "int64", "DOUBLE": "float64",
+                "BOOLEAN": "bool"}
+
+
+def exact_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence) -> pd.DataFrame:
+    """Run SQL into a small DataFrame that keeps exact values: Decimal money, dates, None (not NaN) text."""
+    cur = con.execute(sql, list(params))
+    frame = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description], dtype=object)
+    for name, kind in ((d[0], str(d[1])) for d in cur.description):
+        numpy_type = _NUMPY_TYPES.get(kind)
+        # counts and ratios become plain numbers; a NULL count cannot happen, a NULL ratio becomes NaN
+        if numpy_type and not (numpy_type != "float64" and frame[name].isna().any()):
+            frame[name] = frame[name].astype(numpy_type)
+    return frame
