@@ -125,7 +125,7 @@ class Api:
         if not params.get("sign"):
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Missing required common parameter sign.")
         raw = params.get("timestamp", "")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise ApiFailure(errors.COMMON_PARAM_INVALID,
                              f"Invalid timestamp {raw!r}: send the current Unix time in seconds.")
         age = request.wall - int(raw)
@@ -242,7 +242,7 @@ class Api:
 
     def _case(self, call: Call, return_id: str) -> ReturnCase:
         assert call.shop is not None
-        if not return_id.isdigit():
+        if not (return_id.isascii() and return_id.isdigit()):
             raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid return id {return_id!r}: it must be numeric.")
         case = self._world.case(return_id)
         if case is None:

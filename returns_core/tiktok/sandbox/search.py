@@ -75,7 +75,7 @@ class SearchQuery:
 def parse_query(params: dict[str, str], body: dict) -> SearchQuery:
     """Check query parameters and body filters; unknown body fields are ignored, as TikTok does."""
     page_size = params.get("page_size", str(PAGE_SIZE_DEFAULT))
-    if not page_size.isdigit() or not PAGE_SIZE_MIN <= int(page_size) <= PAGE_SIZE_MAX:
+    if not (page_size.isascii() and page_size.isdigit()) or not PAGE_SIZE_MIN <= int(page_size) <= PAGE_SIZE_MAX:
         raise SearchParameterError(f"page_size must be a whole number from {PAGE_SIZE_MIN} to {PAGE_SIZE_MAX} "
                                    f"(got {page_size!r}).")
     sort_field = params.get("sort_field", "create_time")
@@ -92,7 +92,7 @@ def parse_query(params: dict[str, str], body: dict) -> SearchQuery:
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise SearchParameterError(f"{name} must be an array of strings.")
         if name in _ID_LISTS:
-            bad = [v for v in values if not (v.isdigit() and len(v) <= 19)]
+            bad = [v for v in values if not (v.isascii() and v.isdigit() and len(v) <= 19)]
         else:
             bad = [v for v in values if v not in _ENUM_LISTS[name]]
         if bad:

@@ -97,7 +97,7 @@ class World:
         return self._by_shop[shop_id]
 
     def case(self, return_id: str) -> ReturnCase | None:
-        return self._by_id.get(int(return_id)) if return_id.isdigit() else None
+        return self._by_id.get(int(return_id)) if return_id.isascii() and return_id.isdigit() else None
 
     def case_by_key(self, key: int) -> ReturnCase:
         return self._by_id[key]

@@ -1,0 +1,362 @@
+"""The command line (DESIGN.md, "Command line": a contract that tests and users rely on).
+
+Expected failures (bad credentials, a busy database, network down, bad arguments, unknown
+account) print ONE line "error: ..." on stderr and exit non-zero; never a traceback.
+Set RETURNS_DEBUG=1 to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from returns_core import config, domain
+from returns_core.secretbox import SecretKeyError
+from returns_core.store.db import Database, StoreError
+from returns_core.tiktok import errors
+
+ENV_APP_SECRET = "RETURNS_APP_SECRET"
+ENV_ACCESS_TOKEN = "RETURNS_ACCESS_TOKEN"
+ENV_REFRESH_TOKEN = "RETURNS_REFRESH_TOKEN"
+ENV_DEBUG = "RETURNS_DEBUG"
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A failure to report as one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or exc.__class__.__name__
+
+
+# --- argument types -----------------------------------------------------------------------------
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _choice(value: str, choices: Sequence[str], aliases: dict[str, str], label: str) -> str:
+    wanted = value.strip().lower()
+    for choice in choices:
+        if choice.lower() == wanted:
+            return choice
+    if value.strip().upper() in aliases:
+        return aliases[value.strip().upper()]
+    raise CliError(f"Unknown {label} {value!r}; choose one of: {', '.join(choices)}", EXIT_USAGE)
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line too (exit status 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of `python -m returns_core`."""
+    # --db is accepted before the command (the contract) and after it (convenience)
+    db_opt = _Parser(add_help=False)
+    db_opt.add_argument("--db", default=argparse.SUPPRESS,
+                        help="DuckDB file (default: $RETURNS_DB, else data/returns.duckdb)")
+
+    parser = _Parser(
+        prog="python -m returns_core",
+        description="Returns Desk for TikTok Shop: accounts, sync, export and the sandbox.",
+        epilog=f"Secrets can come from the environment instead of flags, so they stay out of shell history: "
+               f"{ENV_APP_SECRET}, {ENV_ACCESS_TOKEN}, {ENV_REFRESH_TOKEN}. Set {ENV_DEBUG}=1 for tracebacks.")
+    parser.add_argument("--db", default=None, help="DuckDB file (default: $RETURNS_DB, else data/returns.duckdb)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    accounts = commands.add_parser("accounts", help="connect, list, enable and disable TikTok Shop accounts")
+    acc_cmds = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+    add = acc_cmds.add_parser(
+        "add", parents=[db_opt], help="connect a shop (tokens or an authorization code)",
+        description="Connect every shop the credentials authorize (one account per shop; several shops are "
+                    "named 'NAME - <shop name>'). Adding the same NAME again reconnects it with new tokens.",
+        epilog=f"Instead of --app-secret, --access-token and --refresh-token you may set {ENV_APP_SECRET}, "
+               f"{ENV_ACCESS_TOKEN} and {ENV_REFRESH_TOKEN} so secrets do not sit in shell history.")
+    add.add_argument("name", metavar="NAME", help="the account's name in Returns Desk")
+    add.add_argument("--app-key", required=True, help="the app key from TikTok Shop Partner Center")
+    add.add_argument("--app-secret", default=None, help=f"the app secret (or ${ENV_APP_SECRET})")
+    creds = add.add_mutually_exclusive_group()
+    creds.add_argument("--access-token", default=None, help=f"a seller access token (or ${ENV_ACCESS_TOKEN})")
+    creds.add_argument("--auth-code", default=None, help="an authorization code from the seller's redirect")
+    add.add_argument("--refresh-token", default=None, help=f"the refresh token (or ${ENV_REFRESH_TOKEN})")
+    add.add_argument("--shop-cipher", default=None, help="connect only the shop with this cipher")
+    add.add_argument("--api-base", default=config.DEFAULT_API_BASE, help="API host (default: %(default)s)")
+    add.add_argument("--auth-base", default=None,
+                     help=f"token host (default: {config.DEFAULT_AUTH_BASE}; with a custom --api-base, the same)")
+    add.set_defaults(func=cmd_accounts_add)
+    lst = acc_cmds.add_parser("list", parents=[db_opt], help="list accounts with status and last sync (no secrets)")
+    lst.set_defaults(func=cmd_accounts_list)
+    for action, enabled in (("disable", False), ("enable", True)):
+        sub = acc_cmds.add_parser(action, parents=[db_opt], help=f"{action} an account (disabled ones never sync)")
+        sub.add_argument("name", metavar="NAME", help="account name or shop id")
+        sub.set_defaults(func=cmd_accounts_enable, enabled=enabled)
+
+    sync = commands.add_parser("sync", parents=[db_opt], help="sync returns from TikTok into the store",
+                               description="Sync every enabled account (or those named) incrementally.")
+    sync.add_argument("--account", action="append", default=[], metavar="NAME",
+                      help="sync only this account (repeatable)")
+    sync.add_argument("--full", action="store_true", help="re-read every return (still never deletes)")
+    sync.set_defaults(func=cmd_sync)
+
+    export = commands.add_parser("export", parents=[db_opt], help="export the (filtered) returns grid",
+                                 description="Export exactly the filtered returns, with the grid's columns.")
+    export.add_argument("--out", required=True, metavar="FILE", help="FILE.csv, FILE.xlsx or FILE.parquet")
+    export.add_argument("--account", action="append", default=[], metavar="NAME", help="account (repeatable)")
+    export.add_argument("--type", action="append", default=[], metavar="TYPE",
+                        help=f"type (repeatable): {', '.join(domain.TYPES)}")
+    export.add_argument("--status", action="append", default=[], metavar="STATUS",
+                        help=f"status (repeatable): {', '.join(domain.STATUSES)}")
+    export.add_argument("--marketplace-status", action="append", default=[], metavar="S",
+                        help="TikTok's return_status, verbatim (repeatable)")
+    export.add_argument("--reason", action="append", default=[], metavar="TEXT", help="reason text (repeatable)")
+    export.add_argument("--created-from", type=_day, default=None, metavar="YYYY-MM-DD")
+    export.add_argument("--created-to", type=_day, default=None, metavar="YYYY-MM-DD")
+    export.add_argument("--due-soon", action="store_true", help="only returns due within 24 h")
+    export.add_argument("--search", default="", help="return ID, order ID, SKU or tracking number")
+    export.set_defaults(func=cmd_export)
+
+    backup = commands.add_parser("backup", parents=[db_opt], help="write a restorable copy of the whole store")
+    backup.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder")
+    backup.set_defaults(func=cmd_backup)
+
+    sandbox = commands.add_parser("sandbox", help="the TikTok Shop simulator")
+    sb_cmds = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+    serve = sb_cmds.add_parser("serve", help="serve the sandbox over HTTP on 127.0.0.1 until Ctrl-C")
+    serve.add_argument("--port", type=int, default=8600, help="port (0 = any free port; default %(default)s)")
+    serve.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
+    serve.add_argument("--returns", type=int, default=500, help="returns per shop (default %(default)s)")
+    serve.add_argument("--shops", type=int, default=2, help="number of shops (default %(default)s)")
+    serve.add_argument("--state", default=None, metavar="FILE", help="keep the sandbox state in this JSON file")
+    serve.set_defaults(func=cmd_sandbox_serve)
+    return parser
+
+
+def _db(args: argparse.Namespace) -> Database:
+    return Database(config.db_path(args.db))
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    """accounts add NAME ..."""
+    from returns_core import accounts as acc
+
+    secret = args.app_secret or os.environ.get(ENV_APP_SECRET)
+    if not secret:
+        raise CliError(f"--app-secret is required (or set {ENV_APP_SECRET})", EXIT_USAGE)
+    auth_base = args.auth_base or (config.DEFAULT_AUTH_BASE if args.api_base == config.DEFAULT_API_BASE
+                                   else args.api_base)
+    db = _db(args)
+    before = {a.shop_id for a in acc.list_accounts(db)}
+    options = dict(shop_cipher=args.shop_cipher, api_base=args.api_base.rstrip("/"),
+                   auth_base=auth_base.rstrip("/"))
+    try:
+        if args.auth_code:
+            added = acc.add_accounts_with_auth_code(db, args.name, args.app_key, secret, args.auth_code, **options)
+        else:
+            access = args.access_token or os.environ.get(ENV_ACCESS_TOKEN)
+            refresh = args.refresh_token or os.environ.get(ENV_REFRESH_TOKEN)
+            if not access:
+                raise CliError(f"give --auth-code, or --access-token (or {ENV_ACCESS_TOKEN}) with --refresh-token",
+                               EXIT_USAGE)
+            if not refresh:
+                raise CliError(f"--refresh-token is required with an access token (or set {ENV_REFRESH_TOKEN})",
+                               EXIT_USAGE)
+            added = acc.add_accounts_with_tokens(db, args.name, args.app_key, secret, access, refresh, **options)
+    except errors.AuthError as exc:
+        if not acc.authorization_refused(exc):
+            raise CliError(acc.explain_error(exc)) from None
+        raise CliError(f"TikTok refused the credentials: {exc}") from None
+    except errors.TikTokError as exc:
+        raise CliError(acc.explain_error(exc)) from None
+    for account in added:
+        verb = "Reconnected" if account.shop_id in before else "Added"
+        print(f"{verb} account {account.name!r}: shop {account.shop_name or '?'} ({account.shop_id}, "
+              f"{account.region or '?'}), status {account.status}")
+    return EXIT_OK
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+             for row in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    """accounts list"""
+    from returns_core import accounts as acc
+    from returns_core.sync import last_syncs
+
+    db = _db(args)
+    accounts = acc.list_accounts(db)
+    if not accounts:
+        print("No accounts yet; connect one with `accounts add NAME ...`.")
+        return EXIT_OK
+    runs = last_syncs(db)
+    rows = []
+    for a in accounts:
+        run = runs.get(a.shop_id)
+        last = f"{_when(run[0])} ({run[1]})" if run else "never"
+        rows.append((a.name, a.shop_id, a.shop_name or "-", a.region or "-", a.status,
+                     _when(a.access_token_expires_at), _when(a.refresh_token_expires_at), last))
+    print(_table(("NAME", "SHOP ID", "SHOP NAME", "REGION", "STATUS", "ACCESS TOKEN EXPIRES",
+                  "REFRESH TOKEN EXPIRES", "LAST SYNC"), rows))
+    for a in accounts:
+        if a.auth_error and a.status == acc.INVALID:
+            print(f"{a.name}: {a.auth_error}")
+    return EXIT_OK
+
+
+def cmd_accounts_enable(args: argparse.Namespace) -> int:
+    """accounts enable|disable NAME"""
+    from returns_core import accounts as acc
+
+    account = acc.set_enabled(_db(args), args.name, args.enabled)
+    print(f"{'Enabled' if account.enabled else 'Disabled'} account {account.name!r} ({account.shop_id}).")
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """sync [--account NAME]... [--full]"""
+    from returns_core import accounts as acc
+    from returns_core.sync import SyncProgress, sync_account
+
+    db = _db(args)
+    if args.account:
+        chosen = list({a.shop_id: a for a in (acc.get_account(db, n) for n in args.account)}.values())
+    else:
+        chosen = [a for a in acc.list_accounts(db) if a.enabled]
+        if not chosen:
+            raise CliError("No enabled accounts to sync; connect one with `accounts add` or enable one.")
+
+    def progress(p: SyncProgress) -> None:
+        if p.done:
+            return
+        of_total = f" of {p.total_count}" if p.total_count is not None else ""
+        _err(f"{p.account}: page {p.pages}, {p.fetched}{of_total} returns read "
+             f"({p.new} new, {p.updated} updated, {p.unchanged} unchanged)")
+
+    failed = 0
+    for account in chosen:
+        _err(f"{account.name}: syncing{' (full)' if args.full else ''}...")
+        result = sync_account(db, account, full=args.full, on_progress=progress, trigger="cli")
+        print(result.summary(), flush=True)
+        failed += 0 if result.ok else 1
+    if failed:
+        raise CliError(f"{failed} of {len(chosen)} account(s) failed to sync (see above)")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """export --out FILE [filters]"""
+    from returns_core import accounts as acc
+    from returns_core.queries import ReturnFilters, export_returns
+
+    db = _db(args)
+    types = tuple(_choice(t, domain.TYPES, domain.TYPE_MAP, "type") for t in args.type)
+    statuses = tuple(_choice(s, domain.STATUSES, {}, "status") for s in args.status)
+    shop_ids = tuple(dict.fromkeys(acc.get_account(db, n).shop_id for n in args.account))
+    filters = ReturnFilters(shop_ids=shop_ids, types=types, statuses=statuses,
+                            marketplace_statuses=tuple(args.marketplace_status), reasons=tuple(args.reason),
+                            created_from=args.created_from, created_to=args.created_to, due_soon=args.due_soon,
+                            search=args.search)
+    out = Path(args.out)
+    n = export_returns(db, filters, out)
+    print(f"Exported {n} return(s) to {out}")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """backup --out DIR"""
+    from returns_core.backup import backup
+
+    db = _db(args)
+    db.checkpoint()
+    result = backup(db, args.out)
+    total = sum(result.row_counts.values())
+    print(f"Backed up {len(result.row_counts)} tables ({total} rows) to {result.path}")
+    return EXIT_OK
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--state FILE]"""
+    from returns_core.tiktok.sandbox import server
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be 0-65535, not {args.port}", EXIT_USAGE)
+    if args.returns < 0 or args.shops < 1:
+        raise CliError("--returns must be 0 or more and --shops 1 or more", EXIT_USAGE)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
+        server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=args.state, out=sys.stdout)
+    return EXIT_OK
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from returns_core.accounts import AccountError
+    from returns_core.queries import FilterError
+    from returns_core.sync import ReturnNotFoundError
+
+    return (CliError, AccountError, StoreError, errors.TikTokError, FilterError, SecretKeyError,
+            ReturnNotFoundError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    debug = os.environ.get(ENV_DEBUG, "").strip() not in ("", "0")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("error: interrupted")
+        return 130
+    except _expected_errors() as exc:
+        _err(f"error: {_one_line(exc)}")
+        return exc.code if isinstance(exc, CliError) else EXIT_FAILED
+    except Exception as exc:
+        if debug:
+            raise
+        _err(f"error: unexpected {exc.__class__.__name__}: {_one_line(exc)} (set {ENV_DEBUG}=1 for details)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""Accounts: connect by tokens or auth code, one account per shop, reconnect, status, secrets at rest."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from returns_core import accounts as acc
+from returns_core.accounts import Account, AccountError, AccountNotFoundError
+from returns_core.tiktok import errors
+from returns_core.tiktok.client import TokenSet
+
+API = "https://api.example.test"
+AUTH = "https://auth.example.test"
+SHOPS = [
+    {"id": "7001", "name": "Alpha UK", "region": "GB", "seller_type": "LOCAL", "cipher": "GCP_alpha", "code": "A1"},
+    {"id": "7002", "name": "Beta US", "region": "US", "seller_type": "LOCAL", "cipher": "GCP_beta", "code": "B1"},
+]
+ACCESS = "TTP_access_plaintext_0123456789"
+REFRESH = "TTP_refresh_plaintext_9876543210"
+SECRET = "app_secret_plaintext_abcdef"
+
+
+def fake_tiktok(shops: list[dict], *, refuse: bool = False) -> httpx.MockTransport:
+    """Just enough of TikTok for connecting: authorized shops and token/get."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if refuse:
+            return httpx.Response(401, json={"code": 36009004, "message": "Invalid access token",
+                                             "request_id": "r1", "data": None})
+        if request.url.path == "/authorization/202309/shops":
+            return httpx.Response(200, json={"code": 0, "message": "Success", "request_id": "r",
+                                             "data": {"shops": shops}})
+        if request.url.path == "/api/v2/token/get":
+            if request.url.params["auth_code"] != "GOOD":
+                return httpx.Response(200, json={"code": 36004004, "message": "Invalid auth code",
+                                                 "request_id": "r2", "data": None})
+            now = 2_000_000_000
+            return httpx.Response(200, json={"code": 0, "message": "success", "request_id": "r", "data": {
+                "access_token": ACCESS, "access_token_expire_in": now, "refresh_token": REFRESH,
+                "refresh_token_expire_in": now + 86400 * 300, "open_id": "o", "seller_name": "S",
+                "seller_base_region": "GB", "user_type": 0, "granted_scopes": ["seller.return_refund.basic"]}})
+        return httpx.Response(404, json={"code": 36009009, "message": "Invalid path", "request_id": "r"})
+
+    return httpx.MockTransport(handle)
+
+
+def connect(db, name="Main", shops=SHOPS, **kw) -> list[Account]:
+    return acc.add_accounts_with_tokens(db, name, "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                        transport=fake_tiktok(shops), **kw)
+
+
+def test_one_shop_takes_the_name_as_given(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    assert (account.name, account.shop_id, account.shop_name, account.region, account.shop_cipher) == (
+        "Main", "7001", "Alpha UK", "GB", "GCP_alpha")
+    assert account.status == "Active" and account.enabled and not account.is_sandbox
+
+
+def test_a_token_for_several_shops_adds_one_account_per_shop(db):
+    added = connect(db, "Main")
+    assert [a.name for a in added] == ["Main - Alpha UK", "Main - Beta US"]
+    assert [a.name for a in acc.list_accounts(db)] == ["Main - Alpha UK", "Main - Beta US"]
+
+
+def test_shop_cipher_limits_the_connection_to_that_shop(db):
+    [account] = connect(db, "Beta", shop_cipher="GCP_beta")
+    assert (account.name, account.shop_id) == ("Beta", "7002")
+    with pytest.raises(AccountError, match="does not authorize a shop with that shop cipher"):
+        connect(db, "Nope", shop_cipher="GCP_missing")
+
+
+def test_a_shop_connected_under_another_name_is_refused_and_nothing_changes(db):
+    connect(db, "Main", SHOPS[:1])
+    with pytest.raises(AccountError, match="already connected as 'Main'"):
+        connect(db, "Other", SHOPS[:1])
+    assert [a.name for a in acc.list_accounts(db)] == ["Main"]
+
+
+def test_a_name_used_by_another_shop_is_refused(db):
+    connect(db, "Main", SHOPS[:1])
+    with pytest.raises(AccountError, match="already used by shop 7001"):
+        connect(db, "main", SHOPS[1:])
+
+
+def test_reconnecting_the_same_name_updates_tokens_and_clears_invalid(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    acc.mark_invalid(db, account.shop_id, "revoked")
+    assert acc.get_account(db, "Main").status == "Invalid"
+    [again] = acc.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, "TTP_new_access", "TTP_new_refresh",
+                                           api_base=API, auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
+    assert again.status == "Active" and again.auth_error is None
+    assert again.created_at == account.created_at
+    with db.reader() as con:
+        enc = con.execute("SELECT access_token_enc FROM accounts").fetchone()[0]
+    assert db.box.decrypt(enc) == "TTP_new_access"
+
+
+def test_auth_code_is_exchanged_and_expiry_is_kept(db):
+    [account] = acc.add_accounts_with_auth_code(db, "Main", "appkey1", SECRET, "GOOD", api_base=API,
+                                                auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
+    assert account.access_token_expires_at == datetime(2033, 5, 18, 3, 33, 20)
+    with pytest.raises(errors.AuthCodeInvalidError):
+        acc.add_accounts_with_auth_code(db, "Other", "appkey1", SECRET, "USED", api_base=API, auth_base=AUTH,
+                                        transport=fake_tiktok(SHOPS[1:]))
+
+
+def test_refused_credentials_add_nothing(db):
+    with pytest.raises(errors.AuthError):
+        acc.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                     transport=fake_tiktok(SHOPS, refuse=True))
+    assert acc.list_accounts(db) == []
+
+
+def test_secrets_are_encrypted_at_rest_and_never_on_the_account(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    db.checkpoint()
+    raw = db.path.read_bytes()
+    for secret in (ACCESS, REFRESH, SECRET):
+        assert secret.encode() not in raw
+        assert secret not in repr(account) and secret not in repr(acc.list_accounts(db))
+    client = acc.client_for(db, account, transport=fake_tiktok(SHOPS[:1]))
+    assert SECRET not in repr(client) and ACCESS not in repr(client)
+    assert client.get_authorized_shops()[0]["id"] == "7001"
+
+
+def test_get_account_by_name_or_shop_id_and_unknown_is_one_line(db):
+    connect(db, "Main", SHOPS[:1])
+    assert acc.get_account(db, "7001").name == "Main"
+    assert acc.get_account(db, "MAIN").shop_id == "7001"
+    with pytest.raises(AccountNotFoundError) as caught:
+        acc.get_account(db, "Nobody")
+    assert "\n" not in str(caught.value) and "Nobody" in str(caught.value)
+
+
+def test_disable_and_enable(db):
+    connect(db, "Main", SHOPS[:1])
+    assert acc.set_enabled(db, "Main", False).status == "Disabled"
+    assert acc.set_enabled(db, "Main", True).status == "Active"
+
+
+def test_status_words():
+    now = datetime(2026, 1, 1)
+    base = Account("1", "n", None, None, None, "k", API, AUTH, False, True, "ok", None, None, None, now, now)
+
+    def status(**changes) -> str:
+        from dataclasses import replace
+
+        return replace(base, **changes).status_at(now)
+
+    assert status() == "Active"
+    assert status(enabled=False, auth_state="invalid") == "Disabled"
+    assert status(auth_state="invalid") == "Invalid"
+    assert status(refresh_token_expires_at=now - timedelta(seconds=1)) == "Expired"
+    # an expired access token is fine while the refresh token can renew it
+    assert status(access_token_expires_at=now - timedelta(days=1), refresh_token_expires_at=now + timedelta(1)) == (
+        "Active")
+    assert status(access_token_expires_at=now - timedelta(days=1), has_refresh_token=False) == "Expired"
+
+
+def test_save_tokens_persists_rotated_tokens_encrypted(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    acc.save_tokens(db, account.shop_id, TokenSet("TTP_rotated_access", "TTP_rotated_refresh", 2_000_000_000,
+                                                  2_100_000_000))
+    with db.reader() as con:
+        enc = con.execute("SELECT refresh_token_enc FROM accounts").fetchone()[0]
+    assert "TTP_rotated_refresh" not in enc and db.box.decrypt(enc) == "TTP_rotated_refresh"
+    assert acc.get_account(db, "Main").refresh_token_expires_at == datetime(2036, 7, 18, 13, 20)
+
+
+def test_test_connection_marks_refused_accounts_invalid(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    result = acc.test_connection(db, account, transport=fake_tiktok(SHOPS, refuse=True))
+    assert result.startswith("Failed: Authorization was revoked or expired")
+    assert acc.get_account(db, "Main").status == "Invalid"
+    assert acc.test_connection(db, account, transport=fake_tiktok(SHOPS)).startswith("OK")
+    assert acc.get_account(db, "Main").status == "Active"
+    assert acc.test_connection(db, account, transport=fake_tiktok(SHOPS[1:])).startswith("Failed: The token no")
+
+
+def test_empty_name_and_missing_secret_are_refused(db):
+    with pytest.raises(AccountError, match="name"):
+        connect(db, "  ", SHOPS[:1])
+    with pytest.raises(AccountError, match="app secret"):
+        acc.add_accounts_with_tokens(db, "x", "k", "", ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                     transport=fake_tiktok(SHOPS))
+
+
+def test_no_error_message_carries_a_secret(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    acc.mark_invalid(db, account.shop_id, acc.REAUTH_REASON)
+    text = json.dumps([str(a) for a in acc.list_accounts(db)])
+    assert ACCESS not in text and REFRESH not in text and SECRET not in text
+
+
+# --- the demo shop ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_demo(db, monkeypatch):
+    """The demo shop's sandbox, smaller than the app's (same code path, quicker test)."""
+    from returns_core.tiktok.sandbox import Sandbox
+
+    monkeypatch.setenv("RETURNS_DEMO", "1")
+    return acc.demo_sandbox(db.path, factory=lambda **kw: Sandbox(**{**kw, "returns": 120}))
+
+
+def test_demo_shop_is_created_once_in_an_empty_store_and_syncs_in_process(db, small_demo):
+    from returns_core.sync import sync_account
+
+    demo = acc.ensure_demo_account(db)
+    assert demo is not None
+    assert (demo.name, demo.is_sandbox, demo.api_base, demo.status) == (
+        "Demo Shop (sandbox)", True, "sandbox://demo", "Active")
+    assert acc.ensure_demo_account(db) is None  # never a second one
+    assert acc.demo_sandbox(db.path) is small_demo
+    assert acc.demo_state_path(db.path).exists()
+    assert acc.demo_state_path(db.path).name == "returns.sandbox.json"
+
+    result = sync_account(db, demo)
+    assert result.ok and result.new == len(small_demo.returns_for(demo.shop_id))
+    assert acc.test_connection(db, demo).startswith("OK")
+
+
+def test_demo_shop_is_not_created_when_disabled_or_accounts_exist(db, monkeypatch):
+    monkeypatch.setenv("RETURNS_DEMO", "0")
+    assert acc.ensure_demo_account(db) is None
+    monkeypatch.setenv("RETURNS_DEMO", "1")
+    connect(db, "Main", SHOPS[:1])
+    assert acc.ensure_demo_account(db) is None
+    assert [a.name for a in acc.list_accounts(db)] == ["Main"]
+
+
+def test_demo_setting_off_disables_the_demo(db, monkeypatch):
+    monkeypatch.setenv("RETURNS_DEMO", "1")
+    with db.writer() as con:
+        con.execute("INSERT INTO settings VALUES ('demo_enabled', 'off', now())")
+    assert acc.ensure_demo_account(db) is None
+
+
+def test_a_demo_shop_that_went_invalid_is_reconnected(db, small_demo):
+    demo = acc.ensure_demo_account(db)
+    acc.mark_invalid(db, demo.shop_id, acc.REAUTH_REASON)
+    healed = acc.ensure_demo_account(db)
+    assert healed is not None and healed.shop_id == demo.shop_id and healed.status == "Active"
+    assert acc.test_connection(db, healed).startswith("OK")

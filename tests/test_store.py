@@ -1,0 +1,219 @@
+"""ingest: TikTok return objects become rows, and a page is upserted in one transaction."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from returns_core import ingest
+from returns_core.ingest import PageCounts, line_item_rows, return_row, upsert_page
+from returns_core.store.db import utcnow
+from returns_core.workflow import change_status
+
+SHOP = "7000000001"
+T0 = 1_760_000_000  # 2025-10-09T08:53:20Z
+
+
+def make_return(return_id: str = "4035318504086604100", status: str = "RETURN_OR_REFUND_REQUEST_PENDING",
+                update_time: int = T0, **extra) -> dict:
+    """A TikTok return object shaped like docs/tiktok_api.md 4.1."""
+    obj = {
+        "return_id": return_id,
+        "order_id": "577686530908261117",
+        "return_type": "RETURN_AND_REFUND",
+        "return_status": status,
+        "role": "BUYER",
+        "return_reason": "ecom_order_delivered_refund_and_return_reason_wrong_product_seller",
+        "return_reason_text": "Wrong product",
+        "create_time": T0 - 3600,
+        "update_time": update_time,
+        "seller_next_action_response": [
+            {"action": "SELLER_RESPOND_RECEIVE_PACKAGE", "deadline": T0 + 7200},
+            {"action": "SELLER_RESPOND_RETURN", "deadline": T0 + 3600},
+        ],
+        "refund_amount": {"currency": "GBP", "refund_total": "10.10", "refund_subtotal": "9.05",
+                          "refund_shipping_fee": "0.70", "refund_tax": "0.35"},
+        "return_tracking_number": "JT123",
+        "return_provider_name": "J&T Express",
+        "return_line_items": [
+            {"return_line_item_id": "L1", "order_line_item_id": "O1", "sku_id": "111", "seller_sku": "RED-M",
+             "sku_name": "Red, M", "product_name": "Shirt", "product_image": {"url": "https://img/1"},
+             "refund_amount": {"currency": "GBP", "refund_total": "5.05"}},
+            {"return_line_item_id": "L2", "order_line_item_id": "O2", "sku_id": "222", "seller_sku": "RED-L",
+             "refund_amount": {"currency": "GBP", "refund_total": "5.05"}},
+        ],
+    }
+    obj.update(extra)
+    return obj
+
+
+def rows(db, sql: str, params: list | None = None) -> list[tuple]:
+    with db.reader() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def stored(db, return_id: str = "4035318504086604100") -> dict:
+    with db.reader() as con:
+        cur = con.execute("SELECT * FROM returns WHERE shop_id = ? AND return_id = ?", [SHOP, return_id])
+        names = [d[0] for d in cur.description]
+        row = cur.fetchone()
+    assert row is not None, f"return {return_id} is not stored"
+    return dict(zip(names, row, strict=True))
+
+
+def test_return_row_maps_every_field_with_exact_money_and_utc_times():
+    row = return_row(SHOP, make_return(), synced_at=datetime(2025, 1, 1))
+    assert row["type"] == "Return & Refund"
+    assert row["status"] == "Requested"
+    assert row["marketplace_status"] == "RETURN_OR_REFUND_REQUEST_PENDING"
+    assert (row["unmapped"], row["mismatch"]) == (False, False)
+    assert row["refund_total"] == Decimal("10.1000") and isinstance(row["refund_total"], Decimal)
+    assert row["refund_currency"] == "GBP"
+    assert row["updated_at"] == datetime(2025, 10, 9, 8, 53, 20)
+    assert row["due_by"] == datetime(2025, 10, 9, 9, 53, 20)  # the earliest deadline
+    assert row["next_action"] == "SELLER_RESPOND_RETURN"
+    assert row["seller_skus"] == "RED-M 111 RED-L 222"
+    assert (row["tracking_number"], row["shipping_provider"]) == ("JT123", "J&T Express")
+    assert (row["reason_code"], row["reason_text"]) == (
+        "ecom_order_delivered_refund_and_return_reason_wrong_product_seller", "Wrong product")
+    assert json.loads(row["payload"]) == make_return()
+
+
+def test_missing_and_odd_fields_are_tolerated():
+    odd = {"return_id": 42, "return_type": "SWAP", "return_status": None, "update_time": "oops",
+           "refund_amount": {"refund_total": "not money"}, "seller_next_action_response": "later",
+           "return_line_items": [None, {"sku_id": 9}]}
+    row = return_row(SHOP, odd, synced_at=datetime(2025, 1, 1))
+    assert row["return_id"] == "42"
+    assert row["type"] == "SWAP"  # unknown enum values are kept verbatim
+    assert row["status"] is None and row["updated_at"] is None and row["refund_total"] is None
+    assert row["due_by"] is None and row["seller_skus"] == "9"
+    assert [i["return_line_item_id"] for i in line_item_rows(SHOP, odd)] == ["#1"]
+
+
+def test_first_page_counts_everything_new_and_records_created_history(db):
+    objs = [make_return(str(i), update_time=T0 + i) for i in range(1, 51)]
+    counts = upsert_page(db, SHOP, objs, synced_at=utcnow(), new_watermark=T0 + 50)
+    assert counts == PageCounts(new=50, updated=0, unchanged=0)
+    assert rows(db, "SELECT count(*) FROM returns") == [(50,)]
+    assert rows(db, "SELECT count(*) FROM return_line_items") == [(100,)]
+    assert rows(db, "SELECT kind, actor, count(*) FROM history GROUP BY ALL") == [("created", "sync", 50)]
+    assert rows(db, "SELECT watermark FROM sync_state WHERE shop_id = ?", [SHOP]) == [(T0 + 50,)]
+
+
+def test_same_page_again_is_unchanged_and_adds_nothing(db):
+    objs = [make_return(str(i)) for i in range(5)]
+    upsert_page(db, SHOP, objs, synced_at=utcnow())
+    assert upsert_page(db, SHOP, copy.deepcopy(objs), synced_at=utcnow()) == PageCounts(unchanged=5)
+    assert rows(db, "SELECT count(*) FROM returns") == [(5,)]
+    assert rows(db, "SELECT count(*) FROM history") == [(5,)]
+
+
+def test_duplicates_within_a_page_keep_the_latest_update_time(db):
+    old = make_return("1", "RETURN_OR_REFUND_REQUEST_PENDING", T0)
+    new = make_return("1", "AWAITING_BUYER_SHIP", T0 + 60)
+    assert upsert_page(db, SHOP, [new, old], synced_at=utcnow()) == PageCounts(new=1)
+    assert stored(db, "1")["marketplace_status"] == "AWAITING_BUYER_SHIP"
+
+
+def test_tiktok_status_change_moves_status_and_appends_history(db):
+    upsert_page(db, SHOP, [make_return()], synced_at=utcnow())
+    changed = make_return(status="RETURN_OR_REFUND_REQUEST_SUCCESS", update_time=T0 + 100)
+    assert upsert_page(db, SHOP, [changed], synced_at=utcnow()) == PageCounts(updated=1)
+    row = stored(db)
+    assert (row["status"], row["marketplace_status"], row["mismatch"]) == (
+        "Accepted", "RETURN_OR_REFUND_REQUEST_SUCCESS", False)
+    assert rows(db, "SELECT kind, old_value, new_value, actor FROM history WHERE kind <> 'created' ORDER BY id") == [
+        ("marketplace_status", "RETURN_OR_REFUND_REQUEST_PENDING", "RETURN_OR_REFUND_REQUEST_SUCCESS", "sync"),
+        ("status", "Requested", "Accepted", "sync"),
+    ]
+
+
+def test_local_columns_and_hand_set_status_survive_a_sync(db):
+    upsert_page(db, SHOP, [make_return(status="AWAITING_BUYER_SHIP")], synced_at=datetime(2025, 1, 1))
+    change_status(db, SHOP, "4035318504086604100", "Accepted", "ana")  # Pending -> Accepted by hand
+    with db.writer() as con:
+        con.execute("UPDATE returns SET review_outcome = 'ok', reviewed_by = 'bo', reviewed_at = now()")
+    # TikTok changes something else (tracking) but not its status
+    upsert_page(db, SHOP, [make_return(status="AWAITING_BUYER_SHIP", update_time=T0 + 5,
+                                       return_tracking_number="NEW1")], synced_at=datetime(2025, 2, 1))
+    row = stored(db)
+    assert row["status"] == "Accepted" and row["mismatch"] is True
+    assert (row["review_outcome"], row["reviewed_by"]) == ("ok", "bo") and row["reviewed_at"] is not None
+    assert row["first_seen_at"] == datetime(2025, 1, 1) and row["last_synced_at"] == datetime(2025, 2, 1)
+    assert row["tracking_number"] == "NEW1"
+    # and when TikTok's status does move, Status follows it again
+    upsert_page(db, SHOP, [make_return(status="RETURN_OR_REFUND_REQUEST_COMPLETE", update_time=T0 + 9)],
+                synced_at=utcnow())
+    assert (stored(db)["status"], stored(db)["mismatch"]) == ("Refund", False)
+
+
+def test_unmapped_status_is_stored_verbatim_flagged_and_keeps_the_previous_status(db):
+    upsert_page(db, SHOP, [make_return(), make_return("new-one", status="PARTNER_REVIEW_PENDING")],
+                synced_at=utcnow())
+    fresh = stored(db, "new-one")
+    assert (fresh["status"], fresh["marketplace_status"], fresh["unmapped"]) == (None, "PARTNER_REVIEW_PENDING", True)
+    upsert_page(db, SHOP, [make_return(status="PARTNER_REVIEW_PENDING", update_time=T0 + 1)], synced_at=utcnow())
+    row = stored(db)
+    assert (row["status"], row["unmapped"], row["mismatch"]) == ("Requested", True, False)
+    kinds = rows(db, "SELECT kind FROM history WHERE return_id = ? ORDER BY id", ["4035318504086604100"])
+    assert kinds == [("created",), ("marketplace_status",)]  # Status did not move: no 'status' row
+
+
+def test_line_items_are_replaced_by_the_latest_object(db):
+    upsert_page(db, SHOP, [make_return()], synced_at=utcnow())
+    one_item = make_return(update_time=T0 + 1)
+    one_item["return_line_items"] = one_item["return_line_items"][1:]
+    upsert_page(db, SHOP, [one_item], synced_at=utcnow())
+    assert rows(db, "SELECT return_line_item_id, seller_sku, refund_total FROM return_line_items") == [
+        ("L2", "RED-L", Decimal("5.0500"))]
+    assert stored(db)["seller_skus"] == "RED-L 222"
+
+
+def test_money_is_exact_decimal_in_the_store(db):
+    upsert_page(db, SHOP, [make_return(refund_amount={"currency": "USD", "refund_total": "0.10",
+                                                      "refund_subtotal": "12345678901.99"})], synced_at=utcnow())
+    row = stored(db)
+    assert row["refund_total"] == Decimal("0.1") and row["refund_subtotal"] == Decimal("12345678901.99")
+    assert rows(db, "SELECT sum(refund_total) * 3 FROM returns") == [(Decimal("0.3000"),)]
+
+
+def test_watermark_never_moves_backwards_and_run_counters_add_up(db):
+    with db.writer() as con:
+        run_id = con.execute("INSERT INTO sync_runs (shop_id, started_at, state) VALUES (?, now(), 'running') "
+                             "RETURNING id", [SHOP]).fetchone()[0]
+    upsert_page(db, SHOP, [make_return("1", update_time=T0 + 100)], synced_at=utcnow(), new_watermark=T0 + 100,
+                run_id=run_id)
+    upsert_page(db, SHOP, [make_return("1", update_time=T0 + 100), make_return("2", update_time=T0 + 5)],
+                synced_at=utcnow(), new_watermark=T0 + 5, run_id=run_id)
+    assert rows(db, "SELECT watermark FROM sync_state") == [(T0 + 100,)]
+    assert rows(db, "SELECT pages, new_count, updated_count, unchanged_count FROM sync_runs") == [(2, 2, 0, 1)]
+
+
+def test_a_failing_page_writes_nothing_at_all(db, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ingest, "_replace_line_items", broken)
+    with pytest.raises(RuntimeError):
+        upsert_page(db, SHOP, [make_return()], synced_at=utcnow(), new_watermark=T0)
+    assert rows(db, "SELECT (SELECT count(*) FROM returns), (SELECT count(*) FROM history), "
+                    "(SELECT count(*) FROM sync_state)") == [(0, 0, 0)]
+
+
+def test_an_empty_page_only_moves_nothing(db):
+    assert upsert_page(db, SHOP, [], synced_at=utcnow(), new_watermark=None) == PageCounts()
+    assert rows(db, "SELECT count(*) FROM returns") == [(0,)]
+
+
+def test_records_are_stored_in_tiktok_order_and_refetch_updates_them(db):
+    records = [{"event": "ORDER_RETURN", "role": "BUYER", "description": "Buyer asked", "create_time": T0},
+               {"event": "ORDER_RETURN", "role": "SELLER", "description": "Seller approved", "create_time": T0 + 9}]
+    assert ingest.store_records(db, SHOP, "r1", records, utcnow()) == 2
+    assert ingest.store_records(db, SHOP, "r1", records, utcnow()) == 2
+    assert rows(db, "SELECT seq, role, created_at FROM return_records ORDER BY seq") == [
+        (1, "BUYER", datetime(2025, 10, 9, 8, 53, 20)), (2, "SELLER", datetime(2025, 10, 9, 8, 53, 29))]
