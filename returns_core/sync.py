@@ -39,12 +39,10 @@ OVERLAP_SECONDS = 10 * 60  # re-read a margin below the watermark: late commits 
 PAGE_SIZE = 50  # TikTok's maximum for Search Returns
 PREFETCH_PAGES = 1  # pages fetched ahead while the previous one is written
 # Fair share of the database file. Each page opens and closes it, but with pages fetched ahead the
-# writes would follow each other so closely that another process (the app) waiting on the lock could
-# starve. So the file is left free for at least PAGE_GAP_S between two pages, and for LONG_GAP_S
-# after every HOLD_BUDGET_S of work: longer than a waiter's longest back-off (db.py: 0.75 s).
-PAGE_GAP_S = 0.02
-HOLD_BUDGET_S = 1.5
-LONG_GAP_S = 0.8
+# writes follow each other so closely that another process (the app) waiting on the lock could
+# starve. When one signals that it waits (Database.others_waiting), the sync leaves the file free
+# for YIELD_S: longer than a waiter's retry interval (db.MAX_RETRY_DELAY_S), so it gets its turn.
+YIELD_S = 0.25
 
 T = TypeVar("T")
 
@@ -234,13 +232,12 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
         with acc.client_for(db, account, transport=transport, **client_options) as client:
             pages_in_order = client.iter_return_pages(filters, page_size=page_size, sort_field="update_time",
                                                       sort_order="ASC")
-            share = _FairShare()
+            share = _FairShare(db)
             with closing(prefetch(pages_in_order, PREFETCH_PAGES)) as fetched:
                 for page in fetched:
                     share.before_write()
                     counts += upsert_page(db, account.shop_id, page.return_orders, synced_at=utcnow(),
                                           new_watermark=page_watermark(page.return_orders), run_id=run_id)
-                    share.after_write()
                     pages += 1
                     total = page.total_count
                     report()
@@ -264,28 +261,14 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
 
 
 class _FairShare:
-    """Paces page writes so other processes waiting for the database file get their turn."""
+    """Pauses page writes only while another process is waiting for the database file."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self._clock, self._sleep = clock, sleep
-        self._last_write_end: float | None = None
-        self._busy_since = clock()
+    def __init__(self, db: Database, sleep: Callable[[float], None] = time.sleep):
+        self._db, self._sleep = db, sleep
 
     def before_write(self) -> None:
-        now = self._clock()
-        if self._last_write_end is None:
-            return
-        if now - self._last_write_end >= LONG_GAP_S:
-            self._busy_since = now  # the network left a long enough gap by itself
-        elif now - self._busy_since >= HOLD_BUDGET_S:
-            self._sleep(LONG_GAP_S)
-            self._busy_since = self._clock()
-        elif now - self._last_write_end < PAGE_GAP_S:
-            # a slow network already left the file free this long; a fast one gets a short pause
-            self._sleep(PAGE_GAP_S - (now - self._last_write_end))
-
-    def after_write(self) -> None:
-        self._last_write_end = self._clock()
+        if self._db.others_waiting():
+            self._sleep(YIELD_S)
 
 
 def prefetch(source: Iterator[T], depth: int = 1) -> Iterator[T]:

@@ -276,27 +276,15 @@ def test_a_changed_encryption_key_fails_the_sync_readably(db, sandbox_accounts):
         assert con.execute("SELECT state FROM sync_runs").fetchall() == [("failed",)]
 
 
-def test_page_writes_leave_the_file_free_for_other_processes():
+def test_page_writes_pause_only_while_another_process_waits(db):
     from returns_core import sync
+    from returns_core.store import db as store_db
 
-    now = [0.0]
     slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(round(seconds, 3))
-        now[0] += seconds
-
-    share = sync._FairShare(clock=lambda: now[0], sleep=sleep)
-    for _ in range(40):  # pages fetched ahead: each write follows the last at once, 0.1 s each
-        share.before_write()
-        now[0] += 0.1
-        share.after_write()
-    assert slept.count(sync.PAGE_GAP_S) >= 30  # a short gap between pages
-    assert sync.LONG_GAP_S in slept  # and a long one after a few seconds of writing
-    slept.clear()
-    for _ in range(10):  # a slow network leaves long gaps by itself: no pause added
-        now[0] += 1.0
-        share.before_write()
-        now[0] += 0.1
-        share.after_write()
-    assert slept == []
+    share = sync._FairShare(db, sleep=slept.append)
+    share.before_write()
+    assert slept == []  # nobody waits: no pause, full speed
+    db.path.with_name(db.path.name + ".waiting").write_text("999999")  # another process signals
+    share.before_write()
+    assert slept == [sync.YIELD_S]
+    assert sync.YIELD_S > store_db.MAX_RETRY_DELAY_S * 1.5  # longer than the waiter's retry interval + jitter

@@ -9,6 +9,8 @@ threads each get their own connection and DuckDB's MVCC keeps them apart.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import threading
 import time
@@ -23,6 +25,9 @@ import pandas as pd
 
 from returns_core.secretbox import SecretBox, resolve_key
 from returns_core.store.schema import MIGRATIONS
+
+# A waiter retries at least this often, so a writer that pauses a little longer lets it in.
+MAX_RETRY_DELAY_S = 0.1
 
 
 class StoreError(Exception):
@@ -58,11 +63,15 @@ class Database:
         """Encrypts and decrypts the secrets kept in this database (key resolved on first use)."""
         return SecretBox(resolve_key(self.path, self._key))
 
+    @property
+    def _waiting_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".waiting")
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting with jittered backoff while another process holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
+        delay = 0.01
         while True:
             try:
                 return duckdb.connect(str(self.path))
@@ -74,8 +83,29 @@ class Database:
                         f"The database {self.path.name} is busy: another process (a sync?) has held it for "
                         f"over {self.lock_timeout:.0f} s. Try again in a moment."
                     ) from None
+                self._signal_waiting()
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.5)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    def _signal_waiting(self) -> None:
+        """Tell the process holding the file that someone waits (see `others_waiting`)."""
+        # best effort: without the signal the holder still releases the file between units
+        with contextlib.suppress(OSError):
+            self._waiting_file.write_text(str(os.getpid()))
+
+    def others_waiting(self, within: float = 1.0) -> bool:
+        """True when another process has waited for this file during the last `within` seconds.
+
+        A long writer (a sync) asks this between units of work and, when true, leaves the file
+        free for longer than a waiter's retry interval, so readers are never starved.
+        """
+        try:
+            stat = self._waiting_file.stat()
+            if time.time() - stat.st_mtime > within:
+                return False
+            return self._waiting_file.read_text().strip() != str(os.getpid())
+        except (OSError, ValueError):
+            return False
 
     @contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
