@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as common
+from app_pages import _workflow as wf
 from returns_core import domain, queries
 from returns_core.queries import FilterError, ReturnFilters
 from returns_core.store.db import utcnow
@@ -115,6 +116,41 @@ COLUMN_CONFIG = {
 }
 
 
+ACTIONS_COLUMN = "Actions"
+OPEN = ":material/open_in_new: Open"
+DECIDE = ":material/gavel: Approve / Reject"
+
+
+def with_actions(page: pd.DataFrame) -> pd.DataFrame:
+    """An Actions column: Open for every row, plus Approve / Reject while TikTok waits for the seller.
+
+    TikTok sends a seller deadline (Due By) exactly while it waits for the seller's decision.
+    """
+    waiting = page["Due By"].notna() & ~page["Status"].isin(list(domain.CLOSED_STATUSES))
+    page = page.copy()
+    page[ACTIONS_COLUMN] = [[OPEN, DECIDE] if w else [OPEN] for w in waiting]
+    return page
+
+
+def open_detail(row: pd.Series) -> None:
+    st.switch_page(common.DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
+
+
+@st.dialog("Approve or reject on TikTok", width="large")
+def action_dialog(shop_id: str, return_id: str) -> None:
+    """The detail page's decision panel, opened from the grid's Actions column."""
+    ret = queries.find_return(common.db(), return_id, shop_id)
+    if ret is None:
+        st.warning(f"Return {return_id} is no longer in the store.")
+        return
+    account = next((a for a in common.load_accounts(common.data_version()) if a.shop_id == shop_id), None)
+    st.markdown(f"**Return {return_id}** · {ret['type'] or ret['return_type']} · `{ret['marketplace_status']}`"
+                + (f" · due {common.utc_text(ret['due_by'])}" if ret["due_by"] is not None else ""))
+    wf.render_actions(common.db(), account, ret)
+    st.page_link(common.DETAIL_PAGE, label="Open the full return", icon=":material/open_in_new:",
+                 query_params={"id": return_id, "shop": shop_id})
+
+
 def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns") -> None:
     """Sort, page, show and export the filtered returns; picking a row opens its detail page."""
     version = common.data_version()
@@ -147,14 +183,22 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
             st.info(f"No {noun} match these filters." if not filters.is_empty() else f"No {noun} yet.",
                     icon=":material/filter_alt_off:")
         event = st.dataframe(
-            with_deadline_flags(page), key=f"{prefix}_grid", on_select="rerun", selection_mode="single-row",
-            hide_index=True, column_config=COLUMN_CONFIG, width="stretch",
+            with_actions(with_deadline_flags(page)), key=f"{prefix}_grid", on_select="rerun",
+            selection_mode="single-row", hide_index=True, width="stretch",
+            column_config=COLUMN_CONFIG | {ACTIONS_COLUMN: st.column_config.ButtonColumn(
+                ACTIONS_COLUMN, key=f"{prefix}_action",
+                help="Open the return, or approve / reject it on TikTok while TikTok waits for the seller")},
         )
-        if event.selection.rows:
-            row = page.iloc[event.selection.rows[0]]
-            st.switch_page(common.DETAIL_PAGE, query_params={
-                "id": row["Marketplace Return ID"], "shop": row["Account ID"]})
-        st.caption("Select a row to open the return.")
+        click = st.session_state.get(f"{prefix}_action")
+        if click is not None and 0 <= click["row"] < len(page):
+            row = page.iloc[click["row"]]
+            if click["label"] == DECIDE:
+                action_dialog(row["Account ID"], row["Marketplace Return ID"])
+            else:
+                open_detail(row)
+        elif event.selection.rows:
+            open_detail(page.iloc[event.selection.rows[0]])
+        st.caption("Select a row to open the return; **Actions** approves or rejects on TikTok.")
     export_buttons(filters, sort_by=sort_by, descending=order == ORDERS[0], prefix=prefix, total=total)
 
 

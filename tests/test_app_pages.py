@@ -576,3 +576,29 @@ def test_opening_a_row_keeps_the_account_view(seeded):
     assert not at.exception
     assert at.query_params["shop"] == ALPHA
     assert at.query_params["account"] == ALPHA_LABEL
+
+
+def test_actions_column_offers_a_decision_only_while_tiktok_waits_for_the_seller(seeded):
+    from app_pages._filters import DECIDE, OPEN
+
+    frame = grid(open_app()).set_index("Marketplace Return ID")
+    assert list(frame.loc["R1", "Actions"]) == [OPEN, DECIDE]  # pending refund with a seller deadline
+    assert list(frame.loc["R3", "Actions"]) == [OPEN]  # refunded: nothing to decide
+
+
+def test_actions_column_opens_the_decision_panel_or_the_detail_page(seeded):
+    from app_pages._filters import DECIDE, OPEN
+
+    at = open_app()
+    row = return_ids(at).index("R1")
+    at.session_state["returns_action"] = {"row": row, "label": DECIDE}
+    at.run()
+    assert not at.exception
+    assert any("**Return R1**" in m.value for m in at.markdown)
+    assert "Review the request" in [b.label for b in at.button]
+
+    at = open_app()
+    at.session_state["returns_action"] = {"row": row, "label": OPEN}
+    at.run()
+    assert at.query_params["id"] == "R1"
+    assert at.title[0].value == "Return R1"
