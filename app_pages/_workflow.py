@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from app_pages import _common as common
-from returns_core import domain, review, roles, workflow
+from returns_core import domain, queries, review, roles, workflow
 from returns_core.accounts import Account, AccountError, client_for, explain_error
 from returns_core.tiktok.errors import TikTokError
 
@@ -175,7 +175,7 @@ def render_actions(db, account: Account | None, return_row: Mapping, actor: str 
     shop_id, return_id = return_key(return_row)
     key = _prefix("act", shop_id, return_id)
     _show_flash(key)
-    row = review.get_return(db, shop_id, return_id)
+    row = queries.find_return(db, return_id, shop_id)
     if row is None:
         st.warning(f"Return {return_id} is not in the store; sync the account first.")
         return
@@ -273,7 +273,7 @@ def _render_confirmation(db, account: Account, plan: workflow.ActionPlan, actor:
         return
     for suffix in ("plan", "keys", "reasons"):
         st.session_state.pop(f"{key}_{suffix}", None)
-    after = review.get_return(db, plan.shop_id, plan.return_id) or {}
+    after = queries.find_return(db, plan.return_id, plan.shop_id) or {}
     status = f" Our Status is now {after.get('status') or 'unmapped'}."
     if result.repeated:
         _flash(key, "info", f"Already sent with this confirmation; nothing was sent again. {result.message}{status}")
@@ -292,7 +292,7 @@ def render_status_change(db, return_row: Mapping, actor: str | None = None,
     shop_id, return_id = return_key(return_row)
     key = _prefix("status", shop_id, return_id)
     _show_flash(key)
-    row = review.get_return(db, shop_id, return_id)
+    row = queries.find_return(db, return_id, shop_id)
     if row is None:
         st.warning(f"Return {return_id} is not in the store.")
         return

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from returns_core import domain
-from returns_core.queries import MAX_PAGE_SIZE, FilterError, ReturnFilters, where_clause
+from returns_core.queries import MAX_PAGE_SIZE, FilterError, ReturnFilters, find_return, where_clause
 from returns_core.store.db import Database, utcnow
 
 NOT_SIGNED_OFF = ""  # stands for "not signed off yet" among review outcomes (as in ReturnFilters)
@@ -257,7 +257,7 @@ def resync_returns(db: Database, keys: Iterable[Key], *, transport=None) -> list
         except (TikTokError, AccountError, StoreError, ReturnNotFoundError) as exc:
             results.append(ResyncResult(shop_id, return_id, False, explain_error(exc)))
             continue
-        row = get_return(db, shop_id, return_id)
+        row = find_return(db, return_id, shop_id)
         if row is None:
             results.append(ResyncResult(shop_id, return_id, False, "The return is no longer in the store."))
         elif row["unmapped"] or row["mismatch"]:
@@ -270,19 +270,6 @@ def resync_returns(db: Database, keys: Iterable[Key], *, transport=None) -> list
 
 
 # --- one return -------------------------------------------------------------------------------
-
-_RETURN_FIELDS = ("shop_id", "return_id", "order_id", "return_type", "type", "status", "marketplace_status",
-                  "unmapped", "mismatch", "next_action", "due_by", "refund_currency", "refund_total",
-                  "review_outcome", "reviewed_by", "reviewed_at", "last_synced_at")
-
-
-def get_return(db: Database, shop_id: str, return_id: str) -> dict | None:
-    """The workflow fields of one stored return, or None."""
-    with db.reader() as con:
-        row = con.execute(f"SELECT {', '.join(_RETURN_FIELDS)} FROM returns WHERE shop_id = ? AND return_id = ?",
-                          [shop_id, return_id]).fetchone()
-    return dict(zip(_RETURN_FIELDS, row, strict=True)) if row else None
-
 
 HISTORY_COLUMNS: tuple[str, ...] = ("When (UTC)", "Who", "What", "From", "To", "Note")
 

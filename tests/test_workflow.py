@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from returns_core import domain, review, workflow
+from returns_core import domain, queries, review, workflow
 from returns_core.ingest import upsert_page
 from returns_core.queries import ReturnFilters
 from returns_core.store.db import utcnow
@@ -46,7 +46,7 @@ def store(db, *objs: dict, shop_id: str = SHOP) -> None:
 
 
 def row(db, return_id: str, shop_id: str = SHOP) -> dict:
-    found = review.get_return(db, shop_id, return_id)
+    found = queries.find_return(db, return_id, shop_id)
     assert found is not None
     return found
 
