@@ -359,13 +359,14 @@ def _plan(shop_id: str, objects: list[dict], existing: dict[str, tuple], synced_
 
 
 def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, synced_at: datetime,
-                new_watermark: int | None = None, run_id: int | None = None, retries: int = 3) -> PageCounts:
-    """Write one page of TikTok return objects in ONE transaction and return what changed."""
+                new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
+                retries: int = 3) -> PageCounts:
+    """Write one page (or `pages` consecutive pages) of TikTok return objects in ONE transaction."""
     objects = dedupe_latest(return_objects)
     for attempt in range(1, retries + 1):
         try:
             with db.writer() as con:
-                return _write_page(con, shop_id, objects, synced_at, new_watermark, run_id)
+                return _write_page(con, shop_id, objects, synced_at, new_watermark, run_id, pages)
         except duckdb.TransactionException:
             # a hand edit committed on the same row meanwhile (same process, MVCC): redo on fresh data
             if attempt == retries:
@@ -375,7 +376,7 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
 
 
 def _write_page(con: duckdb.DuckDBPyConnection, shop_id: str, objects: list[dict], synced_at: datetime,
-                new_watermark: int | None, run_id: int | None) -> PageCounts:
+                new_watermark: int | None, run_id: int | None, pages: int) -> PageCounts:
     counts = PageCounts()
     if objects:
         existing = _existing(con, shop_id, [_text(o["return_id"]) for o in objects])
@@ -402,9 +403,9 @@ def _write_page(con: duckdb.DuckDBPyConnection, shop_id: str, objects: list[dict
             [shop_id, new_watermark, synced_at])
     if run_id is not None:
         con.execute(
-            "UPDATE sync_runs SET pages = pages + 1, new_count = new_count + ?, updated_count = updated_count + ?, "
+            "UPDATE sync_runs SET pages = pages + ?, new_count = new_count + ?, updated_count = updated_count + ?, "
             "unchanged_count = unchanged_count + ? WHERE id = ?",
-            [counts.new, counts.updated, counts.unchanged, run_id])
+            [pages, counts.new, counts.updated, counts.unchanged, run_id])
     return counts
 
 

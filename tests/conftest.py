@@ -107,3 +107,12 @@ def cli_env(tmp_path) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def one_page_at_a_time(monkeypatch):
+    """Fetch no page ahead and commit page by page, so a test can act (inject a fault) between two pages."""
+    from returns_core import sync
+
+    monkeypatch.setattr(sync, "PREFETCH_PAGES", 1)
+    monkeypatch.setattr(sync, "BATCH_PAGES", 1)

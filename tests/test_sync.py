@@ -93,7 +93,8 @@ def test_incremental_sync_fetches_only_the_changes(db, sandbox, sandbox_accounts
     assert moved > 0, "the sandbox moved no return in 6 hours; the test proves nothing"
     assert history_count(db, "marketplace_status") == moved
 @pytest.mark.sandbox(returns=300)
-def test_a_sync_that_dies_halfway_keeps_its_pages_and_the_next_one_completes(db, sandbox, sandbox_accounts):
+def test_a_sync_that_dies_halfway_keeps_its_pages_and_the_next_one_completes(db, sandbox, sandbox_accounts,
+                                                                            one_page_at_a_time):
     account = sandbox_accounts[0]
 
     def break_after_three_pages(p: SyncProgress) -> None:
@@ -171,7 +172,8 @@ def test_a_revoked_token_marks_the_account_invalid(db, sandbox, sandbox_accounts
     with db.reader() as con:
         assert con.execute("SELECT state, error FROM sync_runs").fetchall() == [("failed", acc.REAUTH_REASON)]
 @pytest.mark.sandbox(returns=300)
-def test_an_expired_token_mid_sync_is_refreshed_and_the_new_one_saved_encrypted(db, sandbox, sandbox_accounts):
+def test_an_expired_token_mid_sync_is_refreshed_and_the_new_one_saved_encrypted(db, sandbox, sandbox_accounts,
+                                                                                one_page_at_a_time):
     account = sandbox_accounts[0]
     with acc.client_for(db, account) as client:
         old_access, old_refresh = client._access_token, client._refresh_token
@@ -198,7 +200,9 @@ def test_progress_reports_every_page_then_done(db, sandbox, sandbox_accounts):
     sync_account(db, sandbox_accounts[0], on_progress=seen.append)
     n = len(sandbox.returns_for(sandbox_accounts[0].shop_id))
     pages = -(-n // 50)
-    assert [p.pages for p in seen] == [*range(1, pages + 1), pages]
+    counts = [p.pages for p in seen]
+    # one report per commit (pages fetched meanwhile are committed together), then a final one
+    assert counts == sorted(counts) and counts[0] >= 1 and counts[-2:] == [pages, pages]
     assert seen[-1].done and seen[-1].error is None and seen[-1].new == n and seen[0].total_count == n
 @pytest.mark.sandbox(returns=50)
 def test_a_disabled_account_is_not_synced(db, sandbox_accounts):
@@ -288,3 +292,28 @@ def test_page_writes_pause_only_while_another_process_waits(db):
     share.before_write()
     assert slept == [sync.YIELD_S]
     assert sync.YIELD_S > store_db.MAX_RETRY_DELAY_S * 1.5  # longer than the waiter's retry interval + jitter
+
+
+def test_prefetch_commits_waiting_pages_together_and_raises_after_the_pages_before_a_failure():
+    from returns_core.sync import prefetch
+
+    def pages(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("network down")
+            yield i
+
+    batches = []
+    for batch in prefetch(pages(50), depth=20, batch=20):
+        batches.append(batch)
+        time.sleep(0.05)  # a slow write: the next pages are fetched meanwhile
+    assert [i for b in batches for i in b] == list(range(50))  # in order, none lost or repeated
+    assert max(len(b) for b in batches) == 20  # waiting pages share one write, never more than `batch`
+    assert len(batches) < 10
+
+    seen = []
+    with pytest.raises(RuntimeError, match="network down"):
+        for batch in prefetch(pages(30, fail_at=25), depth=20, batch=20):
+            seen.extend(batch)
+            time.sleep(0.05)
+    assert seen == list(range(25))  # everything fetched before the failure is handed over first
