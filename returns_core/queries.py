@@ -186,8 +186,10 @@ def export_select(filters: ReturnFilters, *, sort_by: str = "Created At", descen
     for name, col in domain.GRID_COLUMNS:
         if col in ("created_at", "updated_at", "due_by"):
             cols.append(f"strftime(r.{col}, '%Y-%m-%dT%H:%M:%SZ') AS \"{name}\"")
-        elif col in ("refund_total",):
-            cols.append(f"CAST(r.{col} AS VARCHAR) AS \"{name}\"")
+        elif col == "refund_total":
+            # money as text, exact: two decimals, more only where TikTok sent more (never a float)
+            cols.append(f"CASE WHEN r.{col} = round(r.{col}, 2) THEN CAST(CAST(r.{col} AS DECIMAL(18,2)) AS VARCHAR) "
+                        f"ELSE rtrim(CAST(r.{col} AS VARCHAR), '0') END AS \"{name}\"")
         else:
             cols.append(f'r.{col} AS "{name}"')
     sql = f"SELECT {', '.join(cols)} FROM returns r WHERE {where} ORDER BY {_order_by(sort_by, descending)}"

@@ -46,7 +46,7 @@ def test_csv_has_the_grid_header_and_readable_values(filled, tmp_path):
     assert one["Account ID"] == SHOP and one["Reason"] == "Wrong product"
     assert one["Updated At"] == "2025-10-09T08:53:27Z"
     assert one["Created At"] == "2025-10-09T07:53:20Z"
-    assert one["Refund Total"] == "7.0500" and one["Currency"] == "USD"
+    assert one["Refund Total"] == "7.05" and one["Currency"] == "USD"
     unmapped = by_id["400005"]
     assert unmapped["Marketplace Status"] == "PARTNER_REVIEW_PENDING" and unmapped["Status"] == ""
     assert unmapped["Unmapped Status"] == "true"
