@@ -217,3 +217,39 @@ def test_records_are_stored_in_tiktok_order_and_refetch_updates_them(db):
     assert ingest.store_records(db, SHOP, "r1", records, utcnow()) == 2
     assert rows(db, "SELECT seq, role, created_at FROM return_records ORDER BY seq") == [
         (1, "BUYER", datetime(2025, 10, 9, 8, 53, 20)), (2, "SELLER", datetime(2025, 10, 9, 8, 53, 29))]
+
+
+def test_threads_opening_and_closing_the_store_never_lose_the_python_scans(tmp_path):
+    """Regression: a connect racing a new instance's set-up lost python_arrow_scan (DuckDB 2.0)."""
+    import threading
+
+    import pyarrow as pa
+
+    from returns_core.store.db import Database
+
+    db = Database(tmp_path / "race.duckdb")
+    with db.writer() as con:
+        con.execute("CREATE TABLE t (a INTEGER)")
+    failures: list[str] = []
+
+    def work(writes: bool) -> None:
+        for _ in range(150):
+            try:
+                if writes:
+                    with db.writer() as con:
+                        con.register("_rows", pa.table({"a": [1, 2, 3]}))
+                        con.execute("INSERT INTO t SELECT * FROM _rows")
+                else:
+                    with db.reader() as con:
+                        con.execute("SELECT count(*) FROM t").fetchall()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i % 2 == 1,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    with db.reader() as con:
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (2 * 150 * 3,)

@@ -26,6 +26,13 @@ import pandas as pd
 from returns_core.secretbox import SecretBox, resolve_key
 from returns_core.store.schema import MIGRATIONS
 
+# DuckDB registers its Python table functions (python_arrow_scan...) on a new database instance
+# just after putting it in its instance cache. A thread that connects in that moment gets the
+# instance without them ("Table Function python_arrow_scan does not exist"), and since every
+# unit of work here opens and closes the file, that moment recurs. So opening and closing are
+# serialised within the process; each takes milliseconds.
+_OPEN_CLOSE_LOCK = threading.Lock()
+
 # A waiter retries at least this often, so a writer that pauses a little longer lets it in.
 MAX_RETRY_DELAY_S = 0.1
 
@@ -41,6 +48,11 @@ class StoreBusyError(StoreError):
 def utcnow() -> datetime:
     """Naive UTC now, the form every TIMESTAMP column holds."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    with _OPEN_CLOSE_LOCK:
+        con.close()
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -74,7 +86,8 @@ class Database:
         delay = 0.01
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                with _OPEN_CLOSE_LOCK:
+                    return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(f"Cannot open the database {self.path}: {exc}") from None
@@ -114,7 +127,7 @@ class Database:
         try:
             yield con
         finally:
-            con.close()
+            _close(con)
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -159,7 +172,7 @@ class Database:
                         raise
                     con.execute("COMMIT")
             finally:
-                con.close()
+                _close(con)
             self._migrated = True
 
     def checkpoint(self) -> None:
