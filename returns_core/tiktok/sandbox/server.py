@@ -33,6 +33,12 @@ class _HTTPServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()  # open keep-alive connections, closed on stop
         self.connections_lock = threading.Lock()
 
+    def handle_error(self, request, client_address) -> None:
+        """A client dropping its connection (killed, timed out) is routine: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: paging 200 pages must not pay a TCP handshake each

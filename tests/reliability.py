@@ -1,0 +1,108 @@
+"""Helpers shared by the reliability tests (faults, crash safety, concurrency, bad input, secrets).
+
+- `steady_clock()`: a frozen sandbox wall clock that stays valid for a long test. The sandbox
+  checks signed timestamps against its wall clock and refuses one more than 30 s ahead, so a clock
+  frozen at "now" breaks any test that talks to it for longer than 30 s. Freezing it a few minutes
+  ahead keeps the world still and signatures valid for ~4.5 minutes.
+- `connect(db, sandbox, url)`: connect the sandbox's shop(s) in `db` over real HTTP.
+- `dump(db)`: the full content of the synced tables, minus the columns that record *when* we
+  synced (which differ between any two syncs), sorted: two stores are "the same" when equal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from returns_core.accounts import Account, add_accounts_with_tokens
+from returns_core.ingest import canonical_json
+from returns_core.store.db import Database
+from returns_core.tiktok.client import RetryPolicy, TokenSet
+from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+
+# retries that don't make a test sleep: 3 attempts, at most 50 ms apart
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
+CLOCK_LEEWAY_S = 240  # < TikTok's 5-minute past window; leaves 270 s before "30 s ahead"
+SYNCED_TABLES = ("returns", "return_line_items", "history", "sync_state")
+# columns that say when a sync ran, not what it stored
+_VOLATILE = {"returns": ("first_seen_at", "last_synced_at"), "history": ("id", "happened_at"),
+             "sync_state": ("updated_at",)}
+LOCK_TEXT = "Could not set lock"
+
+
+def steady_clock() -> Callable[[], float]:
+    frozen = time.time() + CLOCK_LEEWAY_S
+    return lambda: frozen
+
+
+def connect(db: Database, sandbox, url: str, name: str = "Sandbox") -> tuple[Account, TokenSet]:
+    """Connect the sandbox's (first) shop as `name`; returns the account and the tokens it got."""
+    tokens = TokenSet.from_data(sandbox.issue_tokens())
+    accounts = add_accounts_with_tokens(db, name, SANDBOX_APP_KEY, SANDBOX_APP_SECRET, tokens.access_token,
+                                        tokens.refresh_token, api_base=url, auth_base=url, is_sandbox=True,
+                                        tokens=tokens)
+    return accounts[0], tokens
+
+
+def _rows(con, table: str, *, all_columns: bool) -> list[tuple]:
+    names = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table]).fetchall()]
+    if not all_columns:
+        names = [c for c in names if c not in _VOLATILE.get(table, ())]
+    cols = ", ".join(f'"{c}"' for c in names)
+    return sorted(con.execute(f'SELECT {cols} FROM "{table}"').fetchall(), key=repr)
+
+
+def dump(db: Database, tables: tuple[str, ...] = SYNCED_TABLES) -> dict[str, list[tuple]]:
+    """The synced tables without the columns saying when we synced, each sorted."""
+    with db.reader() as con:
+        return {t: _rows(con, t, all_columns=False) for t in tables}
+
+
+def all_tables(db: Database) -> dict[str, list[tuple]]:
+    """Every table, every column: for "a rejected input changes nothing"."""
+    with db.reader() as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+        return {t: _rows(con, t, all_columns=True) for t in tables}
+
+
+def duplicates(db: Database) -> dict[str, int]:
+    """Rows beyond the first per key, by table (all zeros when the store is clean)."""
+    keys = {"returns": "shop_id, return_id", "return_line_items": "shop_id, return_id, return_line_item_id"}
+    out = {}
+    with db.reader() as con:
+        for table, key in keys.items():
+            out[table] = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM {table}").fetchone()[0]
+        # exactly one 'created' history row per stored return, never two
+        out["history.created"] = con.execute(
+            "SELECT count(*) - count(DISTINCT (shop_id, return_id)) FROM history WHERE kind = 'created'").fetchone()[0]
+    return out
+
+
+def stored_payloads(db: Database, shop_id: str) -> dict[str, str]:
+    with db.reader() as con:
+        return dict(con.execute("SELECT return_id, payload FROM returns WHERE shop_id = ?", [shop_id]).fetchall())
+
+
+def truth_payloads(sandbox, shop_id: str) -> dict[str, str]:
+    """What a perfect sync would store: the sandbox's ground truth, serialized as the store does."""
+    return {o["return_id"]: canonical_json(o) for o in sandbox.returns_for(shop_id)}
+
+
+def update_times(payloads: dict[str, str]) -> dict[str, int]:
+    return {rid: int(json.loads(p)["update_time"]) for rid, p in payloads.items()}
+
+
+def watermark_of(db: Database, shop_id: str) -> int | None:
+    with db.reader() as con:
+        row = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchone()
+    return row[0] if row else None
+
+
+def history_kinds(db: Database) -> Counter:
+    with db.reader() as con:
+        return Counter(dict(con.execute("SELECT kind, count(*) FROM history GROUP BY 1").fetchall()))

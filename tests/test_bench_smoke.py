@@ -1,0 +1,57 @@
+"""The scale bench in miniature (the real run is `bench/scale.py`, not part of CI): the store builder
+makes realistic stores through the sync's own upsert, and `scale.py --smoke` measures and prints
+every figure of its table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from bench.build_store import ACCOUNT_NAME, BENCH_KEY, build
+from returns_core import domain
+from returns_core.store.db import Database
+from tests.conftest import ROOT
+from tests.reliability import duplicates
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_store_makes_a_realistic_store_through_the_sync_upsert(tmp_path):
+    info = build(3000, tmp_path / "bench.duckdb", log=lambda line: None)
+    assert info["rows"]["returns"] == 3000 and info["rows"]["history"] == 3000  # one 'created' row each
+    assert info["rows"]["return_line_items"] > 3000
+    assert info["via"].startswith("ingest.upsert_page")
+    db = Database(info["path"], key=BENCH_KEY)
+    assert all(v == 0 for v in duplicates(db).values())
+    with db.reader() as con:
+        statuses = Counter(dict(con.execute("SELECT status, count(*) FROM returns GROUP BY 1").fetchall()))
+        reasons = con.execute("SELECT count(DISTINCT reason_text) FROM returns").fetchone()[0]
+        skus = con.execute("SELECT count(DISTINCT seller_sku) FROM return_line_items").fetchone()[0]
+        shops = con.execute("SELECT count(DISTINCT shop_id) FROM returns").fetchone()[0]
+        days = con.execute("SELECT date_diff('day', min(created_at), max(created_at)) FROM returns").fetchone()[0]
+        open_age = con.execute(
+            "SELECT max(date_diff('day', created_at, now()::TIMESTAMP)) FROM returns WHERE status IN (?, ?, ?)",
+            [domain.REQUESTED, domain.PENDING, domain.ACCEPTED]).fetchone()[0]
+        names = {r[0] for r in con.execute("SELECT name FROM accounts").fetchall()}
+    assert set(statuses) == set(domain.STATUSES), statuses  # every status, mostly closed ones
+    assert statuses[domain.REFUNDED] > statuses[domain.REQUESTED]
+    assert reasons >= 10 and skus >= 50 and shops == 2
+    assert days > 300, "closed returns spread over a year"
+    assert open_age <= 120, "open returns are recent"
+    assert ACCOUNT_NAME in names
+
+
+def test_scale_smoke_run_prints_every_figure(tmp_path):
+    proc = subprocess.run([sys.executable, "bench/scale.py", "--smoke"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert re.search(r"bare fetch [\d.]+ s, sync [\d.]+ s -> ratio [\d.]+x", out)
+    for name in ("incremental sync (s)", "grid, first page (s)", "grid, filtered by reason (s)", "grid, search (s)",
+                 "reason analytics page (s)", "app peak RSS (MB)"):
+        line = next((line for line in out.splitlines() if line.startswith(name)), None)
+        assert line and re.search(r"[\d.]+x", line), f"no figure for {name!r} in:\n{out}"
