@@ -176,6 +176,13 @@ def status_counts(db: Database, filters: ReturnFilters) -> dict[str, int]:
     return dict(rows)
 
 
+def total_from_status_counts(counts: dict[str, int], filters: ReturnFilters) -> int:
+    """The filtered count, read off `status_counts` (which ignores only the status filter): no second scan."""
+    if filters.statuses:
+        return sum(counts.get(status, 0) for status in filters.statuses)
+    return sum(counts.values())
+
+
 def export_select(filters: ReturnFilters, *, sort_by: str = "Created At", descending: bool = True) -> tuple[str, list]:
     """The SELECT behind an export: exactly the filtered rows, the grid's columns and names.
 

@@ -253,3 +253,17 @@ def test_threads_opening_and_closing_the_store_never_lose_the_python_scans(tmp_p
     assert failures == []
     with db.reader() as con:
         assert con.execute("SELECT count(*) FROM t").fetchone() == (2 * 150 * 3,)
+
+
+def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
+    from returns_core import domain
+    from returns_core.queries import ReturnFilters, count_returns, status_counts, total_from_status_counts
+
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO returns (shop_id, return_id, status, type, first_seen_at, last_synced_at) VALUES "
+            "('s', 'a', 'Requested', 'Refund', now(), now()), ('s', 'b', 'Accepted', 'Refund', now(), now()), "
+            "('s', 'c', NULL, 'Return', now(), now()), ('s', 'd', 'Accepted', 'Return', now(), now())")
+    for filters in (ReturnFilters(), ReturnFilters(statuses=(domain.ACCEPTED,)), ReturnFilters(types=("Return",)),
+                    ReturnFilters(statuses=(domain.ACCEPTED, domain.REQUESTED), types=("Refund",))):
+        assert total_from_status_counts(status_counts(db, filters), filters) == count_returns(db, filters)
