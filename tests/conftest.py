@@ -49,9 +49,10 @@ def make_sandbox():
     from returns_core.tiktok.sandbox import Sandbox
 
     def build(**options) -> Sandbox:
-        frozen = time.time()
-        # signed timestamps are checked against this wall clock: frozen now stays within TikTok's
-        # 5-minute window for any test of sane length
+        # The world stands still, so nothing moves between a sync and its check. Signed timestamps
+        # are checked against this clock too (5 min past to 30 s ahead): freezing it 4 minutes ahead
+        # keeps the client's real timestamps valid for the first 4.5 minutes of a test.
+        frozen = time.time() + 240
         settings = {"seed": 7, "shops": 2, "returns": 500, "wall_clock": lambda: frozen, **options}
         return Sandbox(**settings)
 
