@@ -117,3 +117,15 @@ def one_page_at_a_time(monkeypatch):
 
     monkeypatch.setattr(sync, "PREFETCH_PAGES", 1)
     monkeypatch.setattr(sync, "BATCH_PAGES", 1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches():
+    """Streamlit's caches are process-wide: every test starts (and ends) without them."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()  # also stops each app's auto-sync thread

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from returns_core import domain, jobs, queries
@@ -20,16 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("app_pages/returns.py", "app_pages/detail.py", "app_pages/refunds.py", "app_pages/reasons.py",
          "app_pages/accounts.py", "app_pages/sync_history.py")
 ALPHA_LABEL = f"{ALPHA_NAME} ({ALPHA})"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    """Streamlit's caches are process-wide: every test starts (and ends) without them."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()  # also stops each app's auto-sync thread
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from returns_core import domain, queries, review, workflow
@@ -47,16 +46,6 @@ st.sidebar.selectbox("Account View", common.account_options(list(common.scope().
 wf.render_identity()
 page.run()
 '''
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    """Streamlit's caches are process-wide: every test starts (and ends) without them."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @pytest.fixture

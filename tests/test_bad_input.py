@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import streamlit as st
 from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
@@ -291,11 +290,7 @@ def test_backwards_and_extreme_dates(store):
 def app_store(store, store_key, monkeypatch) -> Database:
     monkeypatch.setenv("RETURNS_DB", str(store.path))
     monkeypatch.setenv("RETURNS_DESK_KEY", store_key)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield store
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    return store
 
 
 def grid_ids(at: AppTest) -> list[str]:

@@ -64,7 +64,8 @@ def test_allowed_manual_steps(current, target, tiktok):
     [
         ("Requested", "Accepted", "RETURN_OR_REFUND_REQUEST_PENDING", "allowed next steps"),
         ("Refund", "Pending", "RETURN_OR_REFUND_REQUEST_COMPLETE", "closed"),
-        ("Accepted", "Refund", "RETURN_OR_REFUND_REQUEST_SUCCESS", "TikTok's status is RETURN_OR_REFUND_REQUEST_SUCCESS"),
+        ("Accepted", "Refund", "RETURN_OR_REFUND_REQUEST_SUCCESS",
+         "TikTok's status is RETURN_OR_REFUND_REQUEST_SUCCESS"),
         ("Requested", "Cancelled", "RETURN_OR_REFUND_REQUEST_PENDING", "Cannot close as Cancelled"),
         ("Pending", "Pending", "AWAITING_BUYER_SHIP", "already"),
         ("Pending", "Shipped", "AWAITING_BUYER_SHIP", "Unknown status"),

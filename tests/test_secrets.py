@@ -230,11 +230,6 @@ def ui_text(at: AppTest) -> str:
 def app_env(world, monkeypatch):
     monkeypatch.setenv("RETURNS_DB", str(world.db.path))
     monkeypatch.setenv("RETURNS_DESK_KEY", world.key)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 def test_no_page_of_the_app_shows_a_secret(world, app_env):

@@ -18,17 +18,6 @@ from tests.test_app_pages import run_until, sidebar_text
 HOUR = 3600
 
 
-@pytest.fixture(autouse=True)
-def _fresh_streamlit_caches():
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
 @pytest.fixture
 def shop_db(tmp_path, monkeypatch, sandbox, sandbox_server) -> Database:
     path = tmp_path / "app.duckdb"
