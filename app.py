@@ -130,12 +130,19 @@ def render_status() -> None:
     for account in chosen.in_view:
         st.sidebar.caption(f"Last sync of {account.name}: **{common.ago(last.get(account.shop_id))}** "
                            f"({common.utc_text(last.get(account.shop_id))})")
-    due = common.load_due_soon(version, chosen.shop_ids)
-    st.sidebar.metric(f"Due within {domain.DUE_SOON_HOURS} h", f"{due:,}",
-                      help="Returns whose TikTok deadline for the seller falls within the next 24 hours")
+    due, overdue = common.load_deadlines(version, chosen.shop_ids)
+    soon_col, late_col = st.sidebar.columns(2)
+    soon_col.metric(f"Due within {domain.DUE_SOON_HOURS} h", f"{due:,}",
+                    help="Returns whose TikTok deadline for the seller falls within the next 24 hours")
+    late_col.metric("Overdue", f"{overdue:,}", delta="act now" if overdue else None, delta_color="inverse",
+                    delta_arrow="off",
+                    help="The seller deadline passed: TikTok decides by itself (usually approves). Sync to see.")
     if due:
-        st.sidebar.page_link(common.GRID_PAGE, label="Show them", icon=":material/schedule:",
-                             query_params={"due": "true", **common.account_query()})
+        soon_col.page_link(common.GRID_PAGE, label="Show them", icon=":material/schedule:",
+                           query_params={"due": "true", **common.account_query()})
+    if overdue:
+        late_col.page_link(common.GRID_PAGE, label="Show them", icon=":material/alarm:",
+                           query_params={"overdue": "true", **common.account_query()})
 
     choices = list(jobs.AUTO_SYNC_CHOICES)
     if "sidebar_auto_sync" not in st.session_state:

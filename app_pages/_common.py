@@ -151,8 +151,8 @@ def load_last_syncs(version: tuple) -> dict[str, datetime]:
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
-def load_due_soon(version: tuple, shop_ids: tuple[str, ...]) -> int:
-    return queries.due_soon_count(db(), shop_ids)
+def load_deadlines(version: tuple, shop_ids: tuple[str, ...]) -> tuple[int, int]:
+    return queries.deadline_counts(db(), shop_ids)
 
 
 @st.cache_data(**_CACHE)

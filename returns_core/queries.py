@@ -374,9 +374,10 @@ def last_successful_syncs(db: Database) -> dict[str, datetime]:
     return dict(rows)
 
 
-def due_soon_count(db: Database, shop_ids: tuple[str, ...] = ()) -> int:
-    """Returns whose seller deadline falls within the next 24 hours."""
-    return count_returns(db, ReturnFilters(shop_ids=shop_ids, due_soon=True))
+def deadline_counts(db: Database, shop_ids: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(due within the next 24 hours, overdue): returns whose seller deadline is near or passed."""
+    return (count_returns(db, ReturnFilters(shop_ids=shop_ids, due_soon=True)),
+            count_returns(db, ReturnFilters(shop_ids=shop_ids, overdue=True)))
 
 
 # --- one return ----------------------------------------------------------------------------

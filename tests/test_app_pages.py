@@ -277,6 +277,7 @@ def test_sidebar_shows_last_sync_due_soon_and_auto_sync(seeded):
     assert re.search(rf"Last sync of {ALPHA_NAME}: \*\*(29|30) min ago\*\*", sidebar), sidebar
     assert f"Last sync of {ui.BETA_NAME}: **never**" in sidebar  # its only run failed
     assert metric(at, f"Due within {domain.DUE_SOON_HOURS} h") == "2"
+    assert metric(at, "Overdue") == "1"  # R4: its deadline passed 2 h ago
     assert at.sidebar.selectbox(key="sidebar_auto_sync").value == "Off"
     at.sidebar.selectbox(key="sidebar_auto_sync").set_value("Hourly").run()
     assert jobs.auto_sync_choice(seeded) == "Hourly"
