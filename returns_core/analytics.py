@@ -48,8 +48,12 @@ RETURNS = Measure()
 # --- the filtered returns, classified --------------------------------------------------------
 
 
-def _base(filters: ReturnFilters, measure: Measure = RETURNS) -> tuple[str, list]:
-    """`WITH` clause defining `base`: the filtered returns with reason label, group, responsibility."""
+def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool = True) -> tuple[str, list]:
+    """`WITH` clause defining `base`: the filtered returns with reason label, group, responsibility.
+
+    `classify=False` leaves out the group and responsibility (and the join that adds them) for
+    queries that only need the reason label: less work and memory over many returns.
+    """
     where, params = where_clause(filters, "r")
     if measure.currency is not None:
         where += " AND r.refund_currency = ? AND r.refund_total IS NOT NULL"
@@ -64,7 +68,13 @@ def _base(filters: ReturnFilters, measure: Measure = RETURNS) -> tuple[str, list
                    coalesce(r.reason_text, '{NO_REASON}') AS reason,  -- by TikTok's text, as the grid filters
                    r.created_at, r.updated_at, r.refund_currency, r.refund_total
             FROM returns r WHERE {where}
-        ),
+        ),"""
+    if not classify:
+        return sql + """
+        base AS (SELECT *, CAST(NULL AS VARCHAR) AS reason_group, CAST(NULL AS VARCHAR) AS responsibility
+                 FROM filtered)
+    """, params
+    sql += f"""
         reason_map AS MATERIALIZED (
             SELECT code, text, {reason_groups.group_sql("reason_key")} AS reason_group,
                    {reason_groups.responsibility_sql("reason_key")} AS responsibility
@@ -108,7 +118,7 @@ _CLOSED = tuple(s for s in domain.STATUSES if s in domain.CLOSED_STATUSES)
 
 def kpis(db: Database, filters: ReturnFilters) -> Kpis:
     """Returns, money requested and completed per currency, share by type, median time to close."""
-    base, params = _base(filters)
+    base, params = _base(filters, classify=False)  # no reason groups here
     closed = ", ".join("?" * len(_CLOSED))
     # updated_at is TikTok's last change; for a closed return that is when it closed
     head_sql = f"""{base}
@@ -204,7 +214,7 @@ def _pareto(sql: str, value: str, key: str) -> str:
 def weekly_trend(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", basis: DateBasis = "created",
                  measure: Measure = RETURNS) -> pd.DataFrame:
     """Per ISO week (Monday, UTC) and reason or group: Week, Reason|Group, value."""
-    base, params = _base(filters, measure)
+    base, params = _base(filters, measure, classify=by != "reason")
     key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
     column = "created_at" if basis == "created" else "updated_at"
     sql = f"""{base}
@@ -228,9 +238,9 @@ def week_filters(filters: ReturnFilters, week: date, basis: DateBasis = "created
 # --- products -------------------------------------------------------------------------------
 
 
-def _lines(filters: ReturnFilters, measure: Measure = RETURNS) -> tuple[str, list]:
+def _lines(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool = True) -> tuple[str, list]:
     """`base` plus `lines`: one row per return line item, with the SKU shown to users."""
-    base, params = _base(filters)
+    base, params = _base(filters, classify=classify)
     # a line item's refund is in its own currency; only that currency's lines carry money
     if measure.currency is None:
         money, line_params = "li.refund_total", []
@@ -263,12 +273,14 @@ def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"],
          by_money: bool, limit: int) -> pd.DataFrame:
     if by_money and currency is None:
         raise FilterError("Ranking by refund money needs a currency.")
-    lines, params = _lines(filters, Measure(currency) if currency else RETURNS)
+    lines, params = _lines(filters, Measure(currency) if currency else RETURNS, classify=False)
     if level == "sku":
         item, name, detail = "sku", "SKU", 'max(p.product_name) AS "Product"'
+        skus = ""  # the item is the SKU
     else:
         item, name = "coalesce(product_name, '(no product name)')", "Product"
         detail = 'list_sort(list_distinct(flatten(list(p.skus)))) AS "SKUs"'
+        skus = "list(DISTINCT sku) AS skus, "
     money = (
         'coalesce(sum(p.refund_total), 0) AS "Refund requested", '
         'coalesce(sum(p.refund_total) FILTER (WHERE p.status = ?), 0) AS "Refund completed"'
@@ -277,9 +289,9 @@ def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"],
     # one row per return and item first: a return counts once however many of its lines match
     # (cheaper than counting distinct keys); the leading reason shows a fit or quality problem
     sql = f"""{lines},
-        per_return AS (
+        per_return AS MATERIALIZED (
             SELECT {item} AS item, shop_id, return_id, any_value(status) AS status, any_value(reason) AS reason,
-                   max(product_name) AS product_name, list(DISTINCT sku) AS skus, sum(refund_total) AS refund_total
+                   max(product_name) AS product_name, {skus}sum(refund_total) AS refund_total
             FROM lines GROUP BY 1, 2, 3
         ),
         by_reason AS (SELECT item, reason, count(*) AS n FROM per_return GROUP BY item, reason),
@@ -296,10 +308,10 @@ def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"],
 def reason_sku_matrix(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", limit_skus: int = 15
                       ) -> pd.DataFrame:
     """Returns per (SKU, reason or group) over the top SKUs by returns: SKU, Reason|Group, Returns."""
-    lines, params = _lines(filters)
+    lines, params = _lines(filters, classify=by != "reason")
     key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
     sql = f"""{lines},
-        per_return AS (SELECT DISTINCT sku, shop_id, return_id, {key} AS k FROM lines),
+        per_return AS MATERIALIZED (SELECT DISTINCT sku, shop_id, return_id, {key} AS k FROM lines),
         top AS (SELECT sku, count(*) AS n FROM per_return GROUP BY sku ORDER BY n DESC, sku LIMIT ?)
         SELECT p.sku AS "SKU", p.k AS "{name}", count(*) AS "Returns"
         FROM per_return p JOIN top t ON t.sku = p.sku
@@ -400,25 +412,40 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
 
 def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
                 weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
-    base, params = _base(filters)
+    base, params = _base(filters, classify=False)
+    # A return has one reason and one date, so per (SKU, reason) or reason, counting distinct
+    # returns is counting rows once each return's SKUs are distinct; a SKU's count is the sum of
+    # its (SKU, reason) counts. This avoids count(DISTINCT) over grouping sets, which held six
+    # hash tables of every return in the baseline (230 MB at 1M returns). Returns in the guard
+    # weeks count nowhere and are left out first.
     sql = f"""{base},
         tagged AS (
-            SELECT DISTINCT b.shop_id, b.return_id, b.reason, coalesce(li.seller_sku, li.sku_id) AS sku,
-                   CAST(b.created_at AS DATE) >= ? AS recent, CAST(b.created_at AS DATE) < ? AS baseline
-            FROM base b LEFT JOIN return_line_items li ON li.shop_id = b.shop_id AND li.return_id = b.return_id
+            SELECT shop_id, return_id, reason, CAST(created_at AS DATE) >= ? AS recent,
+                   CAST(created_at AS DATE) < ? AS baseline
+            FROM base WHERE CAST(created_at AS DATE) >= ? OR CAST(created_at AS DATE) < ?
+        ),
+        pairs AS MATERIALIZED (
+            SELECT shop_id, sku, reason, count(*) FILTER (WHERE recent) AS recent_n,
+                   count(*) FILTER (WHERE baseline) AS baseline_n
+            FROM (SELECT DISTINCT t.shop_id, t.return_id, coalesce(li.seller_sku, li.sku_id) AS sku, t.reason,
+                         t.recent, t.baseline
+                  FROM tagged t JOIN return_line_items li ON li.shop_id = t.shop_id AND li.return_id = t.return_id
+                  WHERE coalesce(li.seller_sku, li.sku_id) IS NOT NULL)
+            GROUP BY shop_id, sku, reason
         ),
         counted AS (
-            SELECT shop_id AS "Account",
-                   CASE WHEN grouping(sku) = 1 THEN 'Reason' WHEN grouping(reason) = 1 THEN 'SKU'
-                        ELSE 'SKU × Reason' END AS "Level",
-                   sku AS "SKU", reason AS "Reason",
-                   count(DISTINCT return_id) FILTER (WHERE recent) AS "Recent",
-                   count(DISTINCT return_id) FILTER (WHERE baseline) AS "Baseline"
-            FROM tagged GROUP BY GROUPING SETS ((shop_id, reason), (shop_id, sku), (shop_id, sku, reason))
+            SELECT shop_id AS "Account", 'Reason' AS "Level", CAST(NULL AS VARCHAR) AS "SKU", reason AS "Reason",
+                   count(*) FILTER (WHERE recent) AS "Recent", count(*) FILTER (WHERE baseline) AS "Baseline"
+            FROM tagged GROUP BY shop_id, reason
+            UNION ALL
+            SELECT shop_id, 'SKU', sku, CAST(NULL AS VARCHAR), CAST(sum(recent_n) AS BIGINT),
+                   CAST(sum(baseline_n) AS BIGINT)
+            FROM pairs GROUP BY shop_id, sku
+            UNION ALL
+            SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs
         ),
         rated AS (
-            SELECT *, "Baseline" / ? AS "Weekly Baseline" FROM counted
-            WHERE NOT ("Level" <> 'Reason' AND "SKU" IS NULL) AND "Recent" > 0
+            SELECT *, "Baseline" / ? AS "Weekly Baseline" FROM counted WHERE "Recent" > 0
         ),
         tested AS (
             -- Poisson tail P(X >= Recent) at the usual weekly rate; 0 when there is no usual rate
@@ -434,7 +461,7 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
         LIMIT ?"""
     # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
     extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
-    return exact_frame(con, sql, params + [window_start, guard_start] + extra)
+    return exact_frame(con, sql, params + [window_start, guard_start] * 2 + extra)
 
 
 # --- drill-down -----------------------------------------------------------------------------

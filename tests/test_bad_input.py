@@ -488,7 +488,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "review.py": {"where"},  # from queries.where_clause
     "queries.py": {"alias", "column", "col", "name", "direction", "where", "sql", "fmt"},
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
-                     "detail", "closed", "running", "measure.column", "NO_REASON", "NO_SKU"},
+                     "detail", "closed", "running", "measure.column", "NO_REASON", "NO_SKU",
+                     "skus"},  # skus: a fixed list() aggregate, or nothing
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
 }

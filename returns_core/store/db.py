@@ -136,6 +136,17 @@ class Database:
             yield con
 
     @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep this process's DuckDB instance open for a short burst of reads (one page render).
+
+        Each `reader()` inside still opens and closes its own connection, but they share the one
+        instance and its buffer cache instead of re-opening the file and re-reading its blocks per
+        query. The file stays held (other processes wait) until the block ends: keep it short.
+        """
+        with self._open():
+            yield
+
+    @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside one transaction: committed on success, rolled back on any error."""
         with self._open() as con:
