@@ -171,7 +171,10 @@ def main() -> None:
 
 
 try:
-    main()
+    # one script run is one unit of work: its queries share one open database instance (and its
+    # cache) instead of re-opening the file for each; other processes wait until the run ends
+    with common.db().session():
+        main()
 except StoreError as exc:
     # a cron sync held the database for too long, or the file cannot be opened: say so, no traceback
     st.error(str(exc), icon=":material/database:")

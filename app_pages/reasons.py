@@ -484,35 +484,32 @@ current = common.scope()
 st.caption(f"{current.selected.label if current.selected else common.ALL_ACCOUNTS}: what drives returns, "
            "for which SKUs, and what it costs. Click a bar or cell (or use the box under a chart) to open "
            "those returns in the grid.")
-# one DuckDB instance for all the page's aggregates: its cache stays warm between them instead of
-# the file being re-opened and its blocks re-read per query (about 0.3 s of a 1M-return render)
-with common.db().session():
-    filters = page_filters(current)
-    kpis = kpi_row(filters)
-    if kpis.returns == 0:
-        st.info("No returns in this view: widen the period or the filters, or sync the account.",
-                icon=":material/filter_alt_off:")
-        st.stop()
-    currency = pick_currency(filters)
+filters = page_filters(current)
+kpis = kpi_row(filters)
+if kpis.returns == 0:
+    st.info("No returns in this view: widen the period or the filters, or sync the account.",
+            icon=":material/filter_alt_off:")
+    st.stop()
+currency = pick_currency(filters)
 
-    left, right = st.columns(2)
-    with left:
-        pareto(filters, currency)
-    with right:
-        top_skus(filters, currency)
-    names = {a.shop_id: a.name for a in current.accounts}
-    report = spike_panel(filters, names)
+left, right = st.columns(2)
+with left:
+    pareto(filters, currency)
+with right:
+    top_skus(filters, currency)
+names = {a.shop_id: a.name for a in current.accounts}
+report = spike_panel(filters, names)
 
-    trend_tab, products_tab, spikes_tab, groups_tab = st.tabs(["Trend", "Products", "All spike checks", "Groups"])
-    with trend_tab:
-        trend(filters, currency)
-    with products_tab:
-        products(filters, currency)
-    with spikes_tab:
-        if report.rows.empty:
-            st.info("No returns in the recent window.")
-        else:
-            spike_table(report, filters, report.rows, names, "reasons_spikes_all")
-    with groups_tab:
-        responsibility(filters, currency)
-        grouping(filters)
+trend_tab, products_tab, spikes_tab, groups_tab = st.tabs(["Trend", "Products", "All spike checks", "Groups"])
+with trend_tab:
+    trend(filters, currency)
+with products_tab:
+    products(filters, currency)
+with spikes_tab:
+    if report.rows.empty:
+        st.info("No returns in the recent window.")
+    else:
+        spike_table(report, filters, report.rows, names, "reasons_spikes_all")
+with groups_tab:
+    responsibility(filters, currency)
+    grouping(filters)
