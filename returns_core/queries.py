@@ -121,14 +121,17 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
         params += list(f.skus) * 2
     term = f.search.strip()
     if term:
-        # IDs match exactly or by prefix; SKUs and tracking numbers by substring. contains()
-        # and starts_with() take the text as a value, so quotes and % need no escaping.
-        parts.append(
-            f"({alias}.return_id = ? OR {alias}.order_id = ? OR starts_with({alias}.return_id, ?) "
-            f"OR starts_with({alias}.order_id, ?) OR contains(lower({alias}.seller_skus), lower(?)) "
-            f"OR contains(lower({alias}.tracking_number), lower(?)))"
-        )
-        params += [term] * 6
+        # SKUs and tracking numbers match by substring, any case. contains() and starts_with()
+        # take the text as a value, so quotes and % need no escaping.
+        matches = [f"contains(lower({alias}.seller_skus), ?)", f"contains(lower({alias}.tracking_number), ?)"]
+        params += [term.lower()] * 2
+        if any(ch.isdigit() for ch in term):
+            # TikTok's IDs are decimal strings: a term without a digit cannot be one or start one,
+            # and skipping the two ID columns then halves what a text search reads
+            matches += [f"{alias}.return_id = ?", f"{alias}.order_id = ?", f"starts_with({alias}.return_id, ?)",
+                        f"starts_with({alias}.order_id, ?)"]
+            params += [term] * 4
+        parts.append("(" + " OR ".join(matches) + ")")
     return (" AND ".join(parts) or "TRUE"), params
 
 
