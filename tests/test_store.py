@@ -267,3 +267,21 @@ def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
     for filters in (ReturnFilters(), ReturnFilters(statuses=(domain.ACCEPTED,)), ReturnFilters(types=("Return",)),
                     ReturnFilters(statuses=(domain.ACCEPTED, domain.REQUESTED), types=("Refund",))):
         assert total_from_status_counts(status_counts(db, filters), filters) == count_returns(db, filters)
+
+
+@pytest.mark.parametrize(("term", "expected"), [
+    ("blnd", ["a"]), ("BLND-2", ["a"]), ("50%", ["b"]), ("x_1", ["c"]), ("x%1", []), ("1z9", ["c"]),
+    ("4035", ["a"]),  # a return ID's start
+])
+def test_search_matches_skus_and_tracking_in_any_case_and_pattern_characters_literally(db, term, expected):
+    from returns_core.queries import ReturnFilters, grid_page
+
+    with db.writer() as con:
+        con.execute(
+            "INSERT INTO returns (shop_id, return_id, order_id, seller_skus, tracking_number, first_seen_at, "
+            "last_synced_at) VALUES ('s', 'a', '5001', 'BLND-200-BLK 111', 'TRK1', now(), now()), "
+            "('s', 'b', '5002', 'MUG-50%OFF 222', 'TRK2', now(), now()), "
+            "('s', 'c', '5003', 'TEE-M 333', 'X_1Z9', now(), now())")
+        con.execute("UPDATE returns SET return_id = '4035' || return_id WHERE return_id = 'a'")
+    found = grid_page(db, ReturnFilters(search=term))["Marketplace Return ID"]
+    assert sorted(r.removeprefix("4035") for r in found) == expected
