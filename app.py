@@ -132,7 +132,7 @@ def render_status() -> None:
                            f"({common.utc_text(last.get(account.shop_id))})")
     due, overdue = common.load_deadlines(version, chosen.shop_ids)
     soon_col, late_col = st.sidebar.columns(2)
-    soon_col.metric(f"Due within {domain.DUE_SOON_HOURS} h", f"{due:,}",
+    soon_col.metric(f"Due in {domain.DUE_SOON_HOURS} h", f"{due:,}",
                     help="Returns whose TikTok deadline for the seller falls within the next 24 hours")
     late_col.metric("Overdue", f"{overdue:,}", delta="act now" if overdue else None, delta_color="inverse",
                     delta_arrow="off",

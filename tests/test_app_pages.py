@@ -186,7 +186,7 @@ def test_account_view_limits_every_number_to_that_shop(seeded):
     assert at.sidebar.selectbox(key="account").value == ALPHA_LABEL
     assert sorted(return_ids(at)) == ["R1", "R2", "R3", "R4", "R5"]
     assert metric(at, "All") == "5"
-    assert metric(at, f"Due within {domain.DUE_SOON_HOURS} h") == "1"
+    assert metric(at, f"Due in {domain.DUE_SOON_HOURS} h") == "1"
     at.sidebar.selectbox(key="account").set_value("All accounts").run()
     assert len(return_ids(at)) == 8
 
@@ -276,7 +276,7 @@ def test_sidebar_shows_last_sync_due_soon_and_auto_sync(seeded):
     sidebar = "\n".join(c.value for c in at.sidebar.caption)
     assert re.search(rf"Last sync of {ALPHA_NAME}: \*\*(29|30) min ago\*\*", sidebar), sidebar
     assert f"Last sync of {ui.BETA_NAME}: **never**" in sidebar  # its only run failed
-    assert metric(at, f"Due within {domain.DUE_SOON_HOURS} h") == "2"
+    assert metric(at, f"Due in {domain.DUE_SOON_HOURS} h") == "2"
     assert metric(at, "Overdue") == "1"  # R4: its deadline passed 2 h ago
     assert at.sidebar.selectbox(key="sidebar_auto_sync").value == "Off"
     at.sidebar.selectbox(key="sidebar_auto_sync").set_value("Hourly").run()
