@@ -14,7 +14,7 @@ import streamlit as st
 
 from app_pages import _common as common
 from returns_core import domain, queries, review, roles, workflow
-from returns_core.accounts import Account, AccountError, client_for, explain_error
+from returns_core.accounts import Account, AccountError, client_for
 from returns_core.tiktok.errors import TikTokError
 
 ACTOR_KEY = "actor_name"  # the sidebar's "Your name" when login is not configured
@@ -151,8 +151,7 @@ def _reject_reasons(db, account: Account, return_id: str, key: str, reload: bool
             with client_for(db, account) as client:
                 reasons = client.get_reject_reasons(return_id)
         except (TikTokError, AccountError) as exc:
-            st.error(f"Could not fetch the reject reasons: "
-                     f"{workflow.explain(exc) if isinstance(exc, TikTokError) else explain_error(exc)}")
+            st.error(f"Could not fetch the reject reasons: {workflow.explain(exc)}")
             return None
         st.session_state[cache_key] = [r for r in reasons if isinstance(r, dict) and r.get("name")]
     return st.session_state[cache_key]

@@ -206,18 +206,22 @@ _BUSINESS_WORDS = {
 }
 
 
-def explain(exc: errors.TikTokError) -> str:
-    """An API failure in words a manager can act on (one line, no secrets)."""
-    if exc.code in _BUSINESS_WORDS:
+def explain(exc: BaseException) -> str:
+    """A failed action in words a manager can act on (one line, no secrets).
+
+    Only what is particular to a decision sent to TikTok is said here; every other failure is
+    worded by accounts.explain_error, the one explainer for talking to TikTok.
+    """
+    from returns_core.accounts import explain_error
+
+    if isinstance(exc, errors.TikTokError) and exc.code in _BUSINESS_WORDS:
         return f"{_BUSINESS_WORDS[exc.code]} ({exc.code})"
-    if isinstance(exc, errors.AuthError):
-        return f"TikTok refused the shop's authorization: reconnect the shop on the Accounts page. ({exc})"
     if isinstance(exc, errors.RateLimitedError | errors.ServerError | errors.TransportError
                   | errors.MalformedResponseError):
         # TikTok may or may not have applied it; the same key makes a retry safe either way
         return (f"TikTok could not be reached reliably, so the result is unknown. Retrying is safe: the same "
                 f"confirmation is applied at most once. ({exc})")
-    return f"TikTok refused the request: {exc}"
+    return explain_error(exc)
 
 
 def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
@@ -256,7 +260,7 @@ def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transpor
                 client.reject_return(plan.return_id, plan.decision, plan.reject_reason or "",
                                      idempotency_key=key, comment=plan.comment)
     except (errors.TikTokError, AccountError) as exc:
-        message = explain(exc) if isinstance(exc, errors.TikTokError) else str(exc)
+        message = explain(exc)
         _finish_action(db, plan, who, "failed", message)
         return ActionResult(False, message)
     label = domain.DECISION_LABELS.get(plan.decision, plan.decision)
@@ -264,7 +268,7 @@ def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transpor
         sync_return(db, account, plan.return_id, transport=transport)
     except (errors.TikTokError, AccountError, ReturnNotFoundError) as exc:
         # TikTok accepted the decision: record it as sent even though the re-sync failed
-        reason = explain(exc) if isinstance(exc, errors.TikTokError) else str(exc)
+        reason = explain(exc)
         message = f"{label}: sent. The re-sync afterwards failed ({reason}); re-sync the return to see its status."
         _finish_action(db, plan, who, "ok", message)
         return ActionResult(True, message, _marketplace_status(db, plan))
