@@ -129,3 +129,17 @@ def _fresh_streamlit_caches():
     yield
     st.cache_data.clear()
     st.cache_resource.clear()  # also stops each app's auto-sync thread
+
+
+@pytest.fixture
+def app_db(tmp_path, monkeypatch):
+    """An empty store the app will open (RETURNS_DB), with its key in a file beside it."""
+    from returns_core.store.db import Database
+
+    path = tmp_path / "app.duckdb"
+    monkeypatch.setenv("RETURNS_DB", str(path))
+    monkeypatch.setenv("RETURNS_DEMO", "0")
+    monkeypatch.delenv("RETURNS_DESK_KEY", raising=False)
+    database = Database(path, lock_timeout=10)
+    database.migrate()
+    return database

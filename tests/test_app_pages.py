@@ -22,18 +22,6 @@ ALPHA_LABEL = f"{ALPHA_NAME} ({ALPHA})"
 
 
 @pytest.fixture
-def app_db(tmp_path, monkeypatch) -> Database:
-    """An empty store the app will open (RETURNS_DB), with its key in a file beside it."""
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("RETURNS_DB", str(path))
-    monkeypatch.setenv("RETURNS_DEMO", "0")
-    monkeypatch.delenv("RETURNS_DESK_KEY", raising=False)
-    database = Database(path, lock_timeout=10)
-    database.migrate()
-    return database
-
-
-@pytest.fixture
 def seeded(app_db) -> Database:
     ui.seed_store(app_db)
     return app_db

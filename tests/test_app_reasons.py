@@ -16,7 +16,7 @@ from returns_core.queries import ReturnFilters
 from returns_core.store.db import utcnow
 from tests import ui_fixtures as ui
 from tests.test_analytics import BLND, DEF, MUG, SIZE, insert, spiky_rows
-from tests.test_app_pages import app_db, metric, open_app, texts  # noqa: F401
+from tests.test_app_pages import metric, open_app, texts
 
 PAGE = "app_pages/reasons.py"
 BETA_LABEL = f"{ui.BETA_NAME} ({ui.BETA})"

@@ -49,16 +49,10 @@ page.run()
 
 
 @pytest.fixture
-def app_db(tmp_path, monkeypatch) -> Database:
-    """The store the app opens (RETURNS_DB), seeded with the known returns."""
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("RETURNS_DB", str(path))
-    monkeypatch.setenv("RETURNS_DEMO", "0")
-    monkeypatch.delenv("RETURNS_DESK_KEY", raising=False)
-    database = Database(path, lock_timeout=10)
-    database.migrate()
-    ui.seed_store(database)
-    return database
+def app_db(app_db) -> Database:
+    """The store the app opens (conftest's app_db), seeded with the known returns."""
+    ui.seed_store(app_db)
+    return app_db
 
 
 @pytest.fixture
