@@ -30,6 +30,7 @@ from bench.synthetic import insert_account  # noqa: E402
 from returns_core import analytics, domain  # noqa: E402
 from returns_core.queries import ReturnFilters  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
+from returns_core.store.schema import FILL_LINES_SQL  # noqa: E402
 
 SHOPS = (("7000000001", "Bench Shop US", "USD"), ("7000000002", "Bench Shop GB", "GBP"))
 SPIKE_SKU = "SKU-0003"
@@ -130,6 +131,7 @@ def insert_returns(db: Database, n: int) -> None:
     with db.writer() as con:
         con.execute(sql, [n])
         con.execute(lines)
+        con.execute(FILL_LINES_SQL)
 
 
 def timed(step) -> float:

@@ -66,7 +66,7 @@ def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool 
         WITH filtered AS (
             SELECT r.shop_id, r.return_id, r.type, r.status, r.reason_code, r.reason_text,
                    coalesce(r.reason_text, '{NO_REASON}') AS reason,  -- by TikTok's text, as the grid filters
-                   r.created_at, r.updated_at, r.refund_currency, r.refund_total
+                   r.created_at, r.updated_at, r.refund_currency, r.refund_total, r.lines
             FROM returns r WHERE {where}
         ),"""
     if not classify:
@@ -246,12 +246,13 @@ def _lines(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool
         money, line_params = "li.refund_total", []
     else:
         money, line_params = "CASE WHEN li.refund_currency = ? THEN li.refund_total END", [measure.currency]
+    # the items are unnested from the filtered returns' own `lines`: no join with every line item
     sql = f"""{base},
         lines AS (
-            SELECT b.shop_id, b.return_id, b.status, b.reason, b.reason_group, b.created_at,
+            SELECT shop_id, return_id, status, reason, reason_group, created_at,
                    coalesce(li.seller_sku, li.sku_id, '{NO_SKU}') AS sku, li.product_name,
                    {money} AS refund_total
-            FROM base b JOIN return_line_items li ON li.shop_id = b.shop_id AND li.return_id = b.return_id
+            FROM (SELECT *, unnest(lines) AS li FROM base)
         )
     """
     return sql, params + line_params
@@ -420,16 +421,16 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
     # weeks count nowhere and are left out first.
     sql = f"""{base},
         tagged AS (
-            SELECT shop_id, return_id, reason, CAST(created_at AS DATE) >= ? AS recent,
+            SELECT shop_id, return_id, reason, lines, CAST(created_at AS DATE) >= ? AS recent,
                    CAST(created_at AS DATE) < ? AS baseline
             FROM base WHERE CAST(created_at AS DATE) >= ? OR CAST(created_at AS DATE) < ?
         ),
         pairs AS MATERIALIZED (
             SELECT shop_id, sku, reason, count(*) FILTER (WHERE recent) AS recent_n,
                    count(*) FILTER (WHERE baseline) AS baseline_n
-            FROM (SELECT DISTINCT t.shop_id, t.return_id, coalesce(li.seller_sku, li.sku_id) AS sku, t.reason,
-                         t.recent, t.baseline
-                  FROM tagged t JOIN return_line_items li ON li.shop_id = t.shop_id AND li.return_id = t.return_id
+            FROM (SELECT DISTINCT shop_id, return_id, coalesce(li.seller_sku, li.sku_id) AS sku, reason,
+                         recent, baseline
+                  FROM (SELECT *, unnest(lines) AS li FROM tagged)
                   WHERE coalesce(li.seller_sku, li.sku_id) IS NOT NULL)
             GROUP BY shop_id, sku, reason
         ),

@@ -56,6 +56,13 @@ RETURN_SCHEMA = pa.schema([
     ("tracking_number", pa.string()),
     ("shipping_provider", pa.string()),
     ("seller_skus", pa.string()),
+    ("lines", pa.list_(pa.struct([
+        ("seller_sku", pa.string()),
+        ("sku_id", pa.string()),
+        ("product_name", pa.string()),
+        ("refund_currency", pa.string()),
+        ("refund_total", _MONEY),
+    ]))),
     ("payload", pa.string()),
     ("first_seen_at", _TIME),
     ("last_synced_at", _TIME),
@@ -204,13 +211,21 @@ def _seller_skus(line_items: list[dict]) -> str | None:
     return " ".join(words) or None
 
 
+_LINE_FIELDS = ("seller_sku", "sku_id", "product_name", "refund_currency", "refund_total")
+
+
 def return_row(shop_id: str, obj: Mapping[str, Any], *, previous_status: str | None = None,
-               synced_at: datetime) -> dict[str, Any]:
-    """One TikTok return object as a `returns` row (status mapped; unmapped keeps the previous one)."""
+               synced_at: datetime, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One TikTok return object as a `returns` row (status mapped; unmapped keeps the previous one).
+
+    `items` are its `line_item_rows`, when the caller has them already.
+    """
     marketplace_status = _text(obj.get("return_status"))
     status = domain.mapped_status(marketplace_status) or previous_status
     refund = _dict(obj.get("refund_amount"))
     line_items = _dicts(obj.get("return_line_items"))
+    if items is None:
+        items = line_item_rows(shop_id, obj)
     next_action, due_by = _next_action(obj)
     return_type = _text(obj.get("return_type"))
     return {
@@ -239,6 +254,7 @@ def return_row(shop_id: str, obj: Mapping[str, Any], *, previous_status: str | N
         "tracking_number": _text(obj.get("return_tracking_number")),
         "shipping_provider": _text(obj.get("return_provider_name")),
         "seller_skus": _seller_skus(line_items),
+        "lines": [{k: item[k] for k in _LINE_FIELDS} for item in items] or None,
         "payload": canonical_json(obj),
         "first_seen_at": synced_at,
         "last_synced_at": synced_at,
@@ -331,7 +347,8 @@ def _plan(shop_id: str, objects: list[dict], existing: dict[str, tuple], synced_
         return_id = _text(obj["return_id"])
         old = existing.get(return_id)
         old_mp, old_status, old_payload = old if old else (None, None, None)
-        row = return_row(shop_id, obj, previous_status=old_status, synced_at=synced_at)
+        line_items = line_item_rows(shop_id, obj)
+        row = return_row(shop_id, obj, previous_status=old_status, synced_at=synced_at, items=line_items)
         if old is not None and row["marketplace_status"] == old_mp:
             # TikTok's status did not move: our Status (maybe set by hand) stands
             row["status"] = old_status
@@ -354,7 +371,7 @@ def _plan(shop_id: str, objects: list[dict], existing: dict[str, tuple], synced_
                     history.append(_history(shop_id, return_id, synced_at, "status", old_status, row["status"],
                                             details))
         changed_ids.append(return_id)
-        items.extend(line_item_rows(shop_id, obj))
+        items.extend(line_items)
     return rows, items, history, PageCounts(new, updated, unchanged), changed_ids
 
 

@@ -113,11 +113,9 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
             cond.append(f"{alias}.review_outcome IS NULL")
         parts.append("(" + " OR ".join(cond) + ")")
     if f.skus:
-        parts.append(
-            "EXISTS (SELECT 1 FROM return_line_items li WHERE li.shop_id = "
-            f"{alias}.shop_id AND li.return_id = {alias}.return_id AND "
-            f"(li.seller_sku IN ({', '.join('?' * len(f.skus))}) OR li.sku_id IN ({', '.join('?' * len(f.skus))})))"
-        )
+        # any of the return's own line items (returns.lines), by seller SKU or TikTok's SKU id
+        parts.append(f"list_bool_or(list_transform({alias}.lines, lambda li: li.seller_sku IN "
+                     f"({', '.join('?' * len(f.skus))}) OR li.sku_id IN ({', '.join('?' * len(f.skus))})))")
         params += list(f.skus) * 2
     term = f.search.strip()
     if term:

@@ -53,7 +53,9 @@ def _rows(con, table: str, *, all_columns: bool) -> list[tuple]:
     if not all_columns:
         names = [c for c in names if c not in _VOLATILE.get(table, ())]
     cols = ", ".join(f'"{c}"' for c in names)
-    return sorted(con.execute(f'SELECT {cols} FROM "{table}"').fetchall(), key=repr)
+    rows = con.execute(f'SELECT {cols} FROM "{table}"').fetchall()
+    # lists of structs (returns.lines) come back as lists of dicts: as text, rows stay comparable in sets
+    return sorted((tuple(repr(v) if isinstance(v, (list, dict)) else v for v in row) for row in rows), key=repr)
 
 
 def dump(db: Database, tables: tuple[str, ...] = SYNCED_TABLES) -> dict[str, list[tuple]]:

@@ -19,6 +19,7 @@ from returns_core import analytics, queries, reason_groups
 from returns_core.analytics import Measure
 from returns_core.queries import ReturnFilters
 from returns_core.store.db import Database
+from returns_core.store.schema import FILL_LINES_SQL
 
 A, B = "7001", "7002"
 DEF = ("ecom_order_delivered_refund_reason_defective", "Product is defective or doesn't work")
@@ -80,6 +81,7 @@ def insert(db, rows) -> None:
             con.executemany(
                 "INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, "
                 "product_name, refund_currency, refund_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", lines)
+            con.execute(FILL_LINES_SQL)  # the line items on each return, as ingest writes them
 
 
 @pytest.fixture

@@ -7,11 +7,14 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
+import duckdb
 import pytest
+from cryptography.fernet import Fernet
 
-from returns_core import ingest
+from returns_core import ingest, queries
 from returns_core.ingest import PageCounts, line_item_rows, return_row, upsert_page
-from returns_core.store.db import utcnow
+from returns_core.queries import ReturnFilters
+from returns_core.store.db import Database, utcnow
 from returns_core.workflow import change_status
 
 SHOP = "7000000001"
@@ -172,6 +175,44 @@ def test_line_items_are_replaced_by_the_latest_object(db):
     assert rows(db, "SELECT return_line_item_id, seller_sku, refund_total FROM return_line_items") == [
         ("L2", "RED-L", Decimal("5.0500"))]
     assert stored(db)["seller_skus"] == "RED-L 222"
+    # the return's own copy, which analytics and the SKU filter read, follows in the same write
+    assert stored(db)["lines"] == [{"seller_sku": "RED-L", "sku_id": "222", "product_name": None,
+                                    "refund_currency": "GBP", "refund_total": Decimal("5.0500")}]
+    assert queries.count_returns(db, ReturnFilters(skus=("RED-L",))) == 1
+    assert queries.count_returns(db, ReturnFilters(skus=("111",))) == 0  # the dropped item's SKU id
+    no_items = make_return(update_time=T0 + 2, return_line_items=[])
+    upsert_page(db, SHOP, [no_items], synced_at=utcnow())
+    assert stored(db)["lines"] is None
+    assert rows(db, "SELECT count(*) FROM return_line_items") == [(0,)]
+
+
+def test_migration_2_copies_each_returns_line_items_onto_it(tmp_path):
+    """A store made before `returns.lines` existed gets them from return_line_items, once."""
+    from returns_core.store import schema
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # the schema as version 1 left it, with synced returns in it
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        con.execute(schema.MIGRATIONS[0][1])
+        con.execute("INSERT INTO schema_migrations VALUES (1, now())")
+        con.execute("INSERT INTO returns (shop_id, return_id, first_seen_at, last_synced_at) VALUES "
+                    "(?, 'R1', now(), now()), (?, 'R2', now(), now())", [SHOP, SHOP])
+        con.execute("INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, "
+                    "product_name, refund_currency, refund_total) VALUES "
+                    "(?, 'R1', 'L2', '222', NULL, 'Mug', 'USD', 2.5), (?, 'R1', 'L1', '111', 'TEE-M', 'Tee', 'USD', 1)",
+                    [SHOP, SHOP])
+    db = Database(path, key=Fernet.generate_key().decode())
+    db.migrate()
+    assert rows(db, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,), (2,)]
+    lines = dict(rows(db, "SELECT return_id, lines FROM returns"))
+    assert lines == {
+        "R1": [{"seller_sku": "TEE-M", "sku_id": "111", "product_name": "Tee", "refund_currency": "USD",
+                "refund_total": Decimal("1.0000")},
+               {"seller_sku": None, "sku_id": "222", "product_name": "Mug", "refund_currency": "USD",
+                "refund_total": Decimal("2.5000")}],
+        "R2": None,  # no line items: none, as ingest writes it
+    }
+    assert queries.count_returns(db, ReturnFilters(skus=("222",))) == 1
 
 
 def test_money_is_exact_decimal_in_the_store(db):

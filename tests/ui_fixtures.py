@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from returns_core import domain
 from returns_core.store.db import Database, utcnow
+from returns_core.store.schema import FILL_LINES_SQL
 
 ALPHA, BETA = "7000000001", "7000000002"
 ALPHA_NAME, BETA_NAME = "Alpha Shop", "Beta Shop"
@@ -81,6 +82,7 @@ def add_returns(db: Database) -> None:
             con.execute(
                 "INSERT INTO history (shop_id, return_id, happened_at, actor, kind, old_value, new_value) "
                 "VALUES (?, ?, ?, 'sync', 'created', NULL, ?)", [shop, rid, now, status])
+        con.execute(FILL_LINES_SQL)  # the line items on each return, as ingest writes them
 
 
 def add_sync_run(db: Database, shop_id: str, *, state: str = "ok", error: str | None = None,

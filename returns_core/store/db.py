@@ -87,7 +87,11 @@ class Database:
         while True:
             try:
                 with _OPEN_CLOSE_LOCK:
-                    return duckdb.connect(str(self.path))
+                    con = duckdb.connect(str(self.path))
+                # DuckDB draws a progress bar on the terminal for long statements (a migration):
+                # noise in the CLI's output and in cron logs
+                con.execute("SET enable_progress_bar = false")
+                return con
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(f"Cannot open the database {self.path}: {exc}") from None
