@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -43,9 +43,10 @@ PAGE_SIZE = 50  # TikTok's maximum for Search Returns
 # committed whole or not at all, and the watermark still follows the committed data.
 PREFETCH_PAGES = 20
 BATCH_PAGES = 20
-# Fair share of the database file. Each page opens and closes it, but with pages fetched ahead the
-# writes follow each other so closely that another process (the app) waiting on the lock could
-# starve. When one signals that it waits (Database.others_waiting), the sync leaves the file free
+# Fair share of the database file. While fetched pages are waiting, the sync keeps the file open
+# from one write to the next (opening and closing it cost more than writing a page), and lets it
+# go before it waits on the network. Another process (the app) waiting on the lock could still
+# starve, so when one signals that it waits (Database.others_waiting), the sync closes the file
 # for YIELD_S: longer than a waiter's retry interval (db.MAX_RETRY_DELAY_S), so it gets its turn.
 YIELD_S = 0.25
 
@@ -237,8 +238,8 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
         with acc.client_for(db, account, transport=transport, **client_options) as client:
             pages_in_order = client.iter_return_pages(filters, page_size=page_size, sort_field="update_time",
                                                       sort_order="ASC")
-            share = _FairShare(db)
-            with closing(prefetch(pages_in_order, PREFETCH_PAGES, BATCH_PAGES)) as fetched:
+            with _FairShare(db) as share, closing(prefetch(pages_in_order, PREFETCH_PAGES, BATCH_PAGES,
+                                                            on_wait=share.release)) as fetched:
                 for batch in fetched:
                     share.before_write()
                     objects = [obj for page in batch for obj in page.return_orders]
@@ -268,21 +269,45 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
 
 
 class _FairShare:
-    """Pauses page writes only while another process is waiting for the database file."""
+    """Holds the database file open across back-to-back page writes; lets it go for anyone waiting."""
 
     def __init__(self, db: Database, sleep: Callable[[float], None] = time.sleep):
         self._db, self._sleep = db, sleep
+        self._session: AbstractContextManager | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self._session is not None
 
     def before_write(self) -> None:
         if self._db.others_waiting():
+            self.release()
             self._sleep(YIELD_S)
+        if self._session is None:
+            session = self._db.session()
+            session.__enter__()
+            self._session = session
+
+    def release(self) -> None:
+        """Close the file (before waiting on the network, or for another process)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.__exit__(None, None, None)
+
+    def __enter__(self) -> _FairShare:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
-def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1) -> Iterator[list[T]]:
+def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1,
+             on_wait: Callable[[], None] | None = None) -> Iterator[list[T]]:
     """Yield `source`'s items in order, in lists, while a thread fetches up to `depth` ahead.
 
     Each list holds the next item plus whatever else is already fetched, up to `batch` items:
     fetching (network) overlaps with writing (disk), and fast sources get fewer, larger writes.
+    `on_wait` is called whenever the consumer would have to wait for the source.
     The source's exception is raised here, after the items that came before it.
     """
     ready: queue.Queue = queue.Queue(maxsize=max(1, depth))
@@ -311,6 +336,8 @@ def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1) -> Iterator[li
     worker.start()
     try:
         while True:
+            if on_wait is not None and ready.empty():
+                on_wait()
             item, exc = ready.get()
             items: list[T] = []
             last = None  # the end marker or an error, handled after the items before it

@@ -284,14 +284,39 @@ def test_page_writes_pause_only_while_another_process_waits(db):
     from returns_core import sync
     from returns_core.store import db as store_db
 
-    slept: list[float] = []
-    share = sync._FairShare(db, sleep=slept.append)
-    share.before_write()
-    assert slept == []  # nobody waits: no pause, full speed
-    db.path.with_name(db.path.name + ".waiting").write_text("999999")  # another process signals
-    share.before_write()
-    assert slept == [sync.YIELD_S]
+    slept: list[tuple[float, bool]] = []
+    share = sync._FairShare(db, sleep=lambda s: slept.append((s, share.holding)))
+    with share:
+        share.before_write()
+        assert slept == [] and share.holding  # nobody waits: no pause, and the file stays open for the next write
+        db.path.with_name(db.path.name + ".waiting").write_text("999999")  # another process signals
+        share.before_write()
+        assert slept == [(sync.YIELD_S, False)]  # the file was closed during the pause
+        assert share.holding
+    assert not share.holding
     assert sync.YIELD_S > store_db.MAX_RETRY_DELAY_S * 1.5  # longer than the waiter's retry interval + jitter
+
+
+def test_the_file_is_let_go_whenever_the_sync_would_wait_for_the_network():
+    from returns_core.sync import prefetch
+
+    def slow_pages(n: int):
+        for i in range(n):
+            time.sleep(0.05)  # far away: each page takes a while
+            yield i
+
+    waits = []
+    batches = list(prefetch(slow_pages(4), depth=20, batch=20, on_wait=lambda: waits.append(1)))
+    assert [i for b in batches for i in b] == [0, 1, 2, 3]
+    assert len(waits) >= len(batches)  # before each batch the consumer had to wait, and let go first
+
+    waits.clear()
+    fast = iter(range(40))
+    batches = []
+    for batch in prefetch(fast, depth=40, batch=20, on_wait=lambda: waits.append(1)):
+        batches.append(batch)
+        time.sleep(0.05)  # a slow write: the rest is fetched meanwhile, nothing to wait for
+    assert len(waits) <= 1 and [i for b in batches for i in b] == list(range(40))
 
 
 def test_prefetch_commits_waiting_pages_together_and_raises_after_the_pages_before_a_failure():

@@ -8,10 +8,12 @@ typed errors of `errors.py`. No secret ever reaches a message, a log line or a r
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -152,6 +154,16 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verifying TLS context, built once per process.
+
+    Building one loads the CA bundle (~15 ms), and each client would build its own: twice per
+    sync, per approve and per test connection. A context is safe to share across threads.
+    """
+    return httpx.create_ssl_context()
+
+
 class _Requester:
     """Shared request loop: send, read the envelope, classify, back off and retry."""
 
@@ -167,7 +179,8 @@ class _Requester:
         self.sleep = sleep
         self._secrets = secrets
         self._rng = random.Random()
-        self.http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self.http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
+                                 verify=_tls_context())
 
     def scrub(self, text: str, *extra: str) -> str:
         """Remove any secret a server might echo back into its message."""
