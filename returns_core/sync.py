@@ -164,6 +164,13 @@ def _start_run(db: Database, shop_id: str, full: bool, trigger: str) -> tuple[in
     return run_id, (row[0] if row else None)
 
 
+def _wrap_up(db: Database, run_id: int, duration: float, error: str | None) -> None:
+    """The run's outcome, then the WAL folded into the file: one opening of the file for both."""
+    with db.session():
+        _finish_run(db, run_id, duration, error)
+        db.checkpoint()
+
+
 def _finish_run(db: Database, run_id: int, duration: float, error: str | None) -> None:
     with db.writer() as con:
         con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
@@ -262,8 +269,7 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
         error = f"Interrupted: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         _safe(lambda: _finish_run(db, run_id, time.monotonic() - started, error))
         raise
-    _safe(lambda: _finish_run(db, run_id, time.monotonic() - started, error))
-    _safe(db.checkpoint)
+    _safe(lambda: _wrap_up(db, run_id, time.monotonic() - started, error))
     report(done=True)
     return result(pages, counts, error, run_id)
 
