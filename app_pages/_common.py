@@ -77,6 +77,9 @@ class Runtime:
 @st.cache_resource(show_spinner=False, on_release=lambda runtime: runtime.close())
 def _runtime(path: str, key: str | None) -> Runtime:
     db = Database(path, key=key)
+    if db.upgrade_pending():
+        with st.spinner("Upgrading the data store to this version (one time; about 8 s per 100,000 returns)..."):
+            db.migrate()
     db.migrate()
     sync_jobs = jobs.SyncJobs(db)
     runtime = Runtime(db, sync_jobs, jobs.AutoSync(sync_jobs).start())

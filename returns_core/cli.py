@@ -159,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _db(args: argparse.Namespace) -> Database:
-    return Database(config.db_path(args.db))
+    db = Database(config.db_path(args.db))
+    if db.upgrade_pending():
+        _err(f"Upgrading {db.path.name} to this version's schema (one time; about 8 s per 100,000 returns) ...")
+        db.migrate()
+        _err("Upgrade done.")
+    return db
 
 
 # --- commands -----------------------------------------------------------------------------------

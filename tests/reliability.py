@@ -15,9 +15,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
 
 from returns_core.accounts import Account, add_accounts_with_tokens
 from returns_core.ingest import canonical_json
+from returns_core.store import schema
 from returns_core.store.db import Database
 from returns_core.tiktok.client import RetryPolicy, TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
@@ -108,3 +112,18 @@ def watermark_of(db: Database, shop_id: str) -> int | None:
 def history_kinds(db: Database) -> Counter:
     with db.reader() as con:
         return Counter(dict(con.execute("SELECT kind, count(*) FROM history GROUP BY 1").fetchall()))
+
+
+def version_1_store(path: Path, shop_id: str) -> Path:
+    """A store as schema version 1 left it (before returns.lines): R1 with two line items, R2 with none."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        con.execute(schema.MIGRATIONS[0][1])
+        con.execute("INSERT INTO schema_migrations VALUES (1, now())")
+        con.execute("INSERT INTO returns (shop_id, return_id, first_seen_at, last_synced_at) VALUES "
+                    "(?, 'R1', now(), now()), (?, 'R2', now(), now())", [shop_id, shop_id])
+        con.execute("INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, "
+                    "product_name, refund_currency, refund_total) VALUES "
+                    "(?, 'R1', 'L2', '222', NULL, 'Mug', 'USD', 2.5), (?, 'R1', 'L1', '111', 'TEE-M', 'Tee', 'USD', 1)",
+                    [shop_id, shop_id])
+    return path

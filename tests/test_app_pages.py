@@ -7,6 +7,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -70,6 +71,25 @@ def test_every_page_renders_without_exception(seeded, page_file):
 def test_every_page_renders_on_an_empty_store(app_db, page_file):
     ui.add_account(app_db, ALPHA, ALPHA_NAME)
     open_app(page_file)
+
+
+def test_the_app_upgrades_an_older_store_and_shows_its_returns(tmp_path, monkeypatch):
+    from tests.reliability import version_1_store
+
+    path = version_1_store(tmp_path / "old.duckdb", ALPHA)
+    monkeypatch.setenv("RETURNS_DB", str(path))
+    monkeypatch.setenv("RETURNS_DEMO", "0")
+    store = Database(path)
+    ui.add_account(store, ALPHA, ALPHA_NAME)  # (opening it upgrades it: check on a fresh handle below)
+    with duckdb.connect(str(path)) as con:  # back to version 1, as an older Returns Desk left it
+        con.execute("DELETE FROM schema_migrations WHERE version > 1")
+        con.execute("ALTER TABLE returns DROP COLUMN lines")
+    assert Database(path).upgrade_pending()
+    at = open_app()
+    assert sorted(return_ids(at)) == ["R1", "R2"]
+    assert not Database(path).upgrade_pending()
+    at.text_input(key="sku").input("TEE-M").run()  # the SKU filter reads what the upgrade filled in
+    assert return_ids(at) == ["R1"]
 
 
 # --- returns grid ---------------------------------------------------------------------------

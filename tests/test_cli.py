@@ -231,3 +231,16 @@ def test_a_held_database_is_waited_for_not_failed(cli_env, tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "No accounts yet" in out
+
+
+def test_an_older_store_is_upgraded_once_with_a_word_first(cli_env, tmp_path):
+    from tests.reliability import version_1_store
+
+    store = version_1_store(Path(cli_env["RETURNS_DB"]), "7000000001")
+    first = run(cli_env, "export", "--out", str(tmp_path / "all.csv"))
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[0].startswith("Upgrading cli.duckdb") and "one time" in first.stderr
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 3  # header + R1 + R2, nothing lost
+    again = run(cli_env, "export", "--out", str(tmp_path / "again.csv"))
+    assert again.returncode == 0 and "Upgrading" not in again.stderr
+    assert store.exists()

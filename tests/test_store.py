@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-import duckdb
 import pytest
 from cryptography.fernet import Fernet
 
@@ -16,6 +15,7 @@ from returns_core.ingest import PageCounts, line_item_rows, return_row, upsert_p
 from returns_core.queries import ReturnFilters
 from returns_core.store.db import Database, utcnow
 from returns_core.workflow import change_status
+from tests.reliability import version_1_store
 
 SHOP = "7000000001"
 T0 = 1_760_000_000  # 2025-10-09T08:53:20Z
@@ -188,21 +188,12 @@ def test_line_items_are_replaced_by_the_latest_object(db):
 
 def test_migration_2_copies_each_returns_line_items_onto_it(tmp_path):
     """A store made before `returns.lines` existed gets them from return_line_items, once."""
-    from returns_core.store import schema
-
-    path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as con:  # the schema as version 1 left it, with synced returns in it
-        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
-        con.execute(schema.MIGRATIONS[0][1])
-        con.execute("INSERT INTO schema_migrations VALUES (1, now())")
-        con.execute("INSERT INTO returns (shop_id, return_id, first_seen_at, last_synced_at) VALUES "
-                    "(?, 'R1', now(), now()), (?, 'R2', now(), now())", [SHOP, SHOP])
-        con.execute("INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, "
-                    "product_name, refund_currency, refund_total) VALUES "
-                    "(?, 'R1', 'L2', '222', NULL, 'Mug', 'USD', 2.5), (?, 'R1', 'L1', '111', 'TEE-M', 'Tee', 'USD', 1)",
-                    [SHOP, SHOP])
+    path = version_1_store(tmp_path / "old.duckdb", SHOP)
     db = Database(path, key=Fernet.generate_key().decode())
+    assert db.upgrade_pending()  # callers say "upgrading" first: on a big store it takes a while
     db.migrate()
+    assert not db.upgrade_pending()
+    assert not Database(tmp_path / "new.duckdb").upgrade_pending()  # a new store is no upgrade
     assert rows(db, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,), (2,)]
     lines = dict(rows(db, "SELECT return_id, lines FROM returns"))
     assert lines == {
