@@ -7,6 +7,7 @@ Cached results are keyed by a data version, so a finished sync (here or from cro
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ import streamlit as st
 from returns_core import accounts as accounts_core
 from returns_core import config, jobs, queries
 from returns_core.queries import ReturnFilters
-from returns_core.store.db import Database, utcnow
+from returns_core.store.db import UPGRADE_TIME, Database, utcnow
 
 GRID_PAGE = "app_pages/returns.py"
 DETAIL_PAGE = "app_pages/detail.py"
@@ -77,10 +78,9 @@ class Runtime:
 @st.cache_resource(show_spinner=False, on_release=lambda runtime: runtime.close())
 def _runtime(path: str, key: str | None) -> Runtime:
     db = Database(path, key=key)
-    if db.upgrade_pending():
-        with st.spinner("Upgrading the data store to this version (one time; about 8 s per 100,000 returns)..."):
-            db.migrate()
-    db.migrate()
+    upgrading = db.upgrade_pending()
+    with st.spinner(f"Upgrading the data store to this version ({UPGRADE_TIME})...") if upgrading else nullcontext():
+        db.migrate()
     sync_jobs = jobs.SyncJobs(db)
     runtime = Runtime(db, sync_jobs, jobs.AutoSync(sync_jobs).start())
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from returns_core import config, domain
 from returns_core.secretbox import SecretKeyError
-from returns_core.store.db import Database, StoreError
+from returns_core.store.db import UPGRADE_TIME, Database, StoreError
 from returns_core.tiktok import errors
 
 ENV_APP_SECRET = "RETURNS_APP_SECRET"
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _db(args: argparse.Namespace) -> Database:
     db = Database(config.db_path(args.db))
     if db.upgrade_pending():
-        _err(f"Upgrading {db.path.name} to this version's schema (one time; about 8 s per 100,000 returns) ...")
+        _err(f"Upgrading {db.path.name} to this version's schema ({UPGRADE_TIME}) ...")
         db.migrate()
         _err("Upgrade done.")
     return db

@@ -33,6 +33,10 @@ from returns_core.store.schema import MIGRATIONS
 # serialised within the process; each takes milliseconds.
 _OPEN_CLOSE_LOCK = threading.Lock()
 
+# What upgrading a store made by an earlier version costs, for the word said before it (migration 2
+# rewrites every return once: 0.6 s at 10k, 7.4 s at 100k, 73 s at 1M on 2 cores)
+UPGRADE_TIME = "one time; about 8 s per 100,000 returns"
+
 # A waiter retries at least this often, so a writer that pauses a little longer lets it in.
 MAX_RETRY_DELAY_S = 0.1
 
@@ -53,6 +57,14 @@ def utcnow() -> datetime:
 def _close(con: duckdb.DuckDBPyConnection) -> None:
     with _OPEN_CLOSE_LOCK:
         con.close()
+
+
+def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """The schema versions this file has (none when it is new)."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+                       ).fetchone()[0]:
+        return set()
+    return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -165,16 +177,14 @@ class Database:
     def upgrade_pending(self) -> bool:
         """True when this store has data from an older version and `migrate` will change it.
 
-        Some upgrades rewrite every return (about 8 s per 100,000), so callers say so first.
-        A new, empty store is set up in an instant and does not count.
+        Some upgrades rewrite every return (UPGRADE_TIME), so callers say so first. A new,
+        empty store is set up in an instant and does not count.
         """
         if self._migrated or not self.path.exists():
             return False
         con = self._connect()
         try:
-            found = con.execute("SELECT count(*) FROM information_schema.tables "
-                                "WHERE table_name = 'schema_migrations'").fetchone()[0]
-            done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()} if found else set()
+            done = _applied_migrations(con)
         finally:
             _close(con)
         return bool(done) and any(version not in done for version, _ in MIGRATIONS)
@@ -188,10 +198,10 @@ class Database:
                 return
             con = self._connect()
             try:
+                done = _applied_migrations(con)
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
                 )
-                done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
                 for version, sql in MIGRATIONS:
                     if version in done:
                         continue

@@ -183,8 +183,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         # and the SKU filter read the filtered returns only: joining return_line_items scanned all
         # of its rows for every chart (1.3M at a million returns). return_line_items stays the
         # record of each item; ingest writes both in the same transaction.
-        # One-time cost of the UPDATE: about 8 s per 100k returns (a list column updates as
-        # delete + insert in DuckDB).
+        # One-time cost of the UPDATE: db.UPGRADE_TIME (a list column updates as delete + insert
+        # in DuckDB), announced before it runs.
         """
         ALTER TABLE returns ADD COLUMN lines STRUCT(
             seller_sku VARCHAR, sku_id VARCHAR, product_name VARCHAR,
