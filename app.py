@@ -63,26 +63,37 @@ def start_sync() -> None:
     watched.update(job.id for job in started)
 
 
-def render_sync() -> None:
+def render_sync(every_job: list[jobs.SyncJob]) -> None:
+    """The button, the progress and the result, all drawn from one reading of the jobs.
+
+    Reading them twice let a sync that ended in between show "synced" beside a disabled button.
+    """
     chosen = common.scope()
     targets = chosen.usable
-    running = [job for job in common.runtime().jobs.latest(a.shop_id for a in chosen.in_view) if job.running]
+    in_view = {a.shop_id for a in chosen.in_view}
+    latest = [job for job in every_job if job.shop_id in in_view]
+    running = any(job.running for job in latest)
     help_text = ("Sync every active account" if chosen.selected is None else f"Sync {chosen.selected.name}")
     if not targets:
         help_text = "No active account in view: connect, reconnect or enable one on the Accounts page."
     may_sync = roles.ACT in wf.current_permissions()
     st.sidebar.button("Sync Returns", key="sidebar_sync", type="primary", icon=":material/sync:", width="stretch",
-                      on_click=start_sync, disabled=not targets or bool(running) or not may_sync, help=help_text)
-    sync_progress(tuple(a.shop_id for a in chosen.in_view), bool(running))
-    announce_finished()
+                      on_click=start_sync, disabled=not targets or running or not may_sync, help=help_text)
+    sync_progress(tuple(a.shop_id for a in chosen.in_view), latest)
+    announce_finished(latest)
 
 
-def sync_progress(shop_ids: tuple[str, ...], running: bool) -> None:
+def sync_progress(shop_ids: tuple[str, ...], latest: list[jobs.SyncJob]) -> None:
     """Live progress while a sync runs (polled every second without redrawing the page)."""
+    running = any(job.running for job in latest)
+    # the full run draws from its own reading; only the fragment's own reruns read the jobs again
+    reading = {"jobs": latest}
 
     @st.fragment(run_every="1s" if running else None)
     def progress() -> None:
-        jobs_now = common.runtime().jobs.latest(shop_ids)
+        jobs_now = reading.pop("jobs", None)
+        if jobs_now is None:
+            jobs_now = common.runtime().jobs.latest(shop_ids)
         still_running = [job for job in jobs_now if job.running]
         for job in still_running:
             fraction = None
@@ -100,12 +111,11 @@ def sync_progress(shop_ids: tuple[str, ...], running: bool) -> None:
         progress()
 
 
-def announce_finished() -> None:
+def announce_finished(latest: list[jobs.SyncJob]) -> None:
     """After a sync: its counts, or why it failed and what to do; a toast once per session."""
-    chosen = common.scope()
     watched = st.session_state.setdefault("sidebar_watched", set())
     announced = st.session_state.setdefault("sidebar_announced", set())
-    for job in common.runtime().jobs.latest(a.shop_id for a in chosen.in_view):
+    for job in latest:
         if job.running:
             continue
         if job.state == jobs.DONE:
@@ -158,9 +168,12 @@ def render_status() -> None:
 
 
 def main() -> None:
+    # read before anything reads the data version, so data shown is never older than a sync
+    # this run reports as finished
+    every_job = common.runtime().jobs.latest()
     render_account_view()
     wf.render_identity()
-    render_sync()
+    render_sync(every_job)
     render_status()
     current = common.scope()
     if page.title in DATA_PAGES and not current.any_usable:

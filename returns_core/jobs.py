@@ -148,6 +148,9 @@ class SyncJobs:
             job = self._jobs.get(job_id)
             if job is not None:
                 self._jobs[job_id] = replace(job, **changes)
+            if changes.get("state", RUNNING) != RUNNING:
+                # in the same step as the state: whoever sees the job finished also sees new data
+                self._version += 1
 
     def _run(self, job_id: int, account: Any, trigger: str, full: bool) -> None:
 
@@ -168,20 +171,20 @@ class SyncJobs:
             self._update(job_id, state=FAILED, error=error, advice=advice, finished_at=utcnow(), **counts)
         else:
             self._update(job_id, state=DONE, finished_at=utcnow(), **counts)
-        with self._lock:
-            self._version += 1
 
     def get(self, job_id: int) -> SyncJob | None:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def latest(self, shop_ids: Iterable[str]) -> list[SyncJob]:
-        """The newest job of each of these accounts (those that have one)."""
-        wanted = set(shop_ids)
+    def latest(self, shop_ids: Iterable[str] | None = None) -> list[SyncJob]:
+        """The newest job of each of these accounts (default: every account), those that have one."""
+        wanted = None if shop_ids is None else set(shop_ids)
         newest: dict[str, SyncJob] = {}
         with self._lock:
             for job in self._jobs.values():
-                if job.shop_id in wanted and (job.shop_id not in newest or job.id > newest[job.shop_id].id):
+                if wanted is not None and job.shop_id not in wanted:
+                    continue
+                if job.shop_id not in newest or job.id > newest[job.shop_id].id:
                     newest[job.shop_id] = job
         return sorted(newest.values(), key=lambda j: j.id)
 

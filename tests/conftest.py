@@ -110,6 +110,19 @@ def cli_env(tmp_path) -> dict[str, str]:
 PYTHON = sys.executable
 
 
+def wait_until(condition, what: str, timeout: float = 60, every: float = 0.02):
+    """Poll `condition()` until it returns something true, and return that; fail naming `what` at the deadline.
+
+    The way tests wait for another thread or process: on a signal it gives (a file, a line, a row),
+    never on a guess of how long it takes.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(every)
+    return value
+
+
 @pytest.fixture
 def one_page_at_a_time(monkeypatch):
     """Fetch no page ahead and commit page by page, so a test can act (inject a fault) between two pages."""

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,6 +40,46 @@ LOCK_TEXT = "Could not set lock"
 def steady_clock() -> Callable[[], float]:
     frozen = time.time() + CLOCK_LEEWAY_S
     return lambda: frozen
+
+
+class SearchGate:
+    """Lets the sandbox answer only as many Search Returns requests as the test allows; the rest wait.
+
+    A sync in another thread or process is then paused at a known point (it has committed the
+    pages it was given and waits for the next one), so a test makes two syncs, or a sync and a
+    reader, overlap instead of hoping they do.
+    """
+
+    def __init__(self, sandbox, let_through: int = 1, path: str = "/return_refund/"):
+        self._answer, self._path = sandbox.answer, path
+        self._cond = threading.Condition()
+        self._allowed, self._served, self._waiting = let_through, 0, 0
+        sandbox.answer = self._gated  # the HTTP server asks the instance, so this takes effect at once
+
+    def _gated(self, method, path, *args, **kwargs):
+        if path.startswith(self._path):
+            with self._cond:
+                self._waiting += 1
+                self._cond.notify_all()
+                let_in = self._cond.wait_for(lambda: self._served < self._allowed, timeout=120)
+                self._waiting -= 1
+                assert let_in, "the test never let the sandbox answer"
+                self._served += 1
+        return self._answer(method, path, *args, **kwargs)
+
+    def wait_held(self, timeout: float = 60) -> bool:
+        """Wait until a request is held at the gate (the sync asks for a page it may not have yet)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._waiting > 0, timeout=timeout)
+
+    def allow(self, more: int = 1) -> None:
+        with self._cond:
+            self._allowed += more
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """Let every request through from now on."""
+        self.allow(10**9)
 
 
 def connect(db: Database, sandbox, url: str, name: str = "Sandbox") -> tuple[Account, TokenSet]:

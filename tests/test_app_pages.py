@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from returns_core import domain, jobs, queries
 from returns_core.store.db import Database
 from tests import ui_fixtures as ui
+from tests.conftest import wait_until
 from tests.ui_fixtures import ALPHA, ALPHA_NAME, BETA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -444,12 +445,15 @@ def test_sync_history_lists_runs_newest_first_with_errors(seeded):
 
 def run_until(at: AppTest, done, timeout: float = 60) -> AppTest:
     """Rerun (as the progress fragment would) until `done(at)` holds."""
-    deadline = time.monotonic() + timeout
-    while not done(at):
-        assert time.monotonic() < deadline, "timed out waiting for the background sync"
-        time.sleep(0.2)
+
+    def rerun_and_check() -> bool:
+        if done(at):
+            return True
         at.run()
         assert not at.exception, at.exception
+        return False
+
+    wait_until(rerun_and_check, "the background sync to show its outcome", timeout=timeout, every=0.1)
     return at
 
 
@@ -457,27 +461,61 @@ def sidebar_text(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in (*at.sidebar.success, *at.sidebar.error, *at.sidebar.caption))
 
 
-def fake_sync(result_error: str | None = None, new: int = 3):
-    """A stand-in for sync.sync_account that reports one page and returns at once."""
+def fake_sync(result_error: str | None = None, new: int = 3, release: threading.Event | None = None):
+    """A stand-in for TikTok behind sync.sync_account: one page reported, then held until `release` is set."""
     from returns_core.sync import SyncProgress, SyncResult
 
     def sync_account(db, account, *, full=False, on_progress=None, trigger="cli", **_):
         if on_progress:
             on_progress(SyncProgress(1, new, 1, 0, 10))
-        time.sleep(0.3)
+        if release is not None:
+            assert release.wait(60), "the test never let the sync finish"
         return SyncResult(account.shop_id, account.name, 1, new, 1, 0, 0.3, result_error, None)
 
     return sync_account
 
 
 def test_sync_returns_runs_in_the_background_then_shows_counts_and_a_toast(seeded, monkeypatch):
-    monkeypatch.setattr("returns_core.sync.sync_account", fake_sync(new=3))
+    release = threading.Event()
+    monkeypatch.setattr("returns_core.sync.sync_account", fake_sync(new=3, release=release))
     at = open_app(account=ALPHA_LABEL)
     at.sidebar.button(key="sidebar_sync").click().run()
     assert not at.exception
+    # held inside the sync: the page is usable, the button waits, the progress shows
+    assert at.sidebar.button(key="sidebar_sync").disabled
+    assert "synced" not in sidebar_text(at)
+    release.set()
     run_until(at, lambda a: "synced" in sidebar_text(a))
     assert f"**{ALPHA_NAME}** synced: 3 new, 1 updated" in sidebar_text(at)
     assert any("3 new" in t.value for t in at.toast)
+    assert not at.sidebar.button(key="sidebar_sync").disabled
+
+
+@pytest.mark.parametrize("finish_after_read", [1, 2, 3])
+def test_a_finished_sync_and_the_sync_button_come_from_one_reading(seeded, monkeypatch, finish_after_read):
+    """The sidebar never shows a finished sync beside a disabled button, whenever the sync ends."""
+    release = threading.Event()
+    monkeypatch.setattr("returns_core.sync.sync_account", fake_sync(new=2, release=release))
+    at = open_app(account=ALPHA_LABEL)
+    at.sidebar.button(key="sidebar_sync").click().run()
+    reads: list[int] = []
+    real_latest = jobs.SyncJobs.latest
+
+    def latest_then_finish(self, shop_ids=None):
+        found = real_latest(self, shop_ids)
+        reads.append(1)
+        if len(reads) == finish_after_read and not release.is_set():
+            # the sync ends right after this reading of its state
+            release.set()
+            self.wait(60)
+        return found
+
+    monkeypatch.setattr(jobs.SyncJobs, "latest", latest_then_finish)
+    at.run()
+    assert not at.exception
+    finished = "synced" in sidebar_text(at)
+    assert finished == (not at.sidebar.button(key="sidebar_sync").disabled)
+    run_until(at, lambda a: "synced" in sidebar_text(a))
     assert not at.sidebar.button(key="sidebar_sync").disabled
 
 

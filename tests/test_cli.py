@@ -7,7 +7,6 @@ import functools
 import re
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -16,7 +15,7 @@ import pytest
 from returns_core import accounts as acc
 from returns_core import domain
 from returns_core.store.db import Database
-from tests.conftest import PYTHON
+from tests.conftest import PYTHON, wait_until
 
 SANDBOX_SECRET = "sandbox-demo-app-secret-public"
 
@@ -45,11 +44,9 @@ def served(cli_env, tmp_path):
     banner: list[str] = []
     reader = threading.Thread(target=lambda: banner.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
-    deadline = time.monotonic() + 30
-    while not any("Press Ctrl-C" in line for line in banner):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "sandbox serve printed no banner"
-        time.sleep(0.05)
+    wait_until(lambda: any("Press Ctrl-C" in line for line in banner) or proc.poll() is not None,
+               "sandbox serve to print its banner")
+    assert proc.poll() is None, proc.stderr.read()
     text = "".join(banner)
     url = re.search(r"Base URL \(API and auth\):\s+(\S+)", text).group(1)
     code = re.search(r"Auth code:\s+(\S+)", text).group(1)
@@ -225,8 +222,11 @@ def test_a_held_database_is_waited_for_not_failed(cli_env, tmp_path):
     holder = duckdb.connect(cli_env["RETURNS_DB"])
     proc = subprocess.Popen([PYTHON, "-m", "returns_core", "accounts", "list"], env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    assert proc.poll() is None, "the CLI should wait for the lock"
+    # the CLI says it waits through the store's own signal: the `.waiting` file with its pid
+    waiting = Path(cli_env["RETURNS_DB"] + ".waiting")
+    wait_until(lambda: proc.poll() is not None or (waiting.exists() and waiting.read_text().strip() == str(proc.pid)),
+               "the CLI to signal that it waits for the database")
+    assert proc.poll() is None, f"the CLI should wait for the lock, not end: {proc.stderr.read()}"
     holder.close()
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -129,11 +129,12 @@ def test_persistent_faults_raise_the_typed_error_after_the_retries(make_client, 
 
 
 def test_a_timeout_is_retried_then_reported(make_client, sandbox):
-    sandbox.faults.inject("timeout", count=1, delay=1.0)
-    assert make_client(timeout=0.3).search_returns(page_size=10).return_orders
-    sandbox.faults.inject("timeout", count=3, delay=1.0)
+    # held back well past the client's timeout, which a normal answer meets even on a busy machine
+    sandbox.faults.inject("timeout", count=1, delay=3.0)
+    assert make_client(timeout=1.0).search_returns(page_size=10).return_orders
+    sandbox.faults.inject("timeout", count=3, delay=3.0)
     with pytest.raises(errors.TransportError):
-        make_client(timeout=0.3).search_returns(page_size=10)
+        make_client(timeout=1.0).search_returns(page_size=10)
 
 
 def test_an_expired_token_is_refreshed_once_and_handed_over(make_client, sandbox, tokens, sandbox_server):

@@ -14,16 +14,16 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
 from returns_core import cli
 from returns_core.store.db import Database, StoreBusyError
 from returns_core.sync import SyncProgress, sync_account
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.reliability import (
     LOCK_TEXT,
+    SearchGate,
     connect,
     dump,
     duplicates,
@@ -41,11 +41,6 @@ def world(make_sandbox):
         yield sandbox, server
 
 
-def slow_down(sandbox, requests: int, seconds: float) -> None:
-    """The next `requests` answers each come `seconds` late (well within the client's timeout)."""
-    sandbox.faults.inject("timeout", count=requests, delay=seconds)
-
-
 def assert_synced_exactly(db: Database, sandbox, shop_id: str) -> None:
     assert stored_payloads(db, shop_id) == truth_payloads(sandbox, shop_id)
     assert all(v == 0 for v in duplicates(db).values())
@@ -57,7 +52,7 @@ def assert_synced_exactly(db: Database, sandbox, shop_id: str) -> None:
 def test_two_threads_syncing_one_account_at_once_one_runs_the_other_is_refused_clearly(db, world):
     sandbox, server = world
     account, _ = connect(db, sandbox, server.url)
-    slow_down(sandbox, 3, 0.3)
+    gate = SearchGate(sandbox, let_through=0)  # whichever sync gets in waits for its first page
     start = threading.Barrier(2)
     results = []
 
@@ -68,6 +63,11 @@ def test_two_threads_syncing_one_account_at_once_one_runs_the_other_is_refused_c
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
         t.start()
+    try:
+        assert gate.wait_held(), "neither sync asked TikTok for a page"
+        wait_until(lambda: results, "the second sync to be refused")
+    finally:
+        gate.release()
     for t in threads:
         t.join(120)
     ok = [r for r in results if r.ok]
@@ -132,13 +132,17 @@ def test_two_cli_syncs_of_one_account_at_once_the_second_is_refused_in_one_line(
     sandbox, server = world
     account, _ = connect(db, sandbox, server.url)
     env = {**cli_env, "RETURNS_DESK_KEY": db_key}
-    slow_down(sandbox, 6, 0.5)  # the first sync takes a few seconds
+    gate = SearchGate(sandbox, let_through=1)  # the first sync stops after its first page, until released
     first = run_cli(db, env, "sync")
     first_err: list[str] = []
-    wait_for_line(first, ": page 1,", first_err)
+    try:
+        wait_for_line(first, ": page 1,", first_err)
+        assert gate.wait_held(), "the first sync never asked for its second page"
 
-    second = run_cli(db, env, "sync", "--account", account.name)
-    out, err = second.communicate(timeout=60)
+        second = run_cli(db, env, "sync", "--account", account.name)
+        out, err = second.communicate(timeout=60)
+    finally:
+        gate.release()
     assert second.returncode == 1
     assert f"A sync of {account.name} is already running" in out
     assert err.strip().splitlines()[-1].startswith("error: ")
@@ -162,7 +166,6 @@ READER = textwrap.dedent("""
     path, key, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     db = Database(path, key=key)
     counts, errors, reads = [], [], 0
-    print("reading", flush=True)
     while not stop.exists():
         try:  # what a user's page load does: counts, one grid page, the analytics KPIs
             counts.append(queries.count_returns(db, ReturnFilters()))
@@ -170,6 +173,7 @@ READER = textwrap.dedent("""
             queries.status_counts(db, ReturnFilters())
             analytics.kpis(db, ReturnFilters())
             reads += 1
+            print(f"saw {counts[-1]}", flush=True)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
     print(json.dumps({"reads": reads, "counts": counts, "errors": errors}), flush=True)
@@ -184,14 +188,32 @@ def test_a_cli_sync_while_another_process_reads_in_a_loop_both_succeed_without_e
     script.write_text(READER)
     reader = subprocess.Popen([sys.executable, str(script), str(db.path), db_key, str(stop)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert reader.stdout.readline().strip() == "reading"
-    time.sleep(0.5)  # the reader is in its loop before the sync starts
-    slow_down(sandbox, 1000, 0.1)  # TikTok's pace: pages arrive one by one, each its own commit
+    seen: list[int] = []  # every count the reader reported, as it reports it
+    reports: list[str] = []
 
+    def listen() -> None:
+        for line in reader.stdout:
+            reports.append(line)
+            if line.startswith("saw "):
+                seen.append(int(line.split()[1]))
+
+    threading.Thread(target=listen, daemon=True).start()
+    wait_until(lambda: seen, "the reader's first read")
+    # the sandbox answers one page at a time, each only once the reader has seen the one before
+    gate = SearchGate(sandbox, let_through=1)
     sync = run_cli(db, env, "sync")
+    try:
+        for pages in (1, 2, 3):
+            wait_until(lambda p=pages: seen and seen[-1] >= 50 * p, f"the reader to see page {pages} committed")
+            gate.allow(1)
+    finally:
+        gate.release()
     sync_out, sync_err = sync.communicate(timeout=180)
     stop.touch()
-    reader_out, reader_err = reader.communicate(timeout=60)
+    reader.wait(60)
+    reader_err = reader.stderr.read()
+    wait_until(lambda: reports and reports[-1].startswith("{"), "the reader's report")
+    reader_out = "".join(reports)
 
     assert sync.returncode == 0, sync_err
     report = json.loads(reader_out.strip().splitlines()[-1])

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import re
 import signal
@@ -20,7 +22,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,7 @@ import pytest
 from returns_core.backup import backup
 from returns_core.store.db import Database
 from returns_core.sync import INTERRUPTED_REASON, sync_account
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.reliability import (
     all_tables,
     connect,
@@ -51,7 +52,7 @@ def cli(db_path: Path, env: dict, *args: str) -> subprocess.Popen:
 
 
 def kill_after_page(proc: subprocess.Popen, page: int, extra_delay: float) -> tuple[bool, str]:
-    """SIGKILL `proc` `extra_delay` s after it reports page `page` (or a later one) committed.
+    """SIGKILL `proc` once it has used `extra_delay` s of CPU after reporting page `page` (or later) committed.
 
     Returns (whether it was still running when killed, its stderr)."""
     lines: list[str] = []
@@ -67,14 +68,25 @@ def kill_after_page(proc: subprocess.Popen, page: int, extra_delay: float) -> tu
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    reached.wait(120)
-    time.sleep(extra_delay)
+    assert reached.wait(120), "the sync reported no page"
+    # the kill point is measured in the sync's own CPU time, so it lands at the same place in its work
+    # on an idle machine and on a busy one
+    with contextlib.suppress(OSError):
+        at_page = cpu_seconds(proc.pid)
+        wait_until(lambda: proc.poll() is not None or cpu_seconds(proc.pid) - at_page >= extra_delay,
+                   "the kill point", every=0.005)
     killed = proc.poll() is None
     if killed:
         proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     reader.join(10)
     return killed, "".join(lines)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def set_latency(sandbox, seconds: float) -> None:
@@ -181,7 +193,11 @@ def test_sigkill_in_the_middle_of_a_big_write_keeps_exactly_the_last_committed_s
     assert proc.stdout.readline().strip() == "writing"
     wal = db.path.with_name(db.path.name + ".wal")
     assert wal.exists(), "the second commit should sit in the WAL, not yet in the file"
-    time.sleep(1.0)  # well into the 20-million-row insert
+    # well into the 20-million-row insert: it has worked half a CPU second since it began, however busy
+    # the machine is (the insert takes many seconds of CPU; a kill then lands in its middle)
+    started = cpu_seconds(proc.pid)
+    wait_until(lambda: proc.poll() is not None or cpu_seconds(proc.pid) - started >= 0.5,
+               "the writer to be well into its insert")
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)

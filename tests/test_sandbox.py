@@ -37,6 +37,7 @@ from returns_core.tiktok.sandbox import (
 from returns_core.tiktok.sandbox.lifecycle import ALL_STATUSES
 from returns_core.tiktok.sandbox.server import serve_forever
 from returns_core.tiktok.signing import sign
+from tests.conftest import wait_until
 
 DAY = 86_400
 HOUR = 3_600
@@ -1039,16 +1040,14 @@ def test_http_faults_reset_the_connection_and_time_out_the_client():
 
 
 @pytest.mark.slow
-def test_paging_10000_returns_over_http_takes_seconds():
+def test_paging_10000_returns_over_http_gives_each_return_once():
+    # how fast is measured in bench/ (bench_sync), not here
     clock = Clock()
     sandbox = make(returns=10_000, shops=1, clock=clock)
     with sandbox.serve() as server, httpx.Client(base_url=server.url) as http:
         seller = Seller(sandbox, clock, http=http)
-        started = time.monotonic()
         found = seller.all_pages("update_time", "ASC")
-        elapsed = time.monotonic() - started
     assert len(found) == len({r["return_id"] for r in found}) >= 10_000
-    assert elapsed < 10, f"{elapsed:.1f}s to page through {len(found)} returns"
 
 
 def test_serve_forever_prints_how_to_connect_and_stops_on_request(tmp_path):
@@ -1057,9 +1056,7 @@ def test_serve_forever_prints_how_to_connect_and_stops_on_request(tmp_path):
         "port": 0, "seed": 3, "returns": 50, "shops": 1, "state_path": tmp_path / "s.json", "out": out,
         "stop": stop})
     thread.start()
-    deadline = time.monotonic() + 10
-    while "Ctrl-C" not in out.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: "Ctrl-C" in out.getvalue(), "the banner")
     text = out.getvalue()
     url = re.search(r"Base URL \(API and auth\):\s+(\S+)", text).group(1)
     code = re.search(r"Auth code:\s+(\S+)", text).group(1)

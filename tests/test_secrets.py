@@ -17,7 +17,6 @@ import secrets as pysecrets
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from types import SimpleNamespace
 
@@ -38,6 +37,7 @@ from returns_core.sync import sync_account
 from returns_core.tiktok.sandbox import SANDBOX_APP_SECRET, Sandbox
 from tests.conftest import ROOT
 from tests.reliability import FAST_RETRY, all_tables, connect, steady_clock
+from tests.test_app_pages import run_until
 
 PAGES = ("app_pages/returns.py", "app_pages/detail.py", "app_pages/review_queue.py", "app_pages/reconciliation.py",
          "app_pages/refunds.py", "app_pages/reasons.py", "app_pages/accounts.py", "app_pages/sync_history.py")
@@ -305,11 +305,8 @@ def test_the_app_takes_its_key_from_secrets_toml(world, monkeypatch, right_key):
         at.secrets["returns_desk"] = {"encryption_key": world.key if right_key else Fernet.generate_key().decode()}
         at.run()
         at.sidebar.button(key="sidebar_sync").click().run()
-        deadline = time.monotonic() + 60
-        while not (said := [str(e.value) for e in (*at.sidebar.success, *at.sidebar.error)]):
-            assert time.monotonic() < deadline, "the sync never finished"
-            time.sleep(0.2)
-            at.run()
+        run_until(at, lambda a: a.sidebar.success or a.sidebar.error)
+        said = [str(e.value) for e in (*at.sidebar.success, *at.sidebar.error)]
         assert not at.exception, at.exception
         if right_key:
             assert "synced" in said[0]

@@ -300,45 +300,83 @@ def test_page_writes_pause_only_while_another_process_waits(db):
 def test_the_file_is_let_go_whenever_the_sync_would_wait_for_the_network():
     from returns_core.sync import prefetch
 
-    def slow_pages(n: int):
+    # far away: the network answers a page only once the writer is left waiting for it
+    permits = threading.Semaphore(0)
+    waits = []
+
+    def on_wait() -> None:
+        waits.append(1)
+        permits.release()
+
+    def distant_pages(n: int):
         for i in range(n):
-            time.sleep(0.05)  # far away: each page takes a while
+            permits.acquire()
             yield i
 
-    waits = []
-    batches = list(prefetch(slow_pages(4), depth=20, batch=20, on_wait=lambda: waits.append(1)))
-    assert [i for b in batches for i in b] == [0, 1, 2, 3]
+    batches = list(prefetch(distant_pages(4), depth=20, batch=20, on_wait=on_wait))
+    assert batches == [[0], [1], [2], [3]]
     assert len(waits) >= len(batches)  # before each batch the consumer had to wait, and let go first
 
-    waits.clear()
-    fast = iter(range(40))
-    batches = []
-    for batch in prefetch(fast, depth=40, batch=20, on_wait=lambda: waits.append(1)):
-        batches.append(batch)
-        time.sleep(0.05)  # a slow write: the rest is fetched meanwhile, nothing to wait for
-    assert len(waits) <= 1 and [i for b in batches for i in b] == list(range(40))
+    # near: every page is fetched while the first is written, so no later batch waits
+    source = Source(40)
+    waited_before: list[bool] = []
+    flag = {"waited": False}
+    for batch in prefetch(source.pages(), depth=40, batch=20, on_wait=lambda: flag.update(waited=True)):
+        waited_before.append(flag["waited"])
+        flag["waited"] = False
+        source.take(batch)
+        source.wait_fetched_ahead(depth=40)  # a slow write: the rest is fetched meanwhile
+    assert source.handed_over == list(range(40))
+    assert not any(waited_before[1:]), waited_before
+
+
+class Source:
+    """Pages 0..n-1 for prefetch, counting how far the fetching thread has got."""
+
+    def __init__(self, n: int, fail_at: int | None = None):
+        self.n, self.fail_at, self.fetched, self.handed_over = n, fail_at, 0, []
+        self._cond = threading.Condition()
+
+    def pages(self):
+        for i in range(self.n):
+            if i == self.fail_at:
+                self._fetched(self.n)  # nothing more will come
+                raise RuntimeError("network down")
+            yield i
+            self._fetched(i + 1)  # the fetching thread has queued page i and asks for the next
+
+    def _fetched(self, count: int) -> None:
+        with self._cond:
+            self.fetched = count
+            self._cond.notify_all()
+
+    def wait_fetched_ahead(self, depth: int) -> None:
+        """Wait (as a slow write would) until the fetcher is a full queue ahead, or has fetched everything."""
+        consumed = len(self.handed_over)
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.fetched >= min(self.n, consumed + depth), timeout=60)
+
+    def take(self, batch: list[int]) -> None:
+        self.handed_over.extend(batch)
 
 
 def test_prefetch_commits_waiting_pages_together_and_raises_after_the_pages_before_a_failure():
     from returns_core.sync import prefetch
 
-    def pages(n: int, fail_at: int | None = None):
-        for i in range(n):
-            if i == fail_at:
-                raise RuntimeError("network down")
-            yield i
-
+    source = Source(50)
     batches = []
-    for batch in prefetch(pages(50), depth=20, batch=20):
+    for batch in prefetch(source.pages(), depth=20, batch=20):
         batches.append(batch)
-        time.sleep(0.05)  # a slow write: the next pages are fetched meanwhile
-    assert [i for b in batches for i in b] == list(range(50))  # in order, none lost or repeated
+        source.take(batch)
+        source.wait_fetched_ahead(depth=20)  # a slow write: the next pages are fetched meanwhile
+    assert source.handed_over == list(range(50))  # in order, none lost or repeated
     assert max(len(b) for b in batches) == 20  # waiting pages share one write, never more than `batch`
     assert len(batches) < 10
 
-    seen = []
+    failing = Source(30, fail_at=25)
     with pytest.raises(RuntimeError, match="network down"):
-        for batch in prefetch(pages(30, fail_at=25), depth=20, batch=20):
-            seen.extend(batch)
-            time.sleep(0.05)
+        for batch in prefetch(failing.pages(), depth=20, batch=20):
+            failing.take(batch)
+            failing.wait_fetched_ahead(depth=20)
+    seen = failing.handed_over
     assert seen == list(range(25))  # everything fetched before the failure is handed over first

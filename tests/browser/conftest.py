@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,14 +94,50 @@ def app_server(tmp_path_factory) -> Iterator[RunningApp]:
         log.close()
 
 
-def wait_for_app_run(page, timeout: int = RUN_TIMEOUT_MS) -> None:
-    """Wait until the script run that the last action caused has finished (streamlit's own e2e recipe)."""
-    page.wait_for_timeout(250)  # widget debounce, and time for the rerun to start
+# Counts the script runs the page has seen finish: each time stApp's script state turns to notRunning.
+# Installed before any page script, so no run is missed, however fast it is.
+COUNT_RUNS = """
+window.__finishedRuns = 0;
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.getAttribute('data-test-script-state') === 'notRunning' && r.oldValue !== 'notRunning') {
+      window.__finishedRuns += 1;
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+
+
+@pytest.fixture
+def page(page):
+    """pytest-playwright's page, counting the app's finished script runs (see `app_run`)."""
+    page.add_init_script(COUNT_RUNS)
+    return page
+
+
+def finished_runs(page) -> int:
+    return page.evaluate("window.__finishedRuns || 0")
+
+
+def wait_for_app_idle(page, timeout: int = RUN_TIMEOUT_MS) -> None:
+    """Wait until the app is connected and no script run is in progress."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
+@contextmanager
+def app_run(page, timeout: int = RUN_TIMEOUT_MS) -> Iterator[None]:
+    """Around an action that makes the app rerun: on exit, that run (or a later one) has finished."""
+    before = finished_runs(page)
+    yield
+    page.wait_for_function("before => (window.__finishedRuns || 0) > before", arg=before, timeout=timeout)
+    wait_for_app_idle(page, timeout)
+
+
 def open_page(page, url: str) -> None:
+    """Load `url` as a new session and wait until its first script run has finished."""
     page.goto(url)
     page.wait_for_selector("[data-testid='stAppViewContainer']", timeout=RUN_TIMEOUT_MS)
-    wait_for_app_run(page)
+    page.wait_for_function("() => (window.__finishedRuns || 0) > 0", timeout=RUN_TIMEOUT_MS)
+    wait_for_app_idle(page)

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from returns_core import queries
 from returns_core.store.db import Database
-from tests.browser.conftest import RUN_TIMEOUT_MS, open_page, wait_for_app_run
+from tests.browser.conftest import RUN_TIMEOUT_MS, app_run, open_page, wait_for_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
     # Sync Returns runs in the background; the sidebar reports the counts when it is done
     page.locator(".st-key-sidebar_sync button").first.click()  # a button with help renders twice
     expect(sidebar.get_by_text(re.compile(r"synced: [\d,]+ new"))).to_be_visible(timeout=120_000)
-    wait_for_app_run(page)
+    wait_for_app_idle(page)
     expect(page.get_by_text(re.compile(r"Showing 1–50 of \*?\*?[\d,]+"))).to_be_visible()
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     no_exception(page)
@@ -66,7 +66,7 @@ def test_a_link_with_filters_reproduces_the_view(page, app_server):
     expect(page.locator(".st-key-type").get_by_text("Refund", exact=True)).to_be_visible()
     no_exception(page)
     # the sidebar navigation keeps working
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Refunds").click()
-    wait_for_app_run(page)
+    with app_run(page):
+        page.get_by_test_id("stSidebarNavLink").filter(has_text="Refunds").click()
     expect(page.get_by_role("heading", name="Refunds")).to_be_visible()
     no_exception(page)

@@ -20,7 +20,8 @@ from playwright.sync_api import expect
 
 from returns_core.store.db import Database
 from tests.browser.conftest import ROOT, open_page
-from tests.reliability import LOCK_TEXT, connect, steady_clock, truth_payloads
+from tests.conftest import wait_until
+from tests.reliability import LOCK_TEXT, SearchGate, connect, steady_clock, truth_payloads
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +50,8 @@ def test_every_page_loads_while_a_cli_sync_writes_the_same_database(page, app_se
     with sandbox.serve() as server:
         db = Database(app_server.db_path)
         account, _ = connect(db, sandbox, server.url, name="Cron Shop")
-        sandbox.faults.inject("timeout", count=1000, delay=0.8)  # slow answers: the sync lasts while we browse
+        # the sandbox answers the sync one page per page load, so the sync writes while we browse
+        gate = SearchGate(sandbox, let_through=1)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
         env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         sync = subprocess.Popen(
@@ -70,6 +72,7 @@ def test_every_page_loads_while_a_cli_sync_writes_the_same_database(page, app_se
             assert first_page.wait(60) and sync.poll() is None, "".join(err_lines)
             loaded_during_sync = []
             for path, title in PAGES.items():
+                gate.allow(1)  # the sync writes its next page while this one loads
                 open_page(page, app_server.url + path)
                 expect(page.get_by_role("heading", name=title).first).to_be_visible()
                 assert_page_is_fine(page)
@@ -77,7 +80,7 @@ def test_every_page_loads_while_a_cli_sync_writes_the_same_database(page, app_se
                     loaded_during_sync.append(path)
             assert len(loaded_during_sync) == len(PAGES), "the sync ended before the pages were loaded"
         finally:
-            sandbox.faults.clear()  # full speed for the rest of the sync
+            gate.release()  # full speed for the rest of the sync
             out, _ = sync.communicate(timeout=180)
         stderr = "".join(err_lines)
         assert sync.returncode == 0, stderr
@@ -85,13 +88,13 @@ def test_every_page_loads_while_a_cli_sync_writes_the_same_database(page, app_se
 
         # the cron sync's returns show up in the app (within its few seconds of cache)
         total = len(truth_payloads(sandbox, account.shop_id))
-        for _ in range(10):
+        shown = re.compile(rf"Showing 1–50 of \*?\*?{total:,} returns")
+
+        def app_shows_them() -> bool:
             open_page(page, f"{app_server.url}/?{urlencode({'account': account.label})}")
-            text = page.locator("body").inner_text()
-            if re.search(rf"Showing 1–50 of {total:,} returns", text):
-                break
-            page.wait_for_timeout(1000)
-        expect(page.get_by_text(re.compile(rf"Showing 1–50 of \*?\*?{total:,}"))).to_be_visible()
+            return bool(shown.search(page.locator("body").inner_text()))
+
+        wait_until(app_shows_them, "the app to show the cron sync's returns", timeout=60, every=0.5)
         assert_page_is_fine(page)
 
     log = app_server.log_path.read_text()
