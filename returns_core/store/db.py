@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -32,6 +33,18 @@ from returns_core.store.schema import MIGRATIONS
 # unit of work here opens and closes the file, that moment recurs. So opening and closing are
 # serialised within the process; each takes milliseconds.
 _OPEN_CLOSE_LOCK = threading.Lock()
+
+# One write path per process: whichever thread writes (a background sync, a page, the scheduler)
+# takes its file's write lock for the transaction. Two transactions of one process then never
+# conflict on a row, so no write needs a conflict retry. Re-entrant, so a writer may call code
+# that writes on its own connection without deadlocking itself.
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
 
 # What upgrading a store made by an earlier version costs, for the word said before it (migration 2
 # rewrites every return once: 0.6 s at 10k, 7.4 s at 100k, 73 s at 1M on 2 cores)
@@ -164,8 +177,9 @@ class Database:
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside one transaction: committed on success, rolled back on any error."""
-        with self._open() as con:
+        """The one write path: a connection inside one transaction, committed on success, rolled back
+        on any error, while this process's other writers wait their turn."""
+        with _write_lock(self.path), self._open() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -173,6 +187,38 @@ class Database:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+    # --- reads that return plain values (the store modules' building blocks) -----------------
+
+    def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Every row of a query, as tuples (DECIMAL money stays Decimal)."""
+        with self.reader() as con:
+            return con.execute(sql, list(params)).fetchall()
+
+    def row(self, sql: str, params: Sequence = ()) -> tuple | None:
+        """The first row of a query, or None."""
+        with self.reader() as con:
+            return con.execute(sql, list(params)).fetchone()
+
+    def value(self, sql: str, params: Sequence = ()) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        found = self.row(sql, params)
+        return found[0] if found else None
+
+    def record(self, sql: str, params: Sequence = ()) -> dict[str, Any] | None:
+        """The first row as {column: value}, or None."""
+        with self.reader() as con:
+            cur = con.execute(sql, list(params))
+            found = cur.fetchone()
+            return None if found is None else dict(zip([d[0] for d in cur.description], found, strict=True))
+
+    def frame(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        """A small result as a DataFrame that keeps exact values: Decimal money, None (not NaN) text.
+
+        Never `.df()`: it turns DECIMAL money into float.
+        """
+        with self.reader() as con:
+            return exact_frame(con, sql, params)
 
     def upgrade_pending(self) -> bool:
         """True when this store has data from an older version and `migrate` will change it.
