@@ -1,9 +1,11 @@
-"""Request signing reproduces the known-answer vectors of docs/tiktok_api.md section 2.3."""
+"""Request signing reproduces the known-answer vectors of docs/tiktok_api.md section 2.3, and the
+webhook signature the vector of section 7."""
 
 import hashlib
 import hmac
+import json
 
-from returns_core.tiktok.signing import sign, string_to_sign, verify
+from returns_core.tiktok.signing import sign, string_to_sign, verify, verify_webhook, webhook_signature
 
 SECRET = "e59af819cc"
 CIPHER = "GCP_XF90igAAAABh00qsWgtvOiGFNqyubMt3"
@@ -68,3 +70,51 @@ def test_sign_is_lowercase_hex_64_and_verify_accepts_only_it():
     assert verify("/x", query, b"{}", SECRET, value)
     assert not verify("/x", query, b"{ }", SECRET, value)
     assert not verify("/x", query, b"{}", SECRET, "")
+
+
+# --- webhooks (docs section 7) -------------------------------------------------------------------
+
+WEBHOOK_BODY = (b'{"type":1,"tts_notification_id":"7380066284010030890","shop_id":"7495540735365777507",'
+                b'"timestamp":1718305585,"data":{"is_on_hold_order":true,"order_id":"576653688135258178",'
+                b'"order_status":"UNPAID","update_time":1718305585}}')
+WEBHOOK_SIGNATURE = "5dec0f11ec2f6783b8deee53c9ffbf8d024302f7c7e7fa55a35d17629031ac05"
+
+
+def test_webhook_vector_given_by_the_source():
+    assert webhook_signature("abcdef", "123", WEBHOOK_BODY) == WEBHOOK_SIGNATURE
+
+
+def test_webhook_signature_is_hmac_of_app_key_then_raw_body_keyed_with_the_secret():
+    expected = hmac.new(b"123", b"abcdef" + WEBHOOK_BODY, hashlib.sha256).hexdigest()
+    assert webhook_signature("abcdef", "123", WEBHOOK_BODY) == expected
+
+
+def test_verify_webhook_accepts_the_known_answer():
+    assert verify_webhook("abcdef", "123", WEBHOOK_BODY, WEBHOOK_SIGNATURE)
+    assert verify_webhook("abcdef", "123", WEBHOOK_BODY, f" {WEBHOOK_SIGNATURE} ")  # header whitespace
+
+
+def test_verify_webhook_refuses_any_other_body_key_secret_or_header():
+    reserialized = json.dumps(json.loads(WEBHOOK_BODY)).encode()  # same JSON, other bytes
+    assert not verify_webhook("abcdef", "123", reserialized, WEBHOOK_SIGNATURE)
+    assert not verify_webhook("abcdef", "123", WEBHOOK_BODY + b" ", WEBHOOK_SIGNATURE)
+    assert not verify_webhook("abcdeg", "123", WEBHOOK_BODY, WEBHOOK_SIGNATURE)
+    assert not verify_webhook("abcdef", "124", WEBHOOK_BODY, WEBHOOK_SIGNATURE)
+    assert not verify_webhook("abcdef", "123", WEBHOOK_BODY, WEBHOOK_SIGNATURE[:-1] + "6")
+    assert not verify_webhook("abcdef", "123", WEBHOOK_BODY, WEBHOOK_SIGNATURE[:32])
+
+
+def test_verify_webhook_refuses_a_missing_empty_or_odd_header_without_raising():
+    for header in (None, "", "   ", "é" * 64, "\udcff"):
+        assert not verify_webhook("abcdef", "123", WEBHOOK_BODY, header)
+    assert not verify_webhook("abcdef", "", WEBHOOK_BODY, webhook_signature("abcdef", "", WEBHOOK_BODY))
+
+
+def test_verify_webhook_compares_in_constant_time(monkeypatch):
+    from returns_core.tiktok import signing
+
+    seen = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(signing.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
+    assert verify_webhook("abcdef", "123", WEBHOOK_BODY, WEBHOOK_SIGNATURE)
+    assert seen == [(WEBHOOK_SIGNATURE.encode(), WEBHOOK_SIGNATURE.encode())]

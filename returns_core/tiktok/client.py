@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from returns_core.config import DEFAULT_API_BASE, DEFAULT_AUTH_BASE
-from returns_core.tiktok import errors
+from returns_core.tiktok import errors, events
 from returns_core.tiktok.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ SORT_FIELDS = ("create_time", "update_time")
 SORT_ORDERS = ("ASC", "DESC")
 PAGE_SIZE_RANGE = (10, 50)
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_SHOP_SCOPED_PREFIX = "/return_refund/"
+# shop-scoped modules need shop_cipher; /authorization/* must not get it (36009004 "Unexpected identifier")
+_SHOP_SCOPED_PREFIXES = ("/return_refund/", "/event/")
+WEBHOOKS_PATH = "/event/202309/webhooks"
 
 
 class _RedactQueryFilter(logging.Filter):
@@ -290,6 +292,15 @@ def _dump(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def authorize_url(service_id: str, state: str, *, us: bool = False) -> str:
+    """The page where a seller authorizes the app; TikTok redirects back with ?code&state.
+
+    A plain function: building the link needs no credentials and no HTTP client.
+    """
+    host = "services.us.tiktokshop.com" if us else "services.tiktokshop.com"
+    return f"https://{host}/open/authorize?{urlencode({'service_id': service_id, 'state': state})}"
+
+
 class AuthClient:
     """The token host: exchange an auth code, refresh tokens, build the authorize URL."""
 
@@ -335,8 +346,7 @@ class AuthClient:
 
     def authorize_url(self, service_id: str, state: str, us: bool = False) -> str:
         """The page where a seller authorizes the app; TikTok redirects back with ?code&state."""
-        host = "services.us.tiktokshop.com" if us else "services.tiktokshop.com"
-        return f"https://{host}/open/authorize?{urlencode({'service_id': service_id, 'state': state})}"
+        return authorize_url(service_id, state, us=us)
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -384,7 +394,7 @@ class TikTokClient:
               body: Mapping[str, Any] | None = None) -> dict:
         content = _dump(body) if body is not None else None
         extra = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        if path.startswith(_SHOP_SCOPED_PREFIX):
+        if path.startswith(_SHOP_SCOPED_PREFIXES):
             if not self.shop_cipher:
                 raise ValueError(f"{path} is shop-scoped: the client needs a shop_cipher")
             extra["shop_cipher"] = self.shop_cipher
@@ -498,6 +508,23 @@ class TikTokClient:
             body["comment"] = comment
         return self._write(return_id, "reject", body, idempotency_key)
 
+    def get_webhooks(self) -> list[dict]:
+        """The shop's webhook subscriptions: [{event_type, address, create_time, update_time}]."""
+        return _list(self._call("GET", WEBHOOKS_PATH), "webhooks")
+
+    def update_webhook(self, event_type: str, address: str) -> None:
+        """Send this shop's events of one topic (e.g. "RETURN_STATUS_CHANGE") to `address`.
+
+        TikTok itself only accepts a public HTTPS address (events.public_address_problem says why
+        not); the sandbox also takes http://127.0.0.1:PORT/... so a local receiver can be tried.
+        """
+        body = {"address": _nonempty("address", address), "event_type": _topic(event_type)}
+        self._call("PUT", WEBHOOKS_PATH, body=body)
+
+    def delete_webhook(self, event_type: str) -> None:
+        """Stop this shop's events of one topic; TikTok answers success even when none was set."""
+        self._call("DELETE", WEBHOOKS_PATH, body={"event_type": _topic(event_type)})
+
     def _write(self, return_id: str, action: str, body: dict, idempotency_key: str) -> dict:
         key = _nonempty("idempotency_key", idempotency_key)
         if len(key) > 255:
@@ -521,6 +548,12 @@ def _nonempty(name: str, value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string")
     return value
+
+
+def _topic(event_type: str) -> str:
+    if events.topic_number(_nonempty("event_type", event_type)) is None:
+        raise ValueError(f"event_type must be one of {sorted(events.TOPICS)}, got {event_type!r}")
+    return event_type
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[dict]:

@@ -1,6 +1,7 @@
-"""Request signing, exactly as in docs/tiktok_api.md section 2.2.
+"""Request signing, exactly as in docs/tiktok_api.md section 2.2, and the webhook signature of section 7.
 
-Shared by the client (which signs) and the sandbox (which verifies), so both read the same rule.
+Shared by the client (which signs requests), the sandbox (which verifies requests and signs the webhooks
+it sends) and the app's webhook receiver (which verifies them), so all read the same rule.
 """
 
 from __future__ import annotations
@@ -40,5 +41,22 @@ def verify(path: str, query: Mapping[str, str], body: bytes | None, app_secret: 
 
 
 def webhook_signature(app_key: str, app_secret: str, raw_body: bytes) -> str:
-    """The `Authorization` header of a TikTok webhook: HMAC-SHA256(secret, app_key + raw body)."""
+    """The `Authorization` header of a TikTok webhook (docs section 7): lower-case hex
+    HMAC-SHA256 keyed with the app secret over app_key + the raw body, byte for byte as sent."""
     return hmac.new(app_secret.encode(), app_key.encode() + raw_body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook(app_key: str, app_secret: str, body: bytes, authorization_header: str | None) -> bool:
+    """Constant-time check of a received webhook's `Authorization` header against its raw body.
+
+    Never re-serialize the body before calling this: TikTok signed the bytes it sent. A missing or
+    empty header (or an empty secret, which would make every forger right) is a plain False.
+    """
+    if not app_secret or not isinstance(authorization_header, str):
+        return False
+    given = authorization_header.strip()
+    if not given:
+        return False
+    expected = webhook_signature(app_key, app_secret, body)
+    # as bytes: compare_digest refuses non-ASCII str, and a header is attacker-chosen
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))

@@ -8,6 +8,9 @@ shops, SKUs and returns that move through their lifecycle as time passes.
     sandbox = Sandbox(seed=7, shops=2, returns=500)
     tokens = sandbox.issue_tokens()
     client = httpx.Client(transport=sandbox.transport(), base_url="https://sandbox")
+
+While served (`sandbox.serve()`), or after `sandbox.start_background()`, its world also moves on its
+own and it POSTs signed webhooks to the addresses shops subscribe with PUT /event/202309/webhooks.
 """
 
 from .catalogue import (
@@ -25,6 +28,7 @@ from .catalogue import (
 from .core import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox, SandboxStateError
 from .envelope import SandboxResponse
 from .faults import FAULT_KINDS
+from .webhooks import WebhookSettings
 
 __all__ = [
     "FAULT_KINDS",
@@ -43,4 +47,5 @@ __all__ = [
     "Sandbox",
     "SandboxResponse",
     "SandboxStateError",
+    "WebhookSettings",
 ]

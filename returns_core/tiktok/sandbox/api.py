@@ -1,4 +1,4 @@
-"""Answering one request the way TikTok Shop's gateway and return_refund service do.
+"""Answering one request the way TikTok Shop's gateway, return_refund and event services do.
 
 Order of checks, as a gateway would: route (404/405/version), then app_key, timestamp window and
 sign, then the access token, then shop_cipher, then the endpoint's own parameters and business rules.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .. import errors, signing
+from .. import errors, events, signing
 from .auth import AuthStore
 from .cases import ReturnCase
 from .catalogue import Catalogue, Shop
@@ -28,6 +28,7 @@ from .lifecycle import (
     reject_reasons,
 )
 from .search import ReturnSearch, SearchParameterError, parse_query
+from .webhooks import Subscriptions, address_problem
 from .world import World
 
 TIMESTAMP_MAX_AGE = 300  # seconds in the past a signed request may be (docs section 2.1)
@@ -52,12 +53,16 @@ def _route(method: str, pattern: str, versions: set[str], handler: str, scope: s
 
 
 _RR = r"/return_refund/(?P<version>\d{6})"
+_WEBHOOKS = r"/event/(?P<version>\d{6})/webhooks"
 ROUTES = (
     _route("POST", _RR + r"/returns/search", {"202309", "202602"}, "_search"),
     _route("GET", _RR + r"/returns/(?P<return_id>[^/]+)/records", {"202309"}, "_records"),
     _route("GET", _RR + r"/reject_reasons", {"202309"}, "_reject_reasons"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/approve", {"202309"}, "_approve"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/reject", {"202309", "202606"}, "_reject"),
+    _route("GET", _WEBHOOKS, {"202309"}, "_webhooks_get"),
+    _route("PUT", _WEBHOOKS, {"202309"}, "_webhooks_put"),
+    _route("DELETE", _WEBHOOKS, {"202309"}, "_webhooks_delete"),
     _route("GET", r"/authorization/(?P<version>\d{6})/shops", {"202309"}, "_shops", SELLER_SCOPED),
     _route("GET", r"/api/v2/token/get", set(), "_token_get", TOKEN_HOST),
     _route("GET", r"/api/v2/token/refresh", set(), "_token_refresh", TOKEN_HOST),
@@ -88,7 +93,7 @@ class Call:
 
 class Api:
     def __init__(self, *, catalogue: Catalogue, world: World, auth: AuthStore, search: ReturnSearch,
-                 app_key: str, app_secret: str, idempotency: dict[str, dict]):
+                 app_key: str, app_secret: str, idempotency: dict[str, dict], subscriptions: Subscriptions):
         self._catalogue = catalogue
         self._world = world
         self._auth = auth
@@ -96,6 +101,7 @@ class Api:
         self._app_key = app_key
         self._app_secret = app_secret
         self.idempotency = idempotency  # idempotency_key -> what the first request did and answered
+        self.subscriptions = subscriptions  # webhook addresses per shop and topic
         self.state_changed = False  # set when persistent state (tokens, decisions) changed
 
     def answer(self, request: Request) -> SandboxResponse:
@@ -251,6 +257,33 @@ class Api:
             raise ApiFailure(errors.NO_PERMISSION, f"No permission: return {return_id} belongs to another shop.")
         return case
 
+    # --- event (webhook subscriptions) ---------------------------------------------------------
+
+    def _webhooks_get(self, call: Call) -> bytes:
+        assert call.shop is not None
+        found = self.subscriptions.listing(call.shop.id)
+        return encode({"webhooks": found, "total_count": len(found)})
+
+    def _webhooks_put(self, call: Call) -> bytes:
+        assert call.shop is not None
+        body = _json_object(call.request.body)
+        topic = _topic(body)
+        address = body.get("address")
+        problem = address_problem(address)
+        if problem:
+            raise ApiFailure(errors.INVALID_PARAMETER, problem)
+        assert isinstance(address, str)
+        self.subscriptions.put(call.shop.id, topic, address, call.request.now)
+        self.state_changed = True
+        return b"{}"
+
+    def _webhooks_delete(self, call: Call) -> bytes:
+        assert call.shop is not None
+        topic = _topic(_json_object(call.request.body))
+        self.subscriptions.delete(call.shop.id, topic, call.request.now)
+        self.state_changed = True
+        return b"{}"  # success whether or not the topic was set, as TikTok documents
+
     # --- authorization -------------------------------------------------------------------------
 
     def _shops(self, call: Call) -> bytes:
@@ -293,10 +326,12 @@ def _match(request: Request) -> tuple[Route, dict[str, str]]:
             wrong_version = True
         else:
             return route, args
-    if wrong_method:
-        raise ApiFailure(errors.INVALID_METHOD, f"Invalid method {request.method} for {request.path}.")
+    # a path served under this method in another version is a version error, even when other
+    # methods share the path (GET/PUT/DELETE /event/{version}/webhooks)
     if wrong_version:
         raise ApiFailure(errors.INVALID_VERSION, f"Invalid API version in {request.path}.")
+    if wrong_method:
+        raise ApiFailure(errors.INVALID_METHOD, f"Invalid method {request.method} for {request.path}.")
     raise ApiFailure(errors.INVALID_PATH, f"Invalid path {request.path}.")
 
 
@@ -311,6 +346,17 @@ def _json_object(body: bytes) -> dict:
     if not isinstance(value, dict):
         raise ApiFailure(errors.BODY_NOT_JSON, "The request body must be a JSON object.")
     return value
+
+
+def _topic(body: dict) -> str:
+    topic = body.get("event_type")
+    if not isinstance(topic, str) or not topic:
+        raise ApiFailure(errors.INVALID_PARAMETER, "Missing required field event_type (a webhook topic such as "
+                                                   "RETURN_STATUS_CHANGE).")
+    if events.topic_number(topic) is None:
+        raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid event_type {topic!r}; possible values: "
+                                                   f"{', '.join(events.TOPICS)}.")
+    return topic
 
 
 def _decision_name(body: dict, allowed: frozenset[str] | set[str]) -> str:

@@ -105,11 +105,25 @@ class AuthStore:
             raise ValueError("unknown access token")
         self.access[access_token].expires = now
 
-    def revoke(self, token: str) -> None:
+    def revoke(self, token: str) -> list[str]:
+        """Revoke the token's grant; returns the shops it covered (each now deauthorized).
+
+        TikTok keeps one authorization per app and shop; the sandbox's extra grants (one per
+        issue_tokens) are a convenience, so revoking any of them deauthorizes its shops.
+        """
         found = self.access.get(token) or self.refresh.get(token)
         if found is None:
             raise ValueError("unknown token")
-        self.grants[found.grant].revoked = True
+        grant = self.grants[found.grant]
+        grant.revoked = True
+        return list(grant.shop_ids)
+
+    def authorization_expiry(self, shop_id: str) -> int | None:
+        """When the shop's authorization lapses: the latest refresh-token expiry of a live grant
+        covering it (a seller must authorize again after that); None when no grant covers it."""
+        live = {grant_id for grant_id, grant in self.grants.items() if not grant.revoked and shop_id in grant.shop_ids}
+        ends = [token.expires for token in self.refresh.values() if token.grant in live]
+        return max(ends) if ends else None
 
     def _new_tokens(self, grant_id: str, now: int) -> dict:
         access, refresh = "TTP_" + secrets.token_urlsafe(32), "TTP_" + secrets.token_urlsafe(32)

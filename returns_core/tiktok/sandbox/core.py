@@ -5,8 +5,13 @@ real time and tests can jump ahead. Signed timestamps are checked against the wa
 sign with real time); everything in the world (returns, deadlines, token expiry) uses world time.
 
 With a state file, the sandbox survives restarts, and processes sharing the file (the app and a
-cron sync both run the in-process demo shop) see each other's tokens and decisions: each write
-merges what is on disk under a file lock, and each call first picks up what others wrote.
+cron sync both run the in-process demo shop) see each other's tokens, decisions and webhook
+subscriptions: each write merges what is on disk under a file lock, and each call first picks up
+what others wrote.
+
+Live mode (`start_background()`, on by default in `serve()`): a clock thread moves the world every
+second, and a delivery thread sends webhooks (see webhooks.py) for every step of a return, a
+revoked authorization and an authorization about to expire, to the shops that subscribed.
 """
 
 from __future__ import annotations
@@ -24,15 +29,26 @@ from pathlib import Path
 
 import httpx
 
-from .. import errors
+from .. import errors, events
 from .api import Api, Request
 from .auth import AuthStore
+from .cases import ReturnCase
 from .catalogue import DAY, build_catalogue
 from .envelope import SandboxResponse, new_request_id, respond
 from .faults import ANSWERED_UPFRONT, Fault, Faults
 from .search import ReturnSearch
 from .server import SandboxServer
+from .ticker import Ticker
 from .transport import SandboxTransport
+from .webhooks import (
+    EXPIRY_NOTICE_DAYS,
+    Dispatcher,
+    Subscriptions,
+    WebhookSettings,
+    deauthorization_data,
+    expiration_data,
+    return_status_data,
+)
 from .world import World
 
 # Public demo credentials of the sandbox app. They only ever open the sandbox; never use them elsewhere.
@@ -49,7 +65,7 @@ class SandboxStateError(ValueError):
 class Sandbox:
     def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
                  history_days: int = 90, wall_clock: Callable[[], float] = time.time,
-                 state_path: Path | str | None = None):
+                 state_path: Path | str | None = None, webhooks: WebhookSettings | None = None):
         self.seed = seed
         self.app_key = SANDBOX_APP_KEY
         self.app_secret = SANDBOX_APP_SECRET
@@ -68,8 +84,13 @@ class Sandbox:
         self._offset: float = saved["offset"] if saved else 0.0
         self._auth = AuthStore(self.catalogue)
         self._idempotency: dict[str, dict] = saved["idempotency"] if saved else {}
+        self._subscriptions = Subscriptions()
         if saved:
             self._auth.load(saved["auth"])
+            self._subscriptions.merge(saved.get("webhooks", {}))  # absent in files from before webhooks
+        self.webhooks = Dispatcher(self.app_key, self.app_secret, webhooks or WebhookSettings(), seed)
+        self._ticker: Ticker | None = None
+        self._expiry_noticed: dict[str, int] = {}  # shop id -> the last expiry notice's scheduled time
         self._start_world(saved["decisions"] if saved else [])
         with self._lock:
             self._save()
@@ -86,7 +107,8 @@ class Sandbox:
             raise ValueError("the sandbox clock only moves forward")
         with self._current():
             self._offset += seconds
-            self._world.run_until(self.now())
+            self.webhooks.skip(seconds)
+            self._catch_up(self.now())
             self._save()
 
     # --- the seller and its shops ---------------------------------------------------------------
@@ -116,9 +138,11 @@ class Sandbox:
             self._save()
 
     def revoke(self, token: str) -> None:
-        """The seller deauthorizes the app: the token's whole grant stops working."""
+        """The seller deauthorizes the app: the token's whole grant stops working, and each of its
+        shops subscribed to SELLER_DEAUTHORIZATION is told so."""
         with self._current():
-            self._auth.revoke(token)
+            for shop_id in self._auth.revoke(token):
+                self._notify(events.SELLER_DEAUTHORIZATION, shop_id, deauthorization_data(shop_id), self.now())
             self._save()
 
     def returns_for(self, shop_id: str) -> list[dict]:
@@ -151,7 +175,7 @@ class Sandbox:
         with self._current():
             wall = self._wall()
             now = int(wall + self._offset)
-            self._world.run_until(now)
+            self._catch_up(now)
             request = Request(method.upper(), path, params, {k.lower(): v for k, v in headers.items()}, body,
                               now, wall)
             response = self._api.answer(request)
@@ -171,14 +195,91 @@ class Sandbox:
         return SandboxTransport(self)
 
     @contextmanager
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[SandboxServer]:
-        """A real HTTP server on a background thread; `server.url` serves API and token paths."""
+    def serve(self, host: str = "127.0.0.1", port: int = 0, *, live: bool = True,
+              tick: float = 1.0) -> Iterator[SandboxServer]:
+        """A real HTTP server on a background thread; `server.url` serves API and token paths.
+
+        With `live` (the default) the world also ticks every `tick` seconds and webhooks go out
+        while it serves (unless start_background() already runs them; then they keep running).
+        """
         server = SandboxServer(self, host, port)
+        started = live and not self.live
+        if started:
+            self.start_background(tick)
         server.start()
         try:
             yield server
         finally:
             server.stop()
+            if started:
+                self.stop_background()
+
+    # --- live: the world ticks on its own, and webhooks go out ------------------------------------
+
+    @property
+    def live(self) -> bool:
+        """True while start_background() runs the clock thread and webhook delivery."""
+        return self._ticker is not None
+
+    def start_background(self, tick: float = 1.0, transport: httpx.BaseTransport | None = None) -> None:
+        """Move the world every `tick` seconds and deliver webhooks, on daemon threads, until
+        stop_background(). The app's embedded demo sandbox calls this so its grid moves by itself.
+        `transport` replaces the network for webhook POSTs (tests)."""
+        with self._lock:
+            if self._ticker is not None:
+                return
+            self.webhooks.start(transport)
+            self._ticker = Ticker(tick, self._tick)
+            self._ticker.start()
+
+    def stop_background(self) -> None:
+        """Stop the clock thread and webhook delivery (pushes still queued are dropped)."""
+        with self._lock:
+            ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop()
+        self.webhooks.stop()
+
+    def _tick(self) -> None:
+        with self._current():
+            self._catch_up(self.now())
+
+    def _catch_up(self, now: int) -> None:
+        """Let the world run to `now` (each step may send a webhook) and send authorization notices."""
+        self._world.run_until(now)
+        self._notice_expiring_authorizations(now)
+
+    def _on_return_step(self, case: ReturnCase, before: str) -> None:
+        """World listener: a return arrived or moved; tell its shop, if subscribed and authorized."""
+        if not self.webhooks.running or (self.webhooks.settings.status_changes_only and before == case.status):
+            return
+        if self._subscriptions.address(case.shop.id, "RETURN_STATUS_CHANGE") is None:
+            return  # the common case: say so before looking through the grants
+        expires = self._auth.authorization_expiry(case.shop.id)
+        if expires is not None and case.update_time < expires:
+            self._notify(events.RETURN_STATUS_CHANGE, case.shop.id, return_status_data(case), case.update_time)
+
+    def _notice_expiring_authorizations(self, now: int) -> None:
+        """UPCOMING_AUTHORIZATION_EXPIRATION: 30 days before a shop's authorization lapses, then
+        daily at 0:00 UTC until it lapses or the seller authorizes again (which moves the expiry)."""
+        if not self.webhooks.running:
+            return
+        for shop_id, _ in self._subscriptions.subscribers("UPCOMING_AUTHORIZATION_EXPIRATION"):
+            expires = self._auth.authorization_expiry(shop_id)
+            if expires is None or now >= expires or now < expires - EXPIRY_NOTICE_DAYS * DAY:
+                continue
+            due = max(expires - EXPIRY_NOTICE_DAYS * DAY, _floor_day(now))
+            if self._expiry_noticed.get(shop_id, -1) < due:
+                # one notice per day however far the clock jumped, stamped when TikTok would have sent it
+                self._expiry_noticed[shop_id] = due
+                self._notify(events.UPCOMING_AUTHORIZATION_EXPIRATION, shop_id, expiration_data(shop_id, expires, due),
+                             due)
+
+    def _notify(self, event_type: int, shop_id: str, data: dict, timestamp: int) -> None:
+        """Queue one event for the shop's address of that topic, if it has one (and delivery runs)."""
+        address = self._subscriptions.address(shop_id, events.TOPIC_OF_TYPE[event_type])
+        if address is not None and self.webhooks.running:
+            self.webhooks.push(event_type, shop_id, address, data, timestamp)
 
     def _fault_answer(self, fault: Fault) -> SandboxResponse:
         request_id = new_request_id(self.now())
@@ -208,10 +309,12 @@ class Sandbox:
                             returns_per_shop=self._settings["returns"], start=start)
         self._world.replay(decisions)
         self._world.run_until(self.now())
+        self._world.listener = self._on_return_step  # only the live world notifies, not its replayed past
         token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
         self._api = Api(catalogue=self.catalogue, world=self._world, auth=self._auth,
                         search=ReturnSearch(self._world, token_key), app_key=self.app_key,
-                        app_secret=self.app_secret, idempotency=self._idempotency)
+                        app_secret=self.app_secret, idempotency=self._idempotency,
+                        subscriptions=self._subscriptions)
 
     @contextmanager
     def _current(self) -> Iterator[None]:
@@ -233,13 +336,27 @@ class Sandbox:
             raise SandboxStateError(f"{self._state_path} now holds a sandbox anchored at {state['anchor']}, "
                                     f"not {self.anchor}.")
         self._auth.merge(state["auth"])
+        self._subscriptions.merge(state.get("webhooks", {}))
         for key, first in state["idempotency"].items():
             self._idempotency.setdefault(key, first)
         self._offset = max(self._offset, state["offset"])
         known = {json.dumps(entry, sort_keys=True) for entry in self._world.decision_log}
         theirs = [entry for entry in state["decisions"] if json.dumps(entry, sort_keys=True) not in known]
         if theirs:  # decisions made elsewhere: replay everything in time order
+            before = {case.key: (case.update_time, case.status) for shop in self.catalogue.shops
+                      for case in self._world.cases(shop.id)} if self.webhooks.running else None
             self._start_world(sorted(self._world.decision_log + theirs, key=lambda entry: entry["t"]))
+            if before is not None:
+                self._announce_replayed_changes(before)
+
+    def _announce_replayed_changes(self, before: dict[int, tuple[int, str]]) -> None:
+        """After replaying another process's decisions, send the webhooks that process could not:
+        one for each return whose update_time the replay moved (or that is new)."""
+        for shop in self.catalogue.shops:
+            for case in self._world.cases(shop.id):
+                seen = before.get(case.key)
+                if seen is None or seen[0] != case.update_time:
+                    self._on_return_step(case, seen[1] if seen else "")
 
     def _read_state(self) -> dict | None:
         """The saved state, if any, after checking it belongs to a sandbox with these settings."""
@@ -249,7 +366,8 @@ class Sandbox:
         try:
             state = json.loads(path.read_text())
             assert state["format"] == STATE_FORMAT
-        except (OSError, ValueError, KeyError, AssertionError, TypeError) as exc:
+            Subscriptions().merge(state.get("webhooks", {}))  # fails here, not halfway through a merge
+        except (OSError, ValueError, KeyError, AssertionError, TypeError, AttributeError) as exc:
             raise SandboxStateError(f"cannot read sandbox state {path}: {exc}; delete the file to start over") \
                 from exc
         if state["settings"] != self._settings:
@@ -267,7 +385,7 @@ class Sandbox:
             self._absorb_disk_changes()
             state = {"format": STATE_FORMAT, "settings": self._settings, "anchor": self.anchor,
                      "offset": self._offset, "auth": self._auth.to_json(), "decisions": self._world.decision_log,
-                     "idempotency": self._idempotency}
+                     "idempotency": self._idempotency, "webhooks": self._subscriptions.to_json()}
             with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
                                              delete=False) as tmp:
                 json.dump(state, tmp)

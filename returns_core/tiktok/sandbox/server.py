@@ -1,11 +1,13 @@
 """The sandbox over real HTTP: API paths and the auth host's token paths on one port.
 
 `serve_forever` is the `python -m returns_core sandbox serve` command: it prints what a user needs
-to connect Returns Desk to the sandbox, then serves until Ctrl-C.
+to connect Returns Desk to the sandbox, then serves until Ctrl-C, with the world ticking on its own
+and webhooks going out to the addresses shops subscribe through PUT /event/202309/webhooks.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shlex
 import socket
@@ -21,6 +23,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 if TYPE_CHECKING:
     from .core import Sandbox
+    from .webhooks import WebhookSettings
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -111,14 +114,50 @@ class SandboxServer:
         self._thread.join(timeout=5)
 
 
+def add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `sandbox serve` flags for the world's clock and webhook delivery (TikTok's behaviour by default)."""
+    from .webhooks import WebhookSettings
+
+    default = WebhookSettings()
+    parser.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
+                        help="move the world every SECONDS (default %(default)s)")
+    parser.add_argument("--webhook-duplicates", type=float, default=default.duplicate_rate, metavar="SHARE",
+                        help="share of webhooks sent twice, 0-1 (default %(default)s)")
+    parser.add_argument("--webhook-reorder", type=float, default=default.reorder_rate, metavar="SHARE",
+                        help="share of webhooks held back so later ones overtake them, 0-1 (default %(default)s)")
+    parser.add_argument("--webhook-retry-delays", default=",".join(f"{d:g}" for d in default.retry_delays),
+                        metavar="S,S,...", help="seconds before each retry of a failed webhook; '' for none "
+                                                "(default TikTok's: %(default)s)")
+    parser.add_argument("--webhook-seed", type=int, default=None, metavar="N",
+                        help="seed for duplicates and reordering (default: --seed)")
+
+
+def live_options(args: argparse.Namespace) -> dict:
+    """serve_forever's `tick` and `webhooks` from add_live_arguments' flags; ValueError says what is wrong."""
+    from .webhooks import WebhookSettings
+
+    try:
+        delays = tuple(float(part) for part in args.webhook_retry_delays.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--webhook-retry-delays must be seconds separated by commas, not "
+                         f"{args.webhook_retry_delays!r}") from None
+    if not args.tick > 0:
+        raise ValueError("--tick must be above 0 seconds")
+    settings = WebhookSettings(duplicate_rate=args.webhook_duplicates, reorder_rate=args.webhook_reorder,
+                               retry_delays=delays, seed=args.webhook_seed)
+    return {"tick": args.tick, "webhooks": settings}
+
+
 def serve_forever(port: int, seed: int, returns: int, shops: int, state_path: Path | None = None,
-                  out: TextIO = sys.stdout, stop: threading.Event | None = None) -> None:
+                  out: TextIO = sys.stdout, stop: threading.Event | None = None, *,
+                  webhooks: WebhookSettings | None = None, tick: float = 1.0) -> None:
     """Run the sandbox on 127.0.0.1:`port` until Ctrl-C (or until `stop` is set), after printing
-    the base URL, the sandbox app credentials, a fresh auth code and the command that connects it."""
+    the base URL, the sandbox app credentials, a fresh auth code and the command that connects it.
+    The world moves every `tick` seconds; `webhooks` tunes delivery (duplicates, reordering, retries)."""
     from .core import Sandbox  # core.py imports this module for Sandbox.serve
 
-    sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path)
-    with sandbox.serve(host="127.0.0.1", port=port) as server:
+    sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path, webhooks=webhooks)
+    with sandbox.serve(host="127.0.0.1", port=port, tick=tick) as server:
         print(_banner(sandbox, server.url, sandbox.issue_auth_code(), returns), file=out, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             (stop or threading.Event()).wait()
@@ -143,5 +182,25 @@ def _banner(sandbox: Sandbox, url: str, auth_code: str, returns: int) -> str:
         "Connect Returns Desk to it:",
         "  " + shlex.join(command),
         "",
+        "Webhooks: subscribe a shop with PUT /event/202309/webhooks (signed like any call). TikTok only takes a",
+        "  public https:// domain; the sandbox also takes http://127.0.0.1:PORT/... and signs each event's",
+        "  Authorization header with the app secret above.",
+        f"  {_delivery(sandbox)}",
+        "",
         "Press Ctrl-C to stop.",
     ])
+
+
+def _delivery(sandbox: Sandbox) -> str:
+    """One line on how this sandbox delivers: its duplicate and hold-back rates and retry delays."""
+    settings = sandbox.webhooks.settings
+    retries = ", ".join(_duration(d) for d in settings.retry_delays) or "none"
+    return (f"Delivery: {settings.duplicate_rate:.0%} twice, {settings.reorder_rate:.0%} held back up to "
+            f"{settings.reorder_delay:g} s, retries after {retries}.")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"

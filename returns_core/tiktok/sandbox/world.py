@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,6 +76,9 @@ class World:
         self.lifecycle = Lifecycle(anchor)
         self.time = -1  # nothing has happened yet; run_until(start) below plays the history
         self.decision_log: list[dict] = []  # seller decisions made through the API, for replay
+        # told of every step of every return as it happens, with the status before it ("" for a new
+        # return); set after the history is played, so only the live world notifies (webhooks)
+        self.listener: Callable[[ReturnCase, str], None] | None = None
         self._by_id: dict[int, ReturnCase] = {}
         self._by_shop: dict[str, list[ReturnCase]] = {shop.id: [] for shop in catalogue.shops}
         self._versions: dict[str, int] = dict.fromkeys(self._by_shop, 0)
@@ -122,8 +126,10 @@ class World:
 
     def decide(self, case: ReturnCase, decision: Decision) -> None:
         """Apply a (validated) seller decision now; logged so a restarted sandbox can replay it."""
+        before = case.status
         self.lifecycle.apply_decision(case, decision, self.time)
         self._changed(case)
+        self._notify(case, before)
         self.decision_log.append({"t": self.time, "return_id": case.return_id, **decision.to_json()})
 
     def replay(self, log: list[dict]) -> None:
@@ -145,6 +151,7 @@ class World:
             _, key, version = heapq.heappop(heap)
             if version < 0:
                 case = self._materialize(self._arrivals.pop(key))
+                self._notify(case, "")
             else:
                 case = self._by_id[key]
                 if case.version != version:
@@ -154,8 +161,15 @@ class World:
     def _settle(self, case: ReturnCase, t: int) -> None:
         """Apply the case's due steps back to back (cases are independent), then wait for the next."""
         while case.next_event is not None and case.next_event[0] <= t:
+            before = case.status
             self.lifecycle.step(case)
+            self._notify(case, before)
         self._changed(case)
+
+    def _notify(self, case: ReturnCase, before: str) -> None:
+        """Tell the listener (if any) that `case` just took a step from status `before`."""
+        if self.listener is not None:
+            self.listener(case, before)
 
     def _changed(self, case: ReturnCase) -> None:
         case.version += 1
