@@ -1,6 +1,6 @@
 """What every page shares: the database, background syncs, the selected account, cached loaders.
 
-UI only: the SQL lives in returns_core.queries, the syncing in returns_core.jobs / sync.
+UI only: the SQL lives in returns_core.store, the syncing in returns_core.jobs / sync.
 Cached results are keyed by a data version, so a finished sync (here or from cron) refreshes them.
 """
 
@@ -15,8 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from returns_core import accounts as accounts_core
-from returns_core import config, jobs, queries
-from returns_core.queries import ReturnFilters
+from returns_core import config, demo, jobs
+from returns_core.explain import explain_error
+from returns_core.filters import ReturnFilters, total_from_status_counts
+from returns_core.store import returns, sync_runs
 from returns_core.store.db import UPGRADE_TIME, Database, utcnow
 
 GRID_PAGE = "app_pages/returns.py"
@@ -84,9 +86,9 @@ def _runtime(path: str, key: str | None) -> Runtime:
     sync_jobs = jobs.SyncJobs(db)
     runtime = Runtime(db, sync_jobs, jobs.AutoSync(sync_jobs).start())
     try:
-        accounts_core.ensure_demo_account(db)
+        demo.ensure_demo_account(db)
     except Exception as exc:  # noqa: BLE001 - the app must start even when the demo shop cannot be made
-        runtime.demo_error = accounts_core.explain_error(exc)
+        runtime.demo_error = explain_error(exc)
     return runtime
 
 
@@ -106,7 +108,7 @@ def data_version() -> tuple:
 
 @st.cache_data(ttl=5, max_entries=16, show_spinner=False)
 def _data_stamp(path: str, version: tuple) -> tuple:
-    return queries.data_stamp(db())
+    return sync_runs.data_stamp(db())
 
 
 def data_changed() -> None:
@@ -125,42 +127,42 @@ def load_accounts(version: tuple) -> list[accounts_core.Account]:
 @st.cache_data(**_CACHE)
 def load_grid_page(version: tuple, filters: ReturnFilters, sort_by: str, descending: bool, limit: int,
                    offset: int) -> pd.DataFrame:
-    return queries.grid_page(db(), filters, sort_by=sort_by, descending=descending, limit=limit, offset=offset)
+    return returns.grid_page(db(), filters, sort_by=sort_by, descending=descending, limit=limit, offset=offset)
 
 
 def load_count(version: tuple, filters: ReturnFilters) -> int:
     # the status counts are on screen anyway: summing them saves a scan of the whole table
-    return queries.total_from_status_counts(load_status_counts(version, filters), filters)
+    return total_from_status_counts(load_status_counts(version, filters), filters)
 
 
 @st.cache_data(**_CACHE)
 def load_status_counts(version: tuple, filters: ReturnFilters) -> dict[str, int]:
-    return queries.status_counts(db(), filters)
+    return returns.status_counts(db(), filters)
 
 
 @st.cache_data(**_CACHE)
 def load_reason_options(version: tuple, shop_ids: tuple[str, ...]) -> list[str]:
-    return queries.reason_options(db(), shop_ids)
+    return returns.reason_options(db(), shop_ids)
 
 
 @st.cache_data(**_CACHE)
 def load_marketplace_statuses(version: tuple) -> list[str]:
-    return queries.marketplace_status_options(db())
+    return returns.marketplace_status_options(db())
 
 
 @st.cache_data(**_CACHE)
 def load_last_syncs(version: tuple) -> dict[str, datetime]:
-    return queries.last_successful_syncs(db())
+    return {shop_id: run.succeeded_at for shop_id, run in sync_runs.last_syncs(db()).items() if run.succeeded_at}
 
 
 @st.cache_data(ttl=60, max_entries=64, show_spinner=False)
 def load_deadlines(version: tuple, shop_ids: tuple[str, ...]) -> tuple[int, int]:
-    return queries.deadline_counts(db(), shop_ids)
+    return returns.deadline_counts(db(), shop_ids)
 
 
 @st.cache_data(**_CACHE)
 def load_refund_summary(version: tuple, filters: ReturnFilters) -> pd.DataFrame:
-    return queries.refund_summary(db(), filters)
+    return returns.refund_summary(db(), filters)
 
 
 # --- the selected account -----------------------------------------------------------------

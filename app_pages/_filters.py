@@ -1,6 +1,6 @@
 """The returns filters, the paged returns table and its export, shared by the grid and Refunds.
 
-Every filter widget is bound to a query parameter (the keys of queries.filters_to_query), so a
+Every filter widget is bound to a query parameter (the keys of filters.filters_to_query), so a
 link reproduces the view. A value that cannot be applied shows one line of error and the last
 good filters stay in force.
 """
@@ -17,8 +17,9 @@ import streamlit as st
 
 from app_pages import _common as common
 from app_pages import _workflow as wf
-from returns_core import domain, queries
-from returns_core.queries import FilterError, ReturnFilters
+from returns_core import domain
+from returns_core.filters import MAX_SEARCH_LENGTH, SORTABLE, FilterError, ReturnFilters, parse_skus
+from returns_core.store import returns
 from returns_core.store.db import utcnow
 
 PAGE_SIZES = (25, 50, 100)
@@ -28,6 +29,8 @@ EXPORTS = (("CSV", ".csv", "text/csv"),
            ("Parquet", ".parquet", "application/vnd.apache.parquet"))
 DUE_COLUMN = "Deadline"
 OVERDUE, DUE_SOON = "🔴 Overdue", "🟠 Due soon"
+# how domain.deadline_state shows, the same on every page
+DEADLINE_MARKS = {domain.OVERDUE: OVERDUE, domain.DUE_SOON: DUE_SOON}
 
 
 def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
@@ -38,7 +41,7 @@ def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] =
     """
     version = common.data_version()
     c1, c2, c3 = st.columns([2, 1, 1])
-    search = c1.text_input("Search", key="q", bind="query-params", max_chars=queries.MAX_SEARCH_LENGTH,
+    search = c1.text_input("Search", key="q", bind="query-params", max_chars=MAX_SEARCH_LENGTH,
                            placeholder="Return ID, order ID, SKU or tracking number",
                            help="IDs match exactly or by their start; SKUs and tracking numbers by any part.")
     picked_types = c2.multiselect("Type", list(types), key="type", bind="query-params", placeholder="Any type")
@@ -62,7 +65,7 @@ def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] =
         days = tuple(created or ())
         filters = ReturnFilters(
             shop_ids=current.shop_ids, types=tuple(picked_types), reasons=tuple(reasons),
-            marketplace_statuses=tuple(marketplace), skus=queries.parse_skus(sku_text or ""),
+            marketplace_statuses=tuple(marketplace), skus=parse_skus(sku_text or ""),
             created_from=days[0] if days else None, created_to=days[-1] if days else None,
             due_soon=due_soon, overdue=overdue, flagged=flagged, arbitration=arbitration,
             search=(search or "").strip(),
@@ -92,16 +95,13 @@ def status_counts(counts: dict[str, int]) -> None:
 
 
 def with_deadline_flags(page: pd.DataFrame) -> pd.DataFrame:
-    """Add the Deadline column (overdue / due soon) just before Due By."""
-    now = pd.Timestamp(utcnow())
-    soon = now + pd.Timedelta(hours=domain.DUE_SOON_HOURS)
-    due = pd.to_datetime(page["Due By"])
-    closed = page["Status"].isin(domain.CLOSED_STATUSES)
-    flags = pd.Series("", index=page.index, dtype="object")
-    flags[(due < now) & ~closed] = OVERDUE
-    flags[(due >= now) & (due < soon) & ~closed] = DUE_SOON
+    """Add the Deadline column (domain.deadline_state: overdue / due soon, none for a closed case) before Due By."""
+    # worked out at each draw, not in the cached page: a deadline passes while the page stays cached
+    now = utcnow()
+    flags = [DEADLINE_MARKS.get(domain.deadline_state(status, due_by, now), "")
+             for status, due_by in zip(page["Status"], page["Due By"], strict=True)]
     page = page.copy()
-    page.insert(page.columns.get_loc("Due By"), DUE_COLUMN, flags)
+    page.insert(page.columns.get_loc("Due By"), DUE_COLUMN, pd.Series(flags, index=page.index, dtype="object"))
     return page
 
 
@@ -122,13 +122,11 @@ DECIDE = ":material/gavel: Approve / Reject"
 
 
 def with_actions(page: pd.DataFrame) -> pd.DataFrame:
-    """An Actions column: Open for every row, plus Approve / Reject while TikTok waits for the seller.
-
-    TikTok sends a seller deadline (Due By) exactly while it waits for the seller's decision.
-    """
-    waiting = page["Due By"].notna() & ~page["Status"].isin(list(domain.CLOSED_STATUSES))
-    page = page.copy()
-    page[ACTIONS_COLUMN] = [[OPEN, DECIDE] if w else [OPEN] for w in waiting]
+    """An Actions column in place of the page's CAN_DECIDE: Open for every row, plus Approve / Reject
+    while TikTok waits for the seller (domain.can_decide, the rule the decision panel offers by)."""
+    decidable = list(page[returns.CAN_DECIDE])
+    page = page.drop(columns=[returns.CAN_DECIDE])
+    page[ACTIONS_COLUMN] = [[OPEN, DECIDE] if can else [OPEN] for can in decidable]
     return page
 
 
@@ -139,7 +137,7 @@ def open_detail(row: pd.Series) -> None:
 @st.dialog("Approve or reject on TikTok", width="large")
 def action_dialog(shop_id: str, return_id: str) -> None:
     """The detail page's decision panel, opened from the grid's Actions column."""
-    ret = queries.find_return(common.db(), return_id, shop_id)
+    ret = returns.find_return(common.db(), return_id, shop_id)
     if ret is None:
         st.warning(f"Return {return_id} is no longer in the store.")
         return
@@ -156,7 +154,7 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
     version = common.data_version()
     total = common.load_count(version, filters)
     s1, s2, s3 = st.columns([2, 2, 1])
-    sort_by = s1.selectbox("Sort by", queries.SORTABLE, index=queries.SORTABLE.index("Created At"), key="sort",
+    sort_by = s1.selectbox("Sort by", SORTABLE, index=SORTABLE.index("Created At"), key="sort",
                            bind="query-params")
     order = s2.selectbox("Order", ORDERS, key="order", bind="query-params")
     size = s3.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(50), key="size", bind="query-params")
@@ -209,7 +207,7 @@ def export_file(filters: ReturnFilters, suffix: str, *, sort_by: str, descending
     def build() -> bytes:
         with tempfile.TemporaryDirectory(prefix="returns-export-") as folder:
             out = Path(folder) / f"returns{suffix}"
-            queries.export_returns(database, filters, out, sort_by=sort_by, descending=descending)
+            returns.export_returns(database, filters, out, sort_by=sort_by, descending=descending)
             return out.read_bytes()
 
     return build
@@ -220,7 +218,7 @@ def export_buttons(filters: ReturnFilters, *, sort_by: str, descending: bool, pr
     columns = st.columns(len(EXPORTS) + 1, vertical_alignment="center")
     columns[0].markdown(f"**Export** the {total:,} filtered rows:")
     for column, (label, suffix, mime) in zip(columns[1:], EXPORTS, strict=True):
-        too_big = suffix == ".xlsx" and total > queries.EXCEL_MAX_ROWS
+        too_big = suffix == ".xlsx" and total > returns.EXCEL_MAX_ROWS
         column.download_button(
             label, export_file(filters, suffix, sort_by=sort_by, descending=descending),
             file_name=f"{prefix}-{stamp}{suffix}", mime=mime, key=f"{prefix}_export_{suffix[1:]}",

@@ -1,6 +1,7 @@
 """Workflow pieces the pages share: who am I, what may I do, actions on TikTok, status, notes, history.
 
-UI only. The rules and the writes live in returns_core.workflow, the reads in returns_core.review.
+UI only. The rules and the writes live in returns_core.workflow, the reads in returns_core.review and
+returns_core.store.returns.
 Page-local session keys start with "wf_".
 """
 
@@ -13,9 +14,12 @@ from collections.abc import Mapping
 import streamlit as st
 
 from app_pages import _common as common
-from returns_core import domain, queries, review, roles, workflow
-from returns_core.accounts import Account, AccountError, client_for
+from returns_core import domain, review, roles, workflow
+from returns_core.accounts import Account, AccountError
+from returns_core.store import returns
+from returns_core.store.db import utcnow
 from returns_core.tiktok.errors import TikTokError
+from returns_core.tiktok_session import tiktok_session
 
 ACTOR_KEY = "actor_name"  # the sidebar's "Your name" when login is not configured
 MAX_ACTOR_LENGTH = 100
@@ -148,7 +152,7 @@ def _reject_reasons(db, account: Account, return_id: str, key: str, reload: bool
         st.session_state.pop(cache_key, None)
     if cache_key not in st.session_state:
         try:
-            with client_for(db, account) as client:
+            with tiktok_session(db, account) as client:
                 reasons = client.get_reject_reasons(return_id)
         except (TikTokError, AccountError) as exc:
             st.error(f"Could not fetch the reject reasons: {workflow.explain(exc)}")
@@ -174,7 +178,7 @@ def render_actions(db, account: Account | None, return_row: Mapping, actor: str 
     shop_id, return_id = return_key(return_row)
     key = _prefix("act", shop_id, return_id)
     _show_flash(key)
-    row = queries.find_return(db, return_id, shop_id)
+    row = returns.find_return(db, return_id, shop_id)
     if row is None:
         st.warning(f"Return {return_id} is not in the store; sync the account first.")
         return
@@ -202,7 +206,7 @@ def render_actions(db, account: Account | None, return_row: Mapping, actor: str 
 
 def _render_decision_form(db, account: Account, row: dict, approve: tuple[str, ...], reject: tuple[str, ...],
                           key: str, *, disabled: bool) -> None:
-    due = review.deadline_state(row["due_by"])
+    due = domain.deadline_state(row["status"], row["due_by"], utcnow())
     if row["due_by"] is not None:
         st.caption(f"Due by {common.utc_text(row['due_by'])}" + (f" — **{due}**" if due else ""))
     decision = st.radio("Decision", approve + reject, key=f"{key}_decision", disabled=disabled,
@@ -272,7 +276,7 @@ def _render_confirmation(db, account: Account, plan: workflow.ActionPlan, actor:
         return
     for suffix in ("plan", "keys", "reasons"):
         st.session_state.pop(f"{key}_{suffix}", None)
-    after = queries.find_return(db, plan.return_id, plan.shop_id) or {}
+    after = returns.find_return(db, plan.return_id, plan.shop_id) or {}
     status = f" Our Status is now {after.get('status') or 'unmapped'}."
     if result.repeated:
         _flash(key, "info", f"Already sent with this confirmation; nothing was sent again. {result.message}{status}")
@@ -291,15 +295,15 @@ def render_status_change(db, return_row: Mapping, actor: str | None = None,
     shop_id, return_id = return_key(return_row)
     key = _prefix("status", shop_id, return_id)
     _show_flash(key)
-    row = queries.find_return(db, return_id, shop_id)
+    row = returns.find_return(db, return_id, shop_id)
     if row is None:
         st.warning(f"Return {return_id} is not in the store.")
         return
     current = row["status"]
-    steps = domain.ALLOWED_TRANSITIONS.get(current, ()) if current else domain.STATUSES
-    if not steps:
+    if domain.is_closed(current):
         st.caption(f"The case is closed ({current}); Status now changes only when TikTok's status does.")
         return
+    steps = domain.ALLOWED_TRANSITIONS.get(current, ()) if current else domain.STATUSES
     why = block_reason(actor, permissions)
     if why:
         st.info(why, icon=":material/lock:")

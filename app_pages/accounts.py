@@ -1,6 +1,5 @@
 """Accounts: connect TikTok shops (tokens or OAuth code), reconnect, test, disable; the demo shop."""
 
-import os
 import secrets as pysecrets
 
 import pandas as pd
@@ -9,8 +8,9 @@ import streamlit as st
 from app_pages import _common as common
 from app_pages import _workflow as wf
 from returns_core import accounts as accounts_core
-from returns_core import config, queries, roles
-from returns_core.tiktok.client import AuthClient
+from returns_core import config, connect, demo, roles
+from returns_core.explain import explain_error
+from returns_core.store import settings
 
 st.title("Accounts")
 may_manage = roles.MANAGE_ACCOUNTS in wf.current_permissions()
@@ -33,7 +33,7 @@ def _done(message: str, ok: bool = True) -> None:
 
 
 def _failure(exc: Exception) -> str:
-    return accounts_core.explain_error(exc)
+    return explain_error(exc)
 
 
 def _forget(*keys: str) -> None:
@@ -79,10 +79,11 @@ if all_accounts:
                  disabled=not may_manage or not chosen.enabled):
         with st.spinner("Asking TikTok..."):
             try:
-                outcome = accounts_core.test_connection(database, chosen)
+                outcome = connect.test_connection(database, chosen)
+                said, ok = outcome.summary, outcome.ok
             except Exception as exc:  # noqa: BLE001 - shown as one line
-                outcome = f"Failed: {_failure(exc)}"
-        _done(outcome, ok=outcome.startswith("OK"))
+                said, ok = f"Failed: {_failure(exc)}", False
+        _done(said, ok=ok)
         st.rerun()
     toggle_label = "Disable" if chosen.enabled else "Enable"
     if b2.button(toggle_label, key="accounts_enable", icon=":material/power_settings_new:", disabled=not may_manage):
@@ -103,11 +104,11 @@ if all_accounts:
         if submitted:
             try:
                 if auth_code:
-                    accounts_core.add_accounts_with_auth_code(
+                    connect.add_accounts_with_auth_code(
                         database, chosen.name, app_key, app_secret, auth_code, shop_cipher=chosen.shop_cipher,
                         api_base=chosen.api_base, auth_base=chosen.auth_base, is_sandbox=chosen.is_sandbox)
                 else:
-                    accounts_core.add_accounts_with_tokens(
+                    connect.add_accounts_with_tokens(
                         database, chosen.name, app_key, app_secret, access, refresh or None,
                         shop_cipher=chosen.shop_cipher, api_base=chosen.api_base, auth_base=chosen.auth_base,
                         is_sandbox=chosen.is_sandbox)
@@ -134,7 +135,7 @@ with with_tokens, st.form("accounts_add_tokens", clear_on_submit=True):
     submitted = st.form_submit_button("Connect", disabled=not may_manage)
 if submitted:
     try:
-        added = accounts_core.add_accounts_with_tokens(
+        added = connect.add_accounts_with_tokens(
             database, name, app_key, app_secret, access, refresh or None, shop_cipher=cipher.strip() or None,
             api_base=api_base.strip(), auth_base=auth_base.strip())
     except Exception as exc:  # noqa: BLE001 - shown as one line
@@ -152,8 +153,7 @@ with with_oauth:
     us_shop = o2.checkbox("US shop", key="accounts_oauth_us")
     if service_id.strip():
         state = st.session_state.setdefault("accounts_oauth_state", pysecrets.token_urlsafe(12))
-        with AuthClient("-", "-") as auth:
-            url = auth.authorize_url(service_id.strip(), state, us=us_shop)
+        url = connect.authorize_url(service_id.strip(), state, us=us_shop)
         st.link_button("Open the TikTok authorization page", url, icon=":material/open_in_new:")
         st.code(url, language=None)
     with st.form("accounts_add_oauth", clear_on_submit=True):
@@ -166,7 +166,7 @@ with with_oauth:
         exchanged = st.form_submit_button("Exchange the code and connect", disabled=not may_manage)
     if exchanged:
         try:
-            added = accounts_core.add_accounts_with_auth_code(
+            added = connect.add_accounts_with_auth_code(
                 database, name, app_key, app_secret, code, api_base=api_base.strip(), auth_base=auth_base.strip())
         except Exception as exc:  # noqa: BLE001 - shown as one line
             _done(f"Could not connect: {_failure(exc)}", ok=False)
@@ -178,24 +178,24 @@ with with_oauth:
 
 # --- the demo shop --------------------------------------------------------------------------
 st.subheader("Demo shop")
-demo = next((a for a in all_accounts if a.name == accounts_core.DEMO_ACCOUNT_NAME and a.is_sandbox), None)
-env_off = os.environ.get(accounts_core.DEMO_ENV, "").strip().lower() in ("0", "false", "no", "off")
-demo_on = accounts_core.demo_enabled(database) and (demo is None or demo.enabled)
+demo_account = next((a for a in all_accounts if a.name == demo.DEMO_ACCOUNT_NAME and a.is_sandbox), None)
+env_off = demo.turned_off_by_environment()
+demo_on = demo.demo_enabled(database) and (demo_account is None or demo_account.enabled)
 
 
 def _set_demo() -> None:
     wanted = st.session_state["accounts_demo"]
-    queries.set_setting(database, accounts_core.DEMO_SETTING, "1" if wanted else "0")
-    if demo is not None:
-        accounts_core.set_enabled(database, demo.shop_id, wanted)
+    settings.set_setting(database, demo.DEMO_SETTING, "1" if wanted else "0")
+    if demo_account is not None:
+        accounts_core.set_enabled(database, demo_account.shop_id, wanted)
     elif wanted:
-        accounts_core.ensure_demo_account(database)
+        demo.ensure_demo_account(database)
     common.data_changed()
 
 
 st.toggle("Use the demo shop (sandbox data from the built-in TikTok Shop simulator)", value=demo_on,
           key="accounts_demo", on_change=_set_demo, disabled=env_off or not may_manage)
 if env_off:
-    st.caption(f"Turned off by the environment ({accounts_core.DEMO_ENV}=0).")
-elif demo is None and demo_on and all_accounts:
+    st.caption(f"Turned off by the environment ({demo.DEMO_ENV}=0).")
+elif demo_account is None and demo_on and all_accounts:
     st.caption("The demo shop is only created in a store with no other account.")

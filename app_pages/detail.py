@@ -7,12 +7,14 @@ import streamlit as st
 from app_pages import _common as common
 from app_pages import _workflow as wf
 from returns_core import accounts as accounts_core
-from returns_core import domain, queries, roles
+from returns_core import domain, roles
+from returns_core.explain import explain_error
+from returns_core.store import returns
 from returns_core.store.db import utcnow
 
 return_id = (st.query_params.get("id") or "").strip()
 shop_id = (st.query_params.get("shop") or "").strip() or None
-ret = queries.find_return(common.db(), return_id, shop_id) if return_id else None
+ret = returns.find_return(common.db(), return_id, shop_id) if return_id else None
 
 if ret is None:
     st.title("Return not found")
@@ -38,13 +40,12 @@ st.caption(f"{ret['type'] or ret['return_type'] or 'Unknown type'} · order {ret
 # --- header ---------------------------------------------------------------------------------
 now = utcnow()
 due_by = ret["due_by"]
+deadline = domain.deadline_state(ret["status"], due_by, now)  # none for a closed case
 due_note = None
-if due_by is not None and ret["status"] not in domain.CLOSED_STATUSES:
-    hours = (due_by - now).total_seconds() / 3600
-    if hours < 0:
-        due_note = "Overdue"
-    elif hours < domain.DUE_SOON_HOURS:
-        due_note = f"Due in {hours:.0f} h"
+if deadline == domain.OVERDUE:
+    due_note = "Overdue"
+elif deadline == domain.DUE_SOON:
+    due_note = f"Due in {(due_by - now).total_seconds() / 3600:.0f} h"
 h1, h2, h3 = st.columns(3)
 h1.metric("Status", ret["status"] or "Unmapped")
 h2.metric("Arbitration", ret["arbitration_status"] or "None")
@@ -71,7 +72,7 @@ info[2].markdown(f"**Next action**  \n{shown(ret['next_action'])}  \n"
 
 # --- items and money ------------------------------------------------------------------------
 st.subheader("Line items")
-items = queries.return_line_items(common.db(), shop_id, return_id)
+items = returns.return_line_items(common.db(), shop_id, return_id)
 if items.empty:
     st.caption("TikTok sent no line items for this return.")
 else:
@@ -107,7 +108,7 @@ if a1.button("Re-sync this return", key="detail_resync", icon=":material/sync:",
         with st.spinner("Asking TikTok for this return..."):
             counts = sync.sync_return(common.db(), account, return_id)
     except Exception as exc:  # noqa: BLE001 - shown as one line
-        st.error(f"Re-sync failed: {accounts_core.explain_error(exc)}")
+        st.error(f"Re-sync failed: {explain_error(exc)}")
     else:
         common.data_changed()
         st.session_state["detail_flash"] = ("Re-synced: " + ("changed." if counts.updated or counts.new
@@ -121,7 +122,7 @@ if a2.button("Fetch TikTok's records", key="detail_fetch_records", icon=":materi
         with st.spinner("Fetching the records from TikTok..."):
             n = sync.fetch_records(common.db(), account, return_id)
     except Exception as exc:  # noqa: BLE001 - shown as one line
-        st.error(f"Fetching records failed: {accounts_core.explain_error(exc)}")
+        st.error(f"Fetching records failed: {explain_error(exc)}")
     else:
         common.data_changed()
         st.session_state["detail_flash"] = f"Fetched {n} record(s) from TikTok."
@@ -130,7 +131,7 @@ if flash := st.session_state.pop("detail_flash", None):
     st.success(flash, icon=":material/check:")
 
 st.subheader("TikTok's records")
-records = queries.return_records(common.db(), shop_id, return_id)
+records = returns.return_records(common.db(), shop_id, return_id)
 if records.empty:
     st.caption("Not fetched yet: press **Fetch TikTok's records**.")
 else:

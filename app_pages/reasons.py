@@ -1,6 +1,6 @@
 """Reason Analytics: what drives returns, for which SKUs, since when, and what it costs.
 
-UI only: every number comes from returns_core.analytics (SQL in DuckDB). Every chart drills down:
+UI only: every number comes from returns_core.store.analytics (SQL in DuckDB). Every chart drills down:
 a click on a bar or cell, or a pick in the select box under it, opens the Returns grid on
 exactly those rows (the grid's own URL filters, plus the Account View).
 """
@@ -17,9 +17,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import _common as common
-from returns_core import analytics, domain, reason_groups
-from returns_core.analytics import Measure
-from returns_core.queries import ReturnFilters
+from returns_core import domain, reason_groups
+from returns_core.filters import ReturnFilters, grid_query, week_filters
+from returns_core.store import analytics
+from returns_core.store.analytics import Measure
 from returns_core.store.db import utcnow
 
 PENDING = "reasons_open"  # the grid query a click or pick asked for; acted on at the top of the next run
@@ -50,7 +51,7 @@ def fetch(name: str, filters: ReturnFilters, **options) -> object:
 
 def targets(items: Iterable[tuple[str, ReturnFilters]]) -> Targets:
     """Drill-down labels and their rows, for the rows the grid's URL can express."""
-    return {label: filters for label, filters in items if analytics.grid_query(filters) is not None}
+    return {label: filters for label, filters in items if grid_query(filters) is not None}
 
 
 def request_grid(filters: ReturnFilters) -> None:
@@ -64,7 +65,7 @@ def request_grid(filters: ReturnFilters) -> None:
         st.session_state[common.ACCOUNT_KEY] = account.label
     # the Account View is not among the query params: its ?account= is bound to the sidebar
     # widget, which keeps its value across the switch (and refuses to be set through them)
-    st.session_state[PENDING] = analytics.grid_query(filters)
+    st.session_state[PENDING] = grid_query(filters)
 
 
 def on_chart_select(key: str, found: Targets) -> None:
@@ -314,7 +315,7 @@ def spike_items(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
         label = (f"{' × '.join(p for p in (sku, reason) if p)} in {names.get(row.Account, row.Account)}: "
                  f"{row.Recent} in 7 days ({ratio})")
         narrowed = report.window_filters(filters, row.Account, sku=sku, reason=reason)
-        exact = (reason is not None or row.Level == "SKU") and analytics.grid_query(narrowed) is not None
+        exact = (reason is not None or row.Level == "SKU") and grid_query(narrowed) is not None
         items.append((label, narrowed) if exact else None)
     return items
 
@@ -362,7 +363,7 @@ def trend(filters: ReturnFilters, currency: str | None) -> None:
                     hovertemplate="%{customdata}<br>%{y:,}<extra></extra>")
         reasons = members.get(key_value, ()) if by_key == "group" else (key_value,)
         if reasons and key_value != analytics.NO_REASON:
-            items += [(label, analytics.week_filters(filters, w, basis_key).with_(reasons=tuple(reasons)))
+            items += [(label, week_filters(filters, w, basis_key).with_(reasons=tuple(reasons)))
                       for label, w in zip(labels, part["Week"], strict=True)]
     fig.update_layout(barmode="stack", height=380, yaxis={"title": measure.label},
                       xaxis={"title": f"Week (Monday, by {basis_key} date)"})

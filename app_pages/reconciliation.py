@@ -9,7 +9,8 @@ from streamlit.errors import StreamlitPageNotFoundError
 from app_pages import _common as common
 from app_pages import _workflow as wf
 from returns_core import domain, review
-from returns_core.queries import FilterError
+from returns_core.filters import FilterError
+from returns_core.store import returns
 
 PAGE_SIZE = 25  # one button per row: keep the page short
 PAGE_KEY = "rc_page"
@@ -82,7 +83,7 @@ def render() -> None:
     _show_results()
 
     filters = review.reconciliation_filters(scope.shop_ids)
-    counts = review.flag_counts(db, filters)
+    counts = returns.flag_counts(db, filters)
     m1, m2 = st.columns(2)
     m1.metric("Mismatches", f"{counts.mismatch:,}")
     m2.metric("Unmapped statuses", f"{counts.unmapped:,}")
@@ -101,7 +102,7 @@ def render() -> None:
     if st.button(label,
                  key="rc_resync_all", disabled=bool(why), icon=":material/sync:",
                  help=f"At most {review.RESYNC_LIMIT} at a time, in the order listed: each is one call to TikTok."):
-        _resync(db, review.flagged_keys(db, filters, review.RESYNC_LIMIT))
+        _resync(db, returns.flagged_keys(db, filters, review.RESYNC_LIMIT))
 
     page = wf.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
     try:

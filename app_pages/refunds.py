@@ -5,12 +5,13 @@ import streamlit as st
 
 from app_pages import _common as common
 from app_pages import _filters
-from returns_core import queries
+from returns_core import filters as return_filters
 
 st.title("Refunds")
 st.caption("Refund requests (types Refund and Return & Refund): requested, accepted and completed amounts.")
 current = common.scope()
-filters = _filters.filter_panel(current, prefix="refunds", types=queries.REFUND_TYPES, narrow=queries.refund_filters)
+filters = _filters.filter_panel(current, prefix="refunds", types=return_filters.REFUND_TYPES,
+                                narrow=return_filters.refund_filters)
 summary = common.load_refund_summary(common.data_version(), filters)
 
 if summary.empty:

@@ -9,15 +9,14 @@ from app_pages import _common as common
 from app_pages import _filters as grid_filters
 from app_pages import _workflow as wf
 from returns_core import domain, review, workflow
-from returns_core.queries import FilterError
+from returns_core.filters import FilterError
+from returns_core.store import returns
 
 PAGE_SIZE = 50
 GRID_KEY = "rq_grid"
 OUTCOME_FILTER_KEY = "rq_outcomes"
 PAGE_KEY = "rq_page"
 OUTCOME_CHOICES: dict[str, str] = {review.NOT_SIGNED_OFF: review.NOT_SIGNED_OFF_LABEL, **domain.REVIEW_OUTCOMES}
-# the grid's words and marks, so a deadline looks the same on every page
-DEADLINE_MARKS = {review.OVERDUE: grid_filters.OVERDUE, review.DUE_SOON: grid_filters.DUE_SOON}
 _HIGHLIGHT = {grid_filters.OVERDUE: "background-color: rgba(255, 75, 75, 0.25)",
               grid_filters.DUE_SOON: "background-color: rgba(255, 164, 33, 0.25)"}
 
@@ -86,7 +85,7 @@ def render() -> None:
                               key=OUTCOME_FILTER_KEY, format_func=OUTCOME_CHOICES.get,
                               placeholder="Any outcome", help="Empty shows every Accepted return.")
     filters = review.queue_filters(scope.shop_ids, outcomes)
-    counts = review.queue_counts(db, filters)
+    counts = returns.queue_counts(db, filters)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("In the queue", f"{counts.total:,}")
     m2.metric("Not signed off", f"{counts.not_signed_off:,}")
@@ -103,7 +102,7 @@ def render() -> None:
     except FilterError as exc:
         st.error(str(exc))
         return
-    frame["Deadline"] = [DEADLINE_MARKS.get(d, d) for d in frame["Deadline"]]
+    frame["Deadline"] = [grid_filters.DEADLINE_MARKS.get(d, d) for d in frame["Deadline"]]
     event = st.dataframe(
         frame.style.apply(_deadline_style, axis=1), key=GRID_KEY, on_select="rerun", selection_mode="multi-row",
         hide_index=True, column_config={

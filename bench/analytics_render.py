@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.synthetic import insert_account  # noqa: E402
-from returns_core import analytics, domain  # noqa: E402
-from returns_core.queries import ReturnFilters  # noqa: E402
+from returns_core import domain  # noqa: E402
+from returns_core.filters import ReturnFilters  # noqa: E402
+from returns_core.store import analytics  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
 from returns_core.store.schema import FILL_LINES_SQL  # noqa: E402
 

@@ -4,7 +4,7 @@
 
 Prints: returns synced per second for a first (full) sync of one sandbox shop served on
 127.0.0.1, the same for an incremental re-sync with nothing new, and the median / p90 time of
-`ingest.upsert_page` for 50-return pages (new and updated) on a store that already holds them.
+`return_writes.upsert_page` for 50-return pages (new and updated) on a store that already holds them.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from returns_core import accounts as acc
-from returns_core.ingest import upsert_page
+from returns_core import connect
 from returns_core.store.db import Database, utcnow
+from returns_core.store.return_writes import upsert_page
 from returns_core.sync import sync_account
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
@@ -32,9 +32,9 @@ def bench_http_sync(n: int, folder: Path) -> None:
     db = Database(folder / "sync.duckdb", key=Fernet.generate_key().decode())
     tokens = TokenSet.from_data(sandbox.issue_tokens())
     with sandbox.serve() as server:
-        [account] = acc.add_accounts_with_tokens(db, "Bench", SANDBOX_APP_KEY, SANDBOX_APP_SECRET,
-                                                 tokens.access_token, tokens.refresh_token, api_base=server.url,
-                                                 auth_base=server.url, tokens=tokens)
+        [account] = connect.add_accounts_with_tokens(db, "Bench", SANDBOX_APP_KEY, SANDBOX_APP_SECRET,
+                                                     tokens.access_token, tokens.refresh_token,
+                                                     api_base=server.url, auth_base=server.url, tokens=tokens)
         first = sync_account(db, account, trigger="bench")
         assert first.ok, first.error
         print(f"first sync over HTTP: {first.fetched:,} returns, {first.pages} pages in {first.duration_s:.1f} s "

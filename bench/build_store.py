@@ -1,4 +1,4 @@
-"""Build benchmark stores of N returns through the store's own bulk path (ingest.upsert_page).
+"""Build benchmark stores of N returns through the store's own bulk path (return_writes.upsert_page).
 
     .venv/bin/python bench/build_store.py --sizes 10k 100k 1M [--out bench/results/stores]
 
@@ -6,7 +6,7 @@ Realistic data without simulating a million lifecycles: the sandbox (seed 7, 2 s
 ~5,000 returns with its real distribution of statuses, types, reasons (with its planted spike and
 size problem), SKUs, money, line items and deadlines. Each store clones them with new IDs,
 spreading closed returns over the past year while open ones stay recent, as a big seller's would.
-Every clone goes through `ingest.upsert_page` (the per-page upsert a sync uses: mapping, line
+Every clone goes through `return_writes.upsert_page` (the per-page upsert a sync uses: mapping, line
 items, 'created' history, watermark) in batches of BATCH objects: no SQL shortcut.
 """
 
@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from returns_core import domain  # noqa: E402
-from returns_core.ingest import page_watermark, upsert_page  # noqa: E402
+from returns_core.ingest import page_watermark  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
+from returns_core.store.return_writes import upsert_page  # noqa: E402
 from returns_core.tiktok.sandbox import Sandbox  # noqa: E402
 
 SEED, SHOPS, TEMPLATE_RETURNS = 7, 2, 2500
@@ -106,7 +107,7 @@ def build(size: int, path: Path, *, seed: int = SEED, log=print) -> dict:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
                   for t in ("returns", "return_line_items", "history")}
     return {"size": size, "path": str(path), "seconds": round(seconds, 1), "rows": counts,
-            "bytes": path.stat().st_size, "via": f"ingest.upsert_page, batches of up to {BATCH:,}",
+            "bytes": path.stat().st_size, "via": f"return_writes.upsert_page, batches of up to {BATCH:,}",
             "shops": [s["id"] for s in shops]}
 
 

@@ -91,7 +91,7 @@ class SandboxProcess:
 
 def connect_bench_account(db, info: dict):
     """Connect (or reconnect) the store's first shop to the served sandbox."""
-    from returns_core.accounts import add_accounts_with_tokens
+    from returns_core.connect import add_accounts_with_tokens
     from returns_core.tiktok.client import TokenSet
     from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 

@@ -173,6 +173,8 @@ def _db(args: argparse.Namespace) -> Database:
 def cmd_accounts_add(args: argparse.Namespace) -> int:
     """accounts add NAME ..."""
     from returns_core import accounts as acc
+    from returns_core import connect
+    from returns_core.explain import authorization_refused, explain_error
 
     secret = args.app_secret or os.environ.get(ENV_APP_SECRET)
     if not secret:
@@ -185,7 +187,8 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
                    auth_base=auth_base.rstrip("/"))
     try:
         if args.auth_code:
-            added = acc.add_accounts_with_auth_code(db, args.name, args.app_key, secret, args.auth_code, **options)
+            added = connect.add_accounts_with_auth_code(db, args.name, args.app_key, secret, args.auth_code,
+                                                        **options)
         else:
             access = args.access_token or os.environ.get(ENV_ACCESS_TOKEN)
             refresh = args.refresh_token or os.environ.get(ENV_REFRESH_TOKEN)
@@ -195,13 +198,14 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
             if not refresh:
                 raise CliError(f"--refresh-token is required with an access token (or set {ENV_REFRESH_TOKEN})",
                                EXIT_USAGE)
-            added = acc.add_accounts_with_tokens(db, args.name, args.app_key, secret, access, refresh, **options)
+            added = connect.add_accounts_with_tokens(db, args.name, args.app_key, secret, access, refresh,
+                                                     **options)
     except errors.AuthError as exc:
-        if not acc.authorization_refused(exc):
-            raise CliError(acc.explain_error(exc)) from None
+        if not authorization_refused(exc):
+            raise CliError(explain_error(exc)) from None
         raise CliError(f"TikTok refused the credentials: {exc}") from None
     except errors.TikTokError as exc:
-        raise CliError(acc.explain_error(exc)) from None
+        raise CliError(explain_error(exc)) from None
     for account in added:
         verb = "Reconnected" if account.shop_id in before else "Added"
         print(f"{verb} account {account.name!r}: shop {account.shop_name or '?'} ({account.shop_id}, "
@@ -224,7 +228,7 @@ def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
 def cmd_accounts_list(args: argparse.Namespace) -> int:
     """accounts list"""
     from returns_core import accounts as acc
-    from returns_core.sync import last_syncs
+    from returns_core.store.sync_runs import last_syncs
 
     db = _db(args)
     accounts = acc.list_accounts(db)
@@ -235,7 +239,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     rows = []
     for a in accounts:
         run = runs.get(a.shop_id)
-        last = f"{_when(run[0])} ({run[1]})" if run else "never"
+        last = f"{_when(run.at)} ({run.state})" if run else "never"
         rows.append((a.name, a.shop_id, a.shop_name or "-", a.region or "-", a.status,
                      _when(a.access_token_expires_at), _when(a.refresh_token_expires_at), last))
     print(_table(("NAME", "SHOP ID", "SHOP NAME", "REGION", "STATUS", "ACCESS TOKEN EXPIRES",
@@ -257,16 +261,13 @@ def cmd_accounts_enable(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """sync [--account NAME]... [--full]"""
-    from returns_core import accounts as acc
-    from returns_core.sync import SyncProgress, sync_account
+    from returns_core.accounts import Account
+    from returns_core.sync import SyncProgress, SyncResult, accounts_to_sync, sync_accounts
 
     db = _db(args)
-    if args.account:
-        chosen = list({a.shop_id: a for a in (acc.get_account(db, n) for n in args.account)}.values())
-    else:
-        chosen = [a for a in acc.list_accounts(db) if a.enabled]
-        if not chosen:
-            raise CliError("No enabled accounts to sync; connect one with `accounts add` or enable one.")
+    chosen = accounts_to_sync(db, args.account)
+    if not chosen:
+        raise CliError("No enabled accounts to sync; connect one with `accounts add` or enable one.")
 
     def progress(p: SyncProgress) -> None:
         if p.done:
@@ -275,12 +276,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
         _err(f"{p.account}: page {p.pages}, {p.fetched}{of_total} returns read "
              f"({p.new} new, {p.updated} updated, {p.unchanged} unchanged)")
 
-    failed = 0
-    for account in chosen:
+    def starting(account: Account) -> None:
         _err(f"{account.name}: syncing{' (full)' if args.full else ''}...")
-        result = sync_account(db, account, full=args.full, on_progress=progress, trigger="cli")
+
+    def finished(result: SyncResult) -> None:
         print(result.summary(), flush=True)
-        failed += 0 if result.ok else 1
+
+    results = sync_accounts(db, chosen, full=args.full, on_progress=progress, on_start=starting,
+                            on_result=finished, trigger="cli")
+    failed = sum(1 for result in results if not result.ok)
     if failed:
         raise CliError(f"{failed} of {len(chosen)} account(s) failed to sync (see above)")
     return EXIT_OK
@@ -289,7 +293,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """export --out FILE [filters]"""
     from returns_core import accounts as acc
-    from returns_core.queries import ReturnFilters, export_returns
+    from returns_core.filters import ReturnFilters
+    from returns_core.store.returns import export_returns
 
     db = _db(args)
     types = tuple(_choice(t, domain.TYPES, domain.TYPE_MAP, "type") for t in args.type)
@@ -307,7 +312,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """backup --out DIR"""
-    from returns_core.backup import backup
+    from returns_core.store.backup import backup
 
     db = _db(args)
     db.checkpoint()
@@ -335,7 +340,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from returns_core.accounts import AccountError
-    from returns_core.queries import FilterError
+    from returns_core.filters import FilterError
     from returns_core.sync import ReturnNotFoundError
 
     return (CliError, AccountError, StoreError, errors.TikTokError, FilterError, SecretKeyError,

@@ -1,11 +1,15 @@
-"""Domain rules: return types, the status mapping, allowed transitions, grid columns.
+"""Domain rules: return types, the status mapping, allowed transitions, grid columns, deadlines and
+what the seller may decide.
 
 Everything here is data (dicts and tuples) so the app can show it and tests can check it.
-See DESIGN.md, "Domain rules".
+See DESIGN.md, "Domain rules". A rule that SQL needs too has a Python function and a `..._sql`
+twin generated from the same data (as in reason_groups), so the grid, the queue, the sidebar's
+counts and the detail page cannot disagree.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 # --- Type -----------------------------------------------------------------------------------
@@ -66,10 +70,69 @@ ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
     REJECTED: (),
     CANCELLED: (),
 }
+# a closed case is closed by hand too: no step leads out of it
+assert all(not ALLOWED_TRANSITIONS[status] for status in CLOSED_STATUSES)
 
 ARBITRATION_STATUSES: tuple[str, ...] = ("IN_PROGRESS", "SUPPORT_BUYER", "SUPPORT_SELLER", "CLOSED")
 
 DUE_SOON_HOURS = 24
+
+
+def _literal(value: str) -> str:
+    """A fixed text of this module as a SQL string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+# --- Closed statuses ------------------------------------------------------------------------
+
+
+def is_closed(status: str | None) -> bool:
+    """True for a closed case (Refund, Rejected, Cancelled); an unmapped (empty) Status is open."""
+    return status in CLOSED_STATUSES
+
+
+def closed_sql(alias: str) -> str:
+    """SQL twin of `is_closed` over `returns AS alias`: TRUE or FALSE, never NULL."""
+    closed = ", ".join(_literal(s) for s in sorted(CLOSED_STATUSES))
+    return f"coalesce({alias}.status IN ({closed}), FALSE)"
+
+
+# --- Deadlines (TikTok's seller_next_action_response[].deadline, stored as Due By) ----------
+
+OVERDUE = "Overdue"
+DUE_SOON = "Due soon"
+NO_DEADLINE = ""  # no Due By, a Due By far off, or a closed case
+
+# The deadline says when TikTok decides by itself if the seller has not answered. A closed case
+# waits for no answer, so it has no deadline state whatever Due By it kept from its last wait.
+# Each state holds while Due By is before now plus its hours; the first that holds wins.
+DEADLINE_STATES: tuple[tuple[str, int], ...] = ((OVERDUE, 0), (DUE_SOON, DUE_SOON_HOURS))
+
+
+def deadline_state(status: str | None, due_by: datetime | None, now: datetime) -> str:
+    """OVERDUE, DUE_SOON or NO_DEADLINE for a return's Status and Due By (naive UTC)."""
+    # pandas may hand over NaT for a missing time, and NaT is not equal to itself
+    if due_by is None or due_by != due_by or is_closed(status):
+        return NO_DEADLINE
+    for state, hours in DEADLINE_STATES:
+        if due_by < now + timedelta(hours=hours):
+            return state
+    return NO_DEADLINE
+
+
+def deadline_sql(state: str, alias: str, now: datetime) -> tuple[str, list]:
+    """SQL twin of `deadline_state(...) == state` over `returns AS alias`, and its parameters."""
+    names = [name for name, _ in DEADLINE_STATES]
+    if state not in names:
+        raise ValueError(f"No SQL for the deadline state {state!r}; choose one of {', '.join(names)}.")
+    index = names.index(state)
+    sql, params = f"NOT {closed_sql(alias)}", []
+    if index:  # not an earlier state
+        sql += f" AND {alias}.due_by >= ?"
+        params.append(now + timedelta(hours=DEADLINE_STATES[index - 1][1]))
+    sql += f" AND {alias}.due_by < ?"
+    params.append(now + timedelta(hours=DEADLINE_STATES[index][1]))
+    return f"({sql})", params
 
 
 def display_type(return_type: str | None) -> str | None:
@@ -105,7 +168,7 @@ def manual_transition_error(current: str | None, target: str, marketplace_status
     if current is not None and target not in ALLOWED_TRANSITIONS.get(current, ()):
         allowed = ", ".join(ALLOWED_TRANSITIONS.get(current, ())) or "none (the case is closed)"
         return f"{current} cannot move to {target}; allowed next steps: {allowed}."
-    if target in CLOSED_STATUSES and mapped_status(marketplace_status) != target:
+    if is_closed(target) and mapped_status(marketplace_status) != target:
         shown = marketplace_status or "unknown"
         return (
             f"Cannot close as {target}: TikTok's status is {shown}. "
@@ -184,11 +247,36 @@ DECISION_LABELS: dict[str, str] = {
 }
 
 
+def seller_next_action(return_type: str | None, marketplace_status: str | None,
+                       next_action: str | None) -> str | None:
+    """TikTok's next action for the seller, or the one its state implies when TikTok sent none."""
+    return next_action or _NEXT_ACTION_BY_STATE.get((return_type or "", marketplace_status or ""))
+
+
 def seller_decisions(return_type: str | None, marketplace_status: str | None,
                      next_action: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(approve decisions, reject decisions) that fit this return now; both empty when nothing fits."""
-    action = next_action or _NEXT_ACTION_BY_STATE.get((return_type or "", marketplace_status or ""))
+    action = seller_next_action(return_type, marketplace_status, next_action)
     return DECISIONS_BY_NEXT_ACTION.get(action or "", ((), ()))
+
+
+def can_decide(return_type: str | None, marketplace_status: str | None, next_action: str | None) -> bool:
+    """True while TikTok waits for the seller's approve or reject: the one rule behind every Decide button."""
+    approve, reject = seller_decisions(return_type, marketplace_status, next_action)
+    return bool(approve or reject)
+
+
+def can_decide_sql(alias: str) -> str:
+    """SQL twin of `can_decide` over `returns AS alias`: TRUE or FALSE, never NULL."""
+    implied = " ".join(
+        f"WHEN {alias}.return_type = {_literal(return_type)} AND {alias}.marketplace_status = {_literal(status)} "
+        f"THEN {_literal(action)}"
+        for (return_type, status), action in _NEXT_ACTION_BY_STATE.items()
+    )
+    # `next_action or ...` in Python: an empty next action falls through to the implied one
+    action = f"CASE WHEN {alias}.next_action <> '' THEN {alias}.next_action {implied} END"
+    decidable = ", ".join(_literal(a) for a, (approve, reject) in DECISIONS_BY_NEXT_ACTION.items() if approve or reject)
+    return f"coalesce(({action}) IN ({decidable}), FALSE)"
 
 
 REVIEW_OUTCOMES: dict[str, str] = {

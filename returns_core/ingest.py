@@ -1,27 +1,25 @@
-"""TikTok return objects -> store rows, and the one-transaction bulk upsert of a page.
+"""TikTok return objects -> store rows: a pure mapper, with no SQL and no database.
 
-A page is written in ONE transaction: the returns, their line items, the history rows, the sync
-watermark and the run counters. A crash between pages therefore loses nothing that was
-committed and duplicates nothing on the next run (the upsert is keyed by (shop_id, return_id)).
-Rows go in as typed Arrow tables, never row by row (docs/streamlit_duckdb.md B4).
+It maps a return object to its `returns` row and `return_line_items` rows, event records to
+`return_records` rows, and plans what a page changes given what the store holds (the new and
+updated returns, the history to record, the counts). The store writes the plan in one
+transaction (store/return_writes.py). The Arrow schemas are the shape of those rows: the store
+loads them as typed tables, never row by row (docs/streamlit_duckdb.md B4).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
-import duckdb
 import pyarrow as pa
 
 from returns_core import domain
-from returns_core.store.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -81,34 +79,6 @@ LINE_ITEM_SCHEMA = pa.schema([
     ("refund_currency", pa.string()),
     ("refund_total", _MONEY),
 ])
-
-HISTORY_SCHEMA = pa.schema([
-    ("shop_id", pa.string()),
-    ("return_id", pa.string()),
-    ("happened_at", _TIME),
-    ("actor", pa.string()),
-    ("kind", pa.string()),
-    ("old_value", pa.string()),
-    ("new_value", pa.string()),
-    ("note", pa.string()),
-    ("details", pa.string()),
-])
-
-# Columns a sync may overwrite. Local columns (review_outcome, reviewed_by, reviewed_at,
-# first_seen_at) are never listed; `status` has its own rule below.
-_TIKTOK_COLUMNS = tuple(
-    name for name in RETURN_SCHEMA.names
-    if name not in ("shop_id", "return_id", "status", "first_seen_at")
-)
-# Our Status follows TikTok only when TikTok's status changed; otherwise a hand-made change stays.
-_UPSERT_SQL = (
-    "INSERT INTO returns BY NAME SELECT * FROM _page_returns ON CONFLICT (shop_id, return_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _TIKTOK_COLUMNS)
-    + ", status = CASE WHEN returns.marketplace_status IS DISTINCT FROM excluded.marketplace_status"
-      " THEN excluded.status ELSE returns.status END"
-)
-
-SYNC_ACTOR = "sync"
 
 
 @dataclass(frozen=True)
@@ -300,31 +270,42 @@ def dedupe_latest(return_objects: Iterable[Any]) -> list[dict]:
     return list(latest.values())
 
 
-def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=schema)
+class StoredReturn(NamedTuple):
+    """What the store holds of a return that a page brings again."""
+
+    marketplace_status: str | None
+    status: str | None
+    payload: str | None
 
 
-def _history(shop_id: str, return_id: str, at: datetime, kind: str, old: str | None, new: str | None,
-             details: dict | None = None) -> dict[str, Any]:
-    return {"shop_id": shop_id, "return_id": return_id, "happened_at": at, "actor": SYNC_ACTOR,
-            "kind": kind, "old_value": old, "new_value": new, "note": None,
-            "details": canonical_json(details) if details else None}
+class Change(NamedTuple):
+    """A change a sync found on a return, recorded in the return's history."""
+
+    return_id: str
+    kind: str  # "created", "marketplace_status" or "status"
+    old: str | None
+    new: str | None
+    details: dict[str, Any]
 
 
-def _existing(con: duckdb.DuckDBPyConnection, shop_id: str, return_ids: list[str]) -> dict[str, tuple]:
-    """return_id -> (marketplace_status, status, payload) for the ids already stored."""
-    ids = pa.table({"return_id": pa.array(return_ids, pa.string())})
-    con.register("_page_ids", ids)
-    try:
-        rows = con.execute(
-            "SELECT r.return_id, r.marketplace_status, r.status, r.payload FROM returns r "
-            "JOIN _page_ids p USING (return_id) WHERE r.shop_id = ?", [shop_id]).fetchall()
-    finally:
-        con.unregister("_page_ids")
-    return {row[0]: row[1:] for row in rows}
+@dataclass(frozen=True)
+class PagePlan:
+    """What storing one page does to the store."""
+
+    returns: list[dict[str, Any]]  # every return on the page, as its `returns` row
+    line_items: list[dict[str, Any]]  # the line items of the returns that changed (they replace the old ones)
+    changed_ids: list[str]  # the returns that are new or changed
+    changes: list[Change]  # what their history records
+    counts: PageCounts
+
+
+def page_return_ids(objects: Iterable[dict]) -> list[str]:
+    """The return ids of a page's objects (as `dedupe_latest` left them: each has one)."""
+    return [_text(obj["return_id"]) or "" for obj in objects]
 
 
 def _same_payload(stored: str | None, obj: dict, text: str) -> bool:
+    """True when the stored payload is this object: the same text, or the same JSON written differently."""
     if stored is None:
         return False
     if stored == text:
@@ -335,112 +316,48 @@ def _same_payload(stored: str | None, obj: dict, text: str) -> bool:
         return False
 
 
-def _plan(shop_id: str, objects: list[dict], existing: dict[str, tuple], synced_at: datetime
-          ) -> tuple[list[dict], list[dict], list[dict], PageCounts, list[str]]:
-    """Rows to write, history to append, counts, and the ids whose line items change."""
-    rows: list[dict] = []
-    items: list[dict] = []
-    history: list[dict] = []
+def plan_page(shop_id: str, objects: list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime
+              ) -> PagePlan:
+    """What writing a page changes, given what the store holds of its returns (`dedupe_latest` objects)."""
+    returns: list[dict[str, Any]] = []
+    line_items: list[dict[str, Any]] = []
     changed_ids: list[str] = []
+    changes: list[Change] = []
     new = updated = unchanged = 0
     for obj in objects:
-        return_id = _text(obj["return_id"])
-        old = existing.get(return_id)
-        old_mp, old_status, old_payload = old if old else (None, None, None)
-        line_items = line_item_rows(shop_id, obj)
-        row = return_row(shop_id, obj, previous_status=old_status, synced_at=synced_at, items=line_items)
-        if old is not None and row["marketplace_status"] == old_mp:
-            # TikTok's status did not move: our Status (maybe set by hand) stands
-            row["status"] = old_status
-            row["mismatch"] = domain.is_mismatch(old_status, old_mp)
-        rows.append(row)
-        details = {"update_time": update_time(obj)}
+        old = stored.get(_text(obj["return_id"]) or "")
+        row, items, found = _plan_return(shop_id, obj, old, synced_at)
+        returns.append(row)
         if old is None:
             new += 1
-            history.append(_history(shop_id, return_id, synced_at, "created", None, row["marketplace_status"],
-                                    details))
-        elif _same_payload(old_payload, obj, row["payload"]):
+        elif _same_payload(old.payload, obj, row["payload"]):
             unchanged += 1
             continue
         else:
             updated += 1
-            if row["marketplace_status"] != old_mp:
-                history.append(_history(shop_id, return_id, synced_at, "marketplace_status", old_mp,
-                                        row["marketplace_status"], details))
-                if row["status"] != old_status:
-                    history.append(_history(shop_id, return_id, synced_at, "status", old_status, row["status"],
-                                            details))
-        changed_ids.append(return_id)
-        items.extend(line_items)
-    return rows, items, history, PageCounts(new, updated, unchanged), changed_ids
+        changed_ids.append(row["return_id"])
+        line_items.extend(items)
+        changes.extend(found)
+    return PagePlan(returns, line_items, changed_ids, changes, PageCounts(new, updated, unchanged))
 
 
-def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, synced_at: datetime,
-                new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
-                retries: int = 3) -> PageCounts:
-    """Write one page (or `pages` consecutive pages) of TikTok return objects in ONE transaction."""
-    objects = dedupe_latest(return_objects)
-    for attempt in range(1, retries + 1):
-        try:
-            with db.writer() as con:
-                return _write_page(con, shop_id, objects, synced_at, new_watermark, run_id, pages)
-        except duckdb.TransactionException:
-            # a hand edit committed on the same row meanwhile (same process, MVCC): redo on fresh data
-            if attempt == retries:
-                raise
-            time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
-
-
-def _write_page(con: duckdb.DuckDBPyConnection, shop_id: str, objects: list[dict], synced_at: datetime,
-                new_watermark: int | None, run_id: int | None, pages: int) -> PageCounts:
-    counts = PageCounts()
-    if objects:
-        existing = _existing(con, shop_id, [_text(o["return_id"]) for o in objects])
-        rows, items, history, counts, changed_ids = _plan(shop_id, objects, existing, synced_at)
-        con.register("_page_returns", _table(rows, RETURN_SCHEMA))
-        try:
-            con.execute(_UPSERT_SQL)
-        finally:
-            con.unregister("_page_returns")
-        if changed_ids:
-            _replace_line_items(con, shop_id, changed_ids, items)
-        if history:
-            con.register("_page_history", _table(history, HISTORY_SCHEMA))
-            try:
-                con.execute("INSERT INTO history BY NAME SELECT * FROM _page_history")
-            finally:
-                con.unregister("_page_history")
-    if new_watermark is not None:
-        # never backwards: a full re-read starts from the oldest update_time again
-        con.execute(
-            "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (shop_id) DO UPDATE SET watermark = greatest(coalesce(sync_state.watermark, 0), "
-            "excluded.watermark), updated_at = excluded.updated_at",
-            [shop_id, new_watermark, synced_at])
-    if run_id is not None:
-        con.execute(
-            "UPDATE sync_runs SET pages = pages + ?, new_count = new_count + ?, updated_count = updated_count + ?, "
-            "unchanged_count = unchanged_count + ? WHERE id = ?",
-            [pages, counts.new, counts.updated, counts.unchanged, run_id])
-    return counts
-
-
-def _replace_line_items(con: duckdb.DuckDBPyConnection, shop_id: str, return_ids: list[str],
-                        items: list[dict]) -> None:
-    # line items belong to their return object: the latest object's list replaces the old one
-    con.register("_page_ids", pa.table({"return_id": pa.array(return_ids, pa.string())}))
-    try:
-        con.execute("DELETE FROM return_line_items WHERE shop_id = ? AND return_id IN "
-                    "(SELECT return_id FROM _page_ids)", [shop_id])
-    finally:
-        con.unregister("_page_ids")
-    if items:
-        con.register("_page_items", _table(items, LINE_ITEM_SCHEMA))
-        try:
-            con.execute("INSERT INTO return_line_items BY NAME SELECT * FROM _page_items")
-        finally:
-            con.unregister("_page_items")
+def _plan_return(shop_id: str, obj: dict, old: StoredReturn | None, synced_at: datetime
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Change]]:
+    """One return's row, its line items, and the changes to record if its payload changed."""
+    items = line_item_rows(shop_id, obj)
+    row = return_row(shop_id, obj, previous_status=old.status if old else None, synced_at=synced_at, items=items)
+    return_id, details = row["return_id"], {"update_time": update_time(obj)}
+    if old is None:
+        return row, items, [Change(return_id, "created", None, row["marketplace_status"], details)]
+    if row["marketplace_status"] == old.marketplace_status:
+        # TikTok's status did not move: our Status (maybe set by hand) stands
+        row["status"] = old.status
+        row["mismatch"] = domain.is_mismatch(old.status, old.marketplace_status)
+        return row, items, []
+    changes = [Change(return_id, "marketplace_status", old.marketplace_status, row["marketplace_status"], details)]
+    if row["status"] != old.status:
+        changes.append(Change(return_id, "status", old.status, row["status"], details))
+    return row, items, changes
 
 
 def page_watermark(return_objects: Iterable[Any]) -> int | None:
@@ -479,22 +396,3 @@ def record_rows(shop_id: str, return_id: str, records: Iterable[Any], fetched_at
             "payload": canonical_json(rec), "fetched_at": fetched_at,
         })
     return rows
-
-
-def store_records(db: Database, shop_id: str, return_id: str, records: Iterable[Any],
-                  fetched_at: datetime) -> int:
-    """Upsert a return's event records in one transaction; returns how many TikTok gave."""
-    rows = record_rows(shop_id, return_id, records, fetched_at)
-    if not rows:
-        return 0
-    with db.writer() as con:
-        con.register("_records", _table(rows, RECORD_SCHEMA))
-        try:
-            con.execute(
-                "INSERT INTO return_records BY NAME SELECT * FROM _records ON CONFLICT (shop_id, return_id, seq) "
-                "DO UPDATE SET event = excluded.event, role = excluded.role, description = excluded.description, "
-                "reason_text = excluded.reason_text, note = excluded.note, created_at = excluded.created_at, "
-                "payload = excluded.payload, fetched_at = excluded.fetched_at")
-        finally:
-            con.unregister("_records")
-    return len(rows)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from returns_core import queries
+from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreBusyError, utcnow
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class SyncJobs:
 
 def _one_line(exc: BaseException) -> str:
     try:
-        from returns_core.accounts import explain_error
+        from returns_core.explain import explain_error
 
         return explain_error(exc)
     except ImportError:  # pragma: no cover - accounts always ships with the app
@@ -214,14 +214,14 @@ def _one_line(exc: BaseException) -> str:
 
 def auto_sync_choice(db: Database) -> str:
     """"Off", "Hourly" or "Daily" as chosen in the sidebar."""
-    value = queries.get_setting(db, AUTO_SYNC_SETTING)
+    value = settings.get_setting(db, AUTO_SYNC_SETTING)
     return value if value in AUTO_SYNC_CHOICES else "Off"
 
 
 def set_auto_sync(db: Database, choice: str) -> None:
     if choice not in AUTO_SYNC_CHOICES:
         raise ValueError(f"Auto-sync must be one of {', '.join(AUTO_SYNC_CHOICES)}, not {choice!r}.")
-    queries.set_setting(db, AUTO_SYNC_SETTING, choice)
+    settings.set_setting(db, AUTO_SYNC_SETTING, choice)
 
 
 def due_for_auto_sync(accounts: Iterable[Any], last_runs: dict[str, datetime], interval: timedelta,
@@ -269,5 +269,6 @@ class AutoSync:
             from returns_core.accounts import list_accounts
         else:
             list_accounts = self.list_accounts
-        due = due_for_auto_sync(list_accounts(db), queries.last_sync_attempts(db), interval, now or utcnow())
+        attempts = {shop_id: run.started_at for shop_id, run in sync_runs.last_syncs(db).items()}
+        due = due_for_auto_sync(list_accounts(db), attempts, interval, now or utcnow())
         return self.jobs.start(due, trigger="auto") if due else []

@@ -1,7 +1,7 @@
 """One account's sync: TikTok (or the sandbox) -> client -> ingest -> store.
 
 Incremental by TikTok's update_time: each run asks for `update_time >= watermark - overlap`,
-sorted by update_time ascending, and commits page by page (ingest.upsert_page), so the watermark
+sorted by update_time ascending, and commits page by page (return_writes.upsert_page), so the watermark
 only ever covers pages that are in the store. A run that dies keeps what it committed; the next
 run re-reads from the last committed page. Nothing is ever deleted.
 
@@ -18,8 +18,8 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -28,10 +28,14 @@ import httpx
 
 from returns_core import accounts as acc
 from returns_core.accounts import Account
-from returns_core.ingest import PageCounts, page_watermark, store_records, upsert_page
+from returns_core.explain import REAUTH_REASON, authorization_refused, explain_error
+from returns_core.ingest import PageCounts, page_watermark
 from returns_core.secretbox import SecretKeyError
+from returns_core.store import sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
+from returns_core.store.return_writes import store_records, upsert_page
 from returns_core.tiktok import errors
+from returns_core.tiktok_session import tiktok_session
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +47,6 @@ PAGE_SIZE = 50  # TikTok's maximum for Search Returns
 # committed whole or not at all, and the watermark still follows the committed data.
 PREFETCH_PAGES = 20
 BATCH_PAGES = 20
-# Fair share of the database file. While fetched pages are waiting, the sync keeps the file open
-# from one write to the next (opening and closing it cost more than writing a page), and lets it
-# go before it waits on the network. Another process (the app) waiting on the lock could still
-# starve, so when one signals that it waits (Database.others_waiting), the sync closes the file
-# for YIELD_S: longer than a waiter's retry interval (db.MAX_RETRY_DELAY_S), so it gets its turn.
-YIELD_S = 0.25
 
 T = TypeVar("T")
 
@@ -137,69 +135,13 @@ def account_lock(db: Database, account: Account) -> Iterator[None]:
         os.close(fd)
 
 
-def is_sync_running(db: Database, account: Account) -> bool:
-    """True while some process holds this account's sync lock."""
-    try:
-        with account_lock(db, account):
-            return False
-    except SyncBusyError:
-        return True
-
-
-# --- sync runs ----------------------------------------------------------------------------------
-
-
-INTERRUPTED_REASON = "Interrupted: the sync process stopped before finishing (killed or shut down)"
-
-
-def _start_run(db: Database, shop_id: str, full: bool, trigger: str) -> tuple[int, int | None]:
-    with db.writer() as con:
-        # the caller holds this account's sync lock, so a run still marked running died unfinished
-        con.execute("UPDATE sync_runs SET state = 'failed', error = ? WHERE shop_id = ? AND state = 'running'",
-                    [INTERRUPTED_REASON, shop_id])
-        run_id = con.execute(
-            "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) VALUES (?, ?, ?, 'running', ?) "
-            "RETURNING id", [shop_id, utcnow(), full, trigger]).fetchone()[0]
-        row = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchone()
-    return run_id, (row[0] if row else None)
-
-
-def _wrap_up(db: Database, run_id: int, duration: float, error: str | None) -> None:
-    """The run's outcome, then the WAL folded into the file: one opening of the file for both."""
-    with db.session():
-        _finish_run(db, run_id, duration, error)
-        db.checkpoint()
-
-
-def _finish_run(db: Database, run_id: int, duration: float, error: str | None) -> None:
-    with db.writer() as con:
-        con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
-                    [utcnow(), duration, "failed" if error else "ok", error, run_id])
-
-
-def watermark(db: Database, shop_id: str) -> int | None:
-    """The account's update_time watermark (Unix seconds), or None before the first sync."""
-    with db.reader() as con:
-        row = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchone()
-    return row[0] if row else None
-
-
-def last_syncs(db: Database) -> dict[str, tuple]:
-    """shop_id -> (finished_at or started_at, state, error) of its latest run."""
-    with db.reader() as con:
-        rows = con.execute(
-            "SELECT shop_id, coalesce(finished_at, started_at), state, error FROM sync_runs "
-            "QUALIFY row_number() OVER (PARTITION BY shop_id ORDER BY started_at DESC, id DESC) = 1").fetchall()
-    return {r[0]: r[1:] for r in rows}
-
-
 # --- the sync -----------------------------------------------------------------------------------
 
 
 def _failure_reason(exc: BaseException) -> str:
-    if acc.authorization_refused(exc):
-        return acc.REAUTH_REASON
-    return acc.explain_error(exc)
+    if authorization_refused(exc):
+        return REAUTH_REASON
+    return explain_error(exc)
 
 
 def sync_account(db: Database, account: Account, *, full: bool = False,
@@ -230,7 +172,7 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
                  client_options: dict, result: Callable[..., SyncResult]) -> SyncResult:
     """The sync proper, under the account's lock: one run row, pages committed one by one."""
     started = time.monotonic()
-    run_id, mark = _start_run(db, account.shop_id, full, trigger)
+    run_id, mark = sync_runs.start(db, account.shop_id, full=full, trigger=trigger)
     filters: dict = {}
     if not full and mark is not None:
         filters["update_time_ge"] = max(0, int(mark) - overlap_s)
@@ -242,11 +184,12 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
                                      account.name, account.shop_id))
 
     try:
-        with acc.client_for(db, account, transport=transport, **client_options) as client:
+        # the session marks the account Invalid when TikTok refuses its authorization
+        with tiktok_session(db, account, transport=transport, **client_options) as client:
             pages_in_order = client.iter_return_pages(filters, page_size=page_size, sort_field="update_time",
                                                       sort_order="ASC")
-            with _FairShare(db) as share, closing(prefetch(pages_in_order, PREFETCH_PAGES, BATCH_PAGES,
-                                                            on_wait=share.release)) as fetched:
+            with db.hold() as share, closing(prefetch(pages_in_order, PREFETCH_PAGES, BATCH_PAGES,
+                                                      on_wait=share.release)) as fetched:
                 for batch in fetched:
                     share.before_write()
                     objects = [obj for page in batch for obj in page.return_orders]
@@ -259,52 +202,17 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
     except errors.TikTokError as exc:
         error = _failure_reason(exc)
         logger.warning("sync of %s failed: %s", account.name, exc)
-        if acc.authorization_refused(exc):
-            _safe(lambda: acc.mark_invalid(db, account.shop_id, error))
     except (StoreError, acc.AccountError, SecretKeyError) as exc:
         error = _failure_reason(exc)
         logger.warning("sync of %s failed: %s", account.name, error)
     except BaseException as exc:
         # a bug or an interrupt: record the run as failed, then let it surface
         error = f"Interrupted: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        _safe(lambda: _finish_run(db, run_id, time.monotonic() - started, error))
+        _safe(lambda: sync_runs.finish(db, run_id, time.monotonic() - started, error))
         raise
-    _safe(lambda: _wrap_up(db, run_id, time.monotonic() - started, error))
+    _safe(lambda: sync_runs.wrap_up(db, run_id, time.monotonic() - started, error))
     report(done=True)
     return result(pages, counts, error, run_id)
-
-
-class _FairShare:
-    """Holds the database file open across back-to-back page writes; lets it go for anyone waiting."""
-
-    def __init__(self, db: Database, sleep: Callable[[float], None] = time.sleep):
-        self._db, self._sleep = db, sleep
-        self._session: AbstractContextManager | None = None
-
-    @property
-    def holding(self) -> bool:
-        return self._session is not None
-
-    def before_write(self) -> None:
-        if self._db.others_waiting():
-            self.release()
-            self._sleep(YIELD_S)
-        if self._session is None:
-            session = self._db.session()
-            session.__enter__()
-            self._session = session
-
-    def release(self) -> None:
-        """Close the file (before waiting on the network, or for another process)."""
-        session, self._session = self._session, None
-        if session is not None:
-            session.__exit__(None, None, None)
-
-    def __enter__(self) -> _FairShare:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1,
@@ -376,13 +284,32 @@ def _safe(step: Callable[[], object]) -> None:
         logger.warning("sync bookkeeping failed: %s", exc)
 
 
+def accounts_to_sync(db: Database, names: Sequence[str] = ()) -> list[Account]:
+    """The accounts named (by name or shop id, each once), or every enabled account when none is named."""
+    if names:
+        return list({a.shop_id: a for a in (acc.get_account(db, name) for name in names)}.values())
+    return [a for a in acc.list_accounts(db) if a.enabled]
+
+
 def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, full: bool = False,
-                  on_progress: Callable[[SyncProgress], None] | None = None, trigger: str = "cli",
+                  on_progress: Callable[[SyncProgress], None] | None = None,
+                  on_start: Callable[[Account], None] | None = None,
+                  on_result: Callable[[SyncResult], None] | None = None, trigger: str = "cli",
                   transport: httpx.BaseTransport | None = None, **options) -> list[SyncResult]:
-    """Sync several accounts one after the other (default: every enabled account)."""
-    chosen = list(accounts) if accounts is not None else [a for a in acc.list_accounts(db) if a.enabled]
-    return [sync_account(db, a, full=full, on_progress=on_progress, trigger=trigger, transport=transport, **options)
-            for a in chosen]
+    """Sync several accounts one after the other (default: every enabled account).
+
+    `on_start` hears of each account before its sync, `on_result` of its result right after.
+    """
+    results = []
+    for account in accounts_to_sync(db) if accounts is None else accounts:
+        if on_start is not None:
+            on_start(account)
+        result = sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger,
+                              transport=transport, **options)
+        if on_result is not None:
+            on_result(result)
+        results.append(result)
+    return results
 
 
 class ReturnNotFoundError(LookupError):
@@ -392,13 +319,8 @@ class ReturnNotFoundError(LookupError):
 def sync_return(db: Database, account: Account, return_id: str, *,
                 transport: httpx.BaseTransport | None = None) -> PageCounts:
     """Re-read one return from TikTok and store it (the watermark does not move)."""
-    try:
-        with acc.client_for(db, account, transport=transport) as client:
-            page = client.search_returns({"return_ids": [return_id]}, page_size=10)
-    except errors.TikTokError as exc:
-        if acc.authorization_refused(exc):
-            acc.mark_invalid(db, account.shop_id, _failure_reason(exc))
-        raise
+    with tiktok_session(db, account, transport=transport) as client:
+        page = client.search_returns({"return_ids": [return_id]}, page_size=10)
     found = [o for o in page.return_orders if isinstance(o, dict) and str(o.get("return_id")) == return_id]
     if not found:
         raise ReturnNotFoundError(f"TikTok has no return {return_id} for {account.name}.")
@@ -408,11 +330,6 @@ def sync_return(db: Database, account: Account, return_id: str, *,
 def fetch_records(db: Database, account: Account, return_id: str, *,
                   transport: httpx.BaseTransport | None = None) -> int:
     """Fetch TikTok's event records of one return into return_records; returns how many."""
-    try:
-        with acc.client_for(db, account, transport=transport) as client:
-            records = client.get_return_records(return_id)
-    except errors.TikTokError as exc:
-        if acc.authorization_refused(exc):
-            acc.mark_invalid(db, account.shop_id, _failure_reason(exc))
-        raise
+    with tiktok_session(db, account, transport=transport) as client:
+        records = client.get_return_records(return_id)
     return store_records(db, account.shop_id, return_id, records, utcnow())

@@ -1,19 +1,19 @@
 """What managers do to a return: move its Status by hand, note, sign off, and act on TikTok.
 
-Every change is appended to `history` with who and when, in the same transaction as the change.
+The decisions are made here; the store writes them. Every change is appended to `history` with
+who and when, in the same transaction as the change.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import duckdb
-
 from returns_core import domain
+from returns_core.store import actions, history
 from returns_core.store.db import Database, utcnow
+from returns_core.store.return_writes import ReturnState, return_state, review_states, set_review, set_status
 from returns_core.tiktok import errors
 
 MAX_NOTE_LENGTH = 2000
@@ -24,18 +24,6 @@ class WorkflowError(ValueError):
     """A refused change, with a message for the user."""
 
 
-def append_history(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str, actor: str, kind: str, *,
-                   old: str | None = None, new: str | None = None, note: str | None = None,
-                   details: dict | None = None) -> None:
-    """One history row, inside the caller's transaction."""
-    con.execute(
-        "INSERT INTO history (shop_id, return_id, happened_at, actor, kind, old_value, new_value, note, details) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [shop_id, return_id, utcnow(), actor, kind, old, new, note,
-         json.dumps(details) if details is not None else None],
-    )
-
-
 def _actor(actor: str | None) -> str:
     name = (actor or "").strip()
     if not name:
@@ -43,29 +31,24 @@ def _actor(actor: str | None) -> str:
     return name[:200]
 
 
-def _current(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -> tuple:
-    row = con.execute(
-        "SELECT status, marketplace_status, return_type, next_action FROM returns WHERE shop_id = ? AND return_id = ?",
-        [shop_id, return_id],
-    ).fetchone()
-    if row is None:
+def _stored(state: ReturnState | None, return_id: str) -> ReturnState:
+    """The return's state, or the refusal to change a return the store does not hold."""
+    if state is None:
         raise WorkflowError(f"Return {return_id} is not in the store; sync the account first.")
-    return row
+    return state
 
 
 def change_status(db: Database, shop_id: str, return_id: str, target: str, actor: str, note: str | None = None) -> None:
     """Move Status by hand along the allowed steps; closing needs TikTok's status to agree."""
     who = _actor(actor)
     with db.writer() as con:
-        status, marketplace_status, _, _ = _current(con, shop_id, return_id)
-        problem = domain.manual_transition_error(status, target, marketplace_status)
+        current = _stored(return_state(con, shop_id, return_id), return_id)
+        problem = domain.manual_transition_error(current.status, target, current.marketplace_status)
         if problem:
             raise WorkflowError(problem)
-        con.execute(
-            "UPDATE returns SET status = ?, mismatch = ? WHERE shop_id = ? AND return_id = ?",
-            [target, domain.is_mismatch(target, marketplace_status), shop_id, return_id],
-        )
-        append_history(con, shop_id, return_id, who, "status", old=status, new=target, note=_clean_note(note))
+        set_status(con, shop_id, return_id, target, domain.is_mismatch(target, current.marketplace_status))
+        history.append(con, [history.entry(shop_id, return_id, who, "status", old=current.status, new=target,
+                                           note=_clean_note(note))])
 
 
 def _clean_note(note: str | None) -> str | None:
@@ -82,8 +65,8 @@ def add_note(db: Database, shop_id: str, return_id: str, actor: str, text: str) 
     if not note:
         raise WorkflowError("The note is empty.")
     with db.writer() as con:
-        _current(con, shop_id, return_id)
-        append_history(con, shop_id, return_id, who, "note", note=note)
+        _stored(return_state(con, shop_id, return_id), return_id)
+        history.append(con, [history.entry(shop_id, return_id, who, "note", note=note)])
 
 
 def sign_off(db: Database, keys: Iterable[tuple[str, str]], outcome: str, actor: str,
@@ -98,26 +81,18 @@ def sign_off(db: Database, keys: Iterable[tuple[str, str]], outcome: str, actor:
         raise WorkflowError("Select at least one return to sign off.")
     now = utcnow()
     with db.writer() as con:
-        found = con.execute(
-            "SELECT shop_id, return_id, status, review_outcome FROM returns WHERE (shop_id, return_id) IN "
-            f"(SELECT * FROM (VALUES {', '.join(['(?, ?)'] * len(keys))}))",
-            [part for key in keys for part in key],
-        ).fetchall()
+        found = review_states(con, keys)
         if len(found) != len(keys):
             raise WorkflowError("Some selected returns are no longer in the store; refresh and try again.")
-        not_accepted = [r[1] for r in found if r[2] != domain.ACCEPTED]
+        not_accepted = [r.return_id for r in found if r.status != domain.ACCEPTED]
         if not_accepted:
             raise WorkflowError(
                 f"Only Accepted returns can be signed off; {len(not_accepted)} selected are not "
                 f"(e.g. {not_accepted[0]})."
             )
-        for shop_id, return_id, _, previous in found:
-            con.execute(
-                "UPDATE returns SET review_outcome = ?, reviewed_by = ?, reviewed_at = ? "
-                "WHERE shop_id = ? AND return_id = ?",
-                [outcome, who, now, shop_id, return_id],
-            )
-            append_history(con, shop_id, return_id, who, "sign_off", old=previous, new=outcome, note=text)
+        set_review(con, keys, outcome, who, now)
+        history.append(con, [history.entry(r.shop_id, r.return_id, who, "sign_off", old=r.review_outcome, new=outcome,
+                                           note=text, at=now) for r in found])
     return len(found)
 
 
@@ -164,7 +139,7 @@ def plan_action(db: Database, shop_id: str, return_id: str, decision: str, *, re
                 buyer_keep_item: bool | None = None) -> ActionPlan:
     """Check a decision fits the return as we last saw it, and build what will be sent."""
     with db.reader() as con:
-        _, marketplace_status, return_type, next_action = _current(con, shop_id, return_id)
+        _, marketplace_status, return_type, next_action = _stored(return_state(con, shop_id, return_id), return_id)
     approve, reject = domain.seller_decisions(return_type, marketplace_status, next_action)
     if decision not in approve + reject:
         fits = ", ".join(approve + reject) or "none (TikTok is not waiting for the seller)"
@@ -210,9 +185,9 @@ def explain(exc: BaseException) -> str:
     """A failed action in words a manager can act on (one line, no secrets).
 
     Only what is particular to a decision sent to TikTok is said here; every other failure is
-    worded by accounts.explain_error, the one explainer for talking to TikTok.
+    worded by explain.explain_error, the one explainer for talking to TikTok.
     """
-    from returns_core.accounts import explain_error
+    from returns_core.explain import explain_error
 
     if isinstance(exc, errors.TikTokError) and exc.code in _BUSINESS_WORDS:
         return f"{_BUSINESS_WORDS[exc.code]} ({exc.code})"
@@ -226,33 +201,31 @@ def explain(exc: BaseException) -> str:
 
 def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
     """Send an approve/reject once per idempotency key, record it, then re-sync the return."""
-    from returns_core.accounts import AccountError, client_for
+    from returns_core.accounts import AccountError
     from returns_core.sync import ReturnNotFoundError, sync_return
+    from returns_core.tiktok_session import tiktok_session
 
     who = _actor(actor)
     if account.shop_id != plan.shop_id:
         raise WorkflowError(f"Return {plan.return_id} belongs to shop {plan.shop_id}, not to {account.name}.")
     key = plan.idempotency_key
     with db.writer() as con:
-        row = con.execute("SELECT state, result, request FROM actions WHERE idempotency_key = ?", [key]).fetchone()
-        if row and json.loads(row[2] or "null") != plan.request:
+        sent = actions.find(con, key)
+        if sent and sent.request != plan.request:
             # one key, one request: TikTok would answer the first one's result for a different decision
             raise WorkflowError("This confirmation was already used for a different request; review it again.")
-        if row and row[0] == "ok":
-            return ActionResult(True, row[1] or "Already sent.", _marketplace_status(db, plan), repeated=True)
-        if row is None:
+        if sent and sent.state == "ok":
+            return ActionResult(True, sent.result or "Already sent.", _marketplace_status(db, plan), repeated=True)
+        if sent is None:
             try:
-                con.execute(
-                    "INSERT INTO actions (idempotency_key, shop_id, return_id, action, decision, request, state, "
-                    "actor, created_at) VALUES (?, ?, ?, ?, ?, ?, 'sent', ?, ?)",
-                    [key, plan.shop_id, plan.return_id, plan.action, plan.decision, json.dumps(plan.request),
-                     who, utcnow()],
-                )
-            except duckdb.ConstraintException:
-                raise WorkflowError("This action is already being sent; wait for its result.") from None
+                actions.record_sent(con, key, shop_id=plan.shop_id, return_id=plan.return_id, action=plan.action,
+                                    decision=plan.decision, request=plan.request, actor=who, at=utcnow())
+            except actions.ActionInFlightError as exc:
+                raise WorkflowError(str(exc)) from None
     try:
-        # a resend after a failure reuses the key, so TikTok acts at most once
-        with client_for(db, account, transport=transport) as client:
+        # a resend after a failure reuses the key, so TikTok acts at most once; a refused
+        # authorization marks the account Invalid, as a sync would
+        with tiktok_session(db, account, transport=transport) as client:
             if plan.action == "approve":
                 client.approve_return(plan.return_id, plan.decision, idempotency_key=key,
                                       buyer_keep_item=plan.buyer_keep_item, partial_refund=plan.partial_refund)
@@ -279,17 +252,15 @@ def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transpor
 
 
 def _marketplace_status(db: Database, plan: ActionPlan) -> str | None:
+    """TikTok's status of the return as last synced."""
     with db.reader() as con:
-        row = con.execute("SELECT marketplace_status FROM returns WHERE shop_id = ? AND return_id = ?",
-                          [plan.shop_id, plan.return_id]).fetchone()
-    return row[0] if row else None
+        state = return_state(con, plan.shop_id, plan.return_id)
+    return state.marketplace_status if state else None
 
 
 def _finish_action(db: Database, plan: ActionPlan, actor: str, state: str, message: str) -> None:
+    """Record TikTok's answer to a decision, and the decision in the return's history."""
     with db.writer() as con:
-        con.execute(
-            "UPDATE actions SET state = ?, result = ?, finished_at = ? WHERE idempotency_key = ?",
-            [state, message, utcnow(), plan.idempotency_key],
-        )
-        append_history(con, plan.shop_id, plan.return_id, actor, "action", new=f"{plan.decision}: {state}",
-                       note=message, details=plan.request)
+        actions.finish(con, plan.idempotency_key, state, message, utcnow())
+        history.append(con, [history.entry(plan.shop_id, plan.return_id, actor, "action",
+                                           new=f"{plan.decision}: {state}", note=message, details=plan.request)])

@@ -81,7 +81,7 @@ def sandbox_server(sandbox):
 @pytest.fixture
 def sandbox_accounts(db, sandbox, sandbox_server):
     """Every sandbox shop connected in `db` (named "Sandbox - <shop name>"), talking real HTTP."""
-    from returns_core.accounts import add_accounts_with_tokens
+    from returns_core.connect import add_accounts_with_tokens
     from returns_core.tiktok.client import TokenSet
     from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 

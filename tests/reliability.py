@@ -20,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from returns_core.accounts import Account, add_accounts_with_tokens
+from returns_core.accounts import Account
+from returns_core.connect import add_accounts_with_tokens
 from returns_core.ingest import canonical_json
 from returns_core.store import schema
 from returns_core.store.db import Database
@@ -142,12 +143,6 @@ def truth_payloads(sandbox, shop_id: str) -> dict[str, str]:
 
 def update_times(payloads: dict[str, str]) -> dict[str, int]:
     return {rid: int(json.loads(p)["update_time"]) for rid, p in payloads.items()}
-
-
-def watermark_of(db: Database, shop_id: str) -> int | None:
-    with db.reader() as con:
-        row = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchone()
-    return row[0] if row else None
 
 
 def history_kinds(db: Database) -> Counter:

@@ -9,9 +9,13 @@ import httpx
 import pytest
 
 from returns_core import accounts as acc
+from returns_core import connect as conn
+from returns_core import demo as demo_shop
 from returns_core.accounts import Account, AccountError, AccountNotFoundError
+from returns_core.explain import REAUTH_REASON, FailureKind
 from returns_core.tiktok import errors
 from returns_core.tiktok.client import TokenSet
+from returns_core.tiktok_session import save_tokens, tiktok_session
 
 API = "https://api.example.test"
 AUTH = "https://auth.example.test"
@@ -49,8 +53,8 @@ def fake_tiktok(shops: list[dict], *, refuse: bool = False) -> httpx.MockTranspo
 
 
 def connect(db, name="Main", shops=SHOPS, **kw) -> list[Account]:
-    return acc.add_accounts_with_tokens(db, name, "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
-                                        transport=fake_tiktok(shops), **kw)
+    return conn.add_accounts_with_tokens(db, name, "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                         transport=fake_tiktok(shops), **kw)
 
 
 def test_one_shop_takes_the_name_as_given(db):
@@ -90,8 +94,8 @@ def test_reconnecting_the_same_name_updates_tokens_and_clears_invalid(db):
     [account] = connect(db, "Main", SHOPS[:1])
     acc.mark_invalid(db, account.shop_id, "revoked")
     assert acc.get_account(db, "Main").status == "Invalid"
-    [again] = acc.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, "TTP_new_access", "TTP_new_refresh",
-                                           api_base=API, auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
+    [again] = conn.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, "TTP_new_access", "TTP_new_refresh",
+                                            api_base=API, auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
     assert again.status == "Active" and again.auth_error is None
     assert again.created_at == account.created_at
     with db.reader() as con:
@@ -100,18 +104,18 @@ def test_reconnecting_the_same_name_updates_tokens_and_clears_invalid(db):
 
 
 def test_auth_code_is_exchanged_and_expiry_is_kept(db):
-    [account] = acc.add_accounts_with_auth_code(db, "Main", "appkey1", SECRET, "GOOD", api_base=API,
-                                                auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
+    [account] = conn.add_accounts_with_auth_code(db, "Main", "appkey1", SECRET, "GOOD", api_base=API,
+                                                 auth_base=AUTH, transport=fake_tiktok(SHOPS[:1]))
     assert account.access_token_expires_at == datetime(2033, 5, 18, 3, 33, 20)
     with pytest.raises(errors.AuthCodeInvalidError):
-        acc.add_accounts_with_auth_code(db, "Other", "appkey1", SECRET, "USED", api_base=API, auth_base=AUTH,
-                                        transport=fake_tiktok(SHOPS[1:]))
+        conn.add_accounts_with_auth_code(db, "Other", "appkey1", SECRET, "USED", api_base=API, auth_base=AUTH,
+                                         transport=fake_tiktok(SHOPS[1:]))
 
 
 def test_refused_credentials_add_nothing(db):
     with pytest.raises(errors.AuthError):
-        acc.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
-                                     transport=fake_tiktok(SHOPS, refuse=True))
+        conn.add_accounts_with_tokens(db, "Main", "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                      transport=fake_tiktok(SHOPS, refuse=True))
     assert acc.list_accounts(db) == []
 
 
@@ -122,9 +126,9 @@ def test_secrets_are_encrypted_at_rest_and_never_on_the_account(db):
     for secret in (ACCESS, REFRESH, SECRET):
         assert secret.encode() not in raw
         assert secret not in repr(account) and secret not in repr(acc.list_accounts(db))
-    client = acc.client_for(db, account, transport=fake_tiktok(SHOPS[:1]))
-    assert SECRET not in repr(client) and ACCESS not in repr(client)
-    assert client.get_authorized_shops()[0]["id"] == "7001"
+    with tiktok_session(db, account, transport=fake_tiktok(SHOPS[:1])) as client:
+        assert SECRET not in repr(client) and ACCESS not in repr(client)
+        assert client.get_authorized_shops()[0]["id"] == "7001"
 
 
 def test_get_account_by_name_or_shop_id_and_unknown_is_one_line(db):
@@ -163,8 +167,8 @@ def test_status_words():
 
 def test_save_tokens_persists_rotated_tokens_encrypted(db):
     [account] = connect(db, "Main", SHOPS[:1])
-    acc.save_tokens(db, account.shop_id, TokenSet("TTP_rotated_access", "TTP_rotated_refresh", 2_000_000_000,
-                                                  2_100_000_000))
+    save_tokens(db, account.shop_id, TokenSet("TTP_rotated_access", "TTP_rotated_refresh", 2_000_000_000,
+                                              2_100_000_000))
     with db.reader() as con:
         enc = con.execute("SELECT refresh_token_enc FROM accounts").fetchone()[0]
     assert "TTP_rotated_refresh" not in enc and db.box.decrypt(enc) == "TTP_rotated_refresh"
@@ -173,25 +177,94 @@ def test_save_tokens_persists_rotated_tokens_encrypted(db):
 
 def test_test_connection_marks_refused_accounts_invalid(db):
     [account] = connect(db, "Main", SHOPS[:1])
-    result = acc.test_connection(db, account, transport=fake_tiktok(SHOPS, refuse=True))
-    assert result.startswith("Failed: Authorization was revoked or expired")
+    result = conn.test_connection(db, account, transport=fake_tiktok(SHOPS, refuse=True))
+    assert not result.ok and result.kind is FailureKind.AUTHORIZATION
+    assert result.message.startswith("Authorization was revoked or expired")
+    assert result.summary.startswith("Failed: Authorization was revoked or expired")
     assert acc.get_account(db, "Main").status == "Invalid"
-    assert acc.test_connection(db, account, transport=fake_tiktok(SHOPS)).startswith("OK")
+    fine = conn.test_connection(db, account, transport=fake_tiktok(SHOPS))
+    assert fine.ok and fine.kind is None and fine.summary.startswith("OK: TikTok accepts the token")
     assert acc.get_account(db, "Main").status == "Active"
-    assert acc.test_connection(db, account, transport=fake_tiktok(SHOPS[1:])).startswith("Failed: The token no")
+    gone = conn.test_connection(db, account, transport=fake_tiktok(SHOPS[1:]))
+    assert not gone.ok and gone.kind is FailureKind.AUTHORIZATION and gone.message.startswith("The token no")
+    assert acc.get_account(db, "Main").status == "Invalid"
+
+
+def refusing(message: str = "Invalid access token") -> httpx.MockTransport:
+    """TikTok refusing every call with 36009004 (a revoked token, or a bad request time)."""
+    return httpx.MockTransport(lambda request: httpx.Response(
+        401, json={"code": errors.COMMON_PARAM_INVALID, "message": message, "request_id": "r1", "data": None}))
+
+
+def test_a_session_that_tiktok_refuses_marks_the_account_invalid_and_re_raises(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    with pytest.raises(errors.AuthError), tiktok_session(db, account, transport=refusing()) as client:
+        client.get_authorized_shops()
+    after = acc.get_account(db, "Main")
+    assert after.status == "Invalid" and after.auth_error == REAUTH_REASON
+
+
+def test_a_refused_request_time_is_not_a_refused_authorization(db):
+    [account] = connect(db, "Main", SHOPS[:1])
+    with pytest.raises(errors.AuthError), tiktok_session(db, account, transport=refusing("Invalid timestamp")) as c:
+        c.get_authorized_shops()
+    assert acc.get_account(db, "Main").status == "Active"
+    check = conn.test_connection(db, account, transport=refusing("Invalid timestamp"))
+    assert not check.ok and check.kind is FailureKind.CLOCK
+    assert acc.get_account(db, "Main").status == "Active"
+
+
+def test_a_decision_tiktok_refuses_for_authorization_marks_the_account_invalid(db):
+    from returns_core.workflow import ActionPlan, send_action
+
+    [account] = connect(db, "Main", SHOPS[:1])
+    plan = ActionPlan(account.shop_id, "R1", "approve", "APPROVE_REFUND")
+    result = send_action(db, account, plan, "Mia", transport=refusing())
+    assert not result.ok and "reconnect the shop" in result.message
+    assert acc.get_account(db, "Main").status == "Invalid"
+
+
+def test_failures_carry_their_kind_and_the_same_words():
+    from returns_core.explain import Failure, explain, explain_error
+    from returns_core.secretbox import SecretKeyError
+    from returns_core.store.db import StoreBusyError
+
+    cases = {
+        errors.AuthError("Invalid access token", code=errors.COMMON_PARAM_INVALID): FailureKind.AUTHORIZATION,
+        errors.AuthError("Invalid timestamp", code=errors.COMMON_PARAM_INVALID): FailureKind.CLOCK,
+        errors.RateLimitedError("slow down", code=errors.TOO_MANY_REQUESTS): FailureKind.RATE_LIMITED,
+        errors.ServerError("oops", code=errors.INTERNAL_ERROR): FailureKind.TIKTOK_DOWN,
+        errors.TransportError("timed out"): FailureKind.NETWORK,
+        errors.MalformedResponseError("not JSON"): FailureKind.TIKTOK_ERROR,
+        errors.BusinessError("no", code=errors.DECISION_NOT_FIT): FailureKind.TIKTOK_ERROR,
+        StoreBusyError("The database is busy"): FailureKind.BUSY,
+        SecretKeyError("wrong key"): FailureKind.SECRET_KEY,
+        AccountNotFoundError("No account named 'x'"): FailureKind.ACCOUNT,
+        RuntimeError("first line\nsecond line"): FailureKind.UNEXPECTED,
+    }
+    for exc, kind in cases.items():
+        failure = explain(exc)
+        assert failure == Failure(kind, explain_error(exc)) and "\n" not in failure.message, exc
+    assert explain(errors.AuthError("x", code=errors.SIGN_INVALID)).message.startswith(REAUTH_REASON)
+
+
+def test_the_authorization_link_needs_no_client():
+    assert conn.authorize_url("7123", "st ate") == (
+        "https://services.tiktokshop.com/open/authorize?service_id=7123&state=st+ate")
+    assert conn.authorize_url("7123", "s", us=True).startswith("https://services.us.tiktokshop.com/open/authorize?")
 
 
 def test_empty_name_and_missing_secret_are_refused(db):
     with pytest.raises(AccountError, match="name"):
         connect(db, "  ", SHOPS[:1])
     with pytest.raises(AccountError, match="app secret"):
-        acc.add_accounts_with_tokens(db, "x", "k", "", ACCESS, REFRESH, api_base=API, auth_base=AUTH,
-                                     transport=fake_tiktok(SHOPS))
+        conn.add_accounts_with_tokens(db, "x", "k", "", ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                      transport=fake_tiktok(SHOPS))
 
 
 def test_no_error_message_carries_a_secret(db):
     [account] = connect(db, "Main", SHOPS[:1])
-    acc.mark_invalid(db, account.shop_id, acc.REAUTH_REASON)
+    acc.mark_invalid(db, account.shop_id, REAUTH_REASON)
     text = json.dumps([str(a) for a in acc.list_accounts(db)])
     assert ACCESS not in text and REFRESH not in text and SECRET not in text
 
@@ -205,32 +278,32 @@ def small_demo(db, monkeypatch):
     from returns_core.tiktok.sandbox import Sandbox
 
     monkeypatch.setenv("RETURNS_DEMO", "1")
-    return acc.demo_sandbox(db.path, factory=lambda **kw: Sandbox(**{**kw, "returns": 120}))
+    return demo_shop.demo_sandbox(db.path, factory=lambda **kw: Sandbox(**{**kw, "returns": 120}))
 
 
 def test_demo_shop_is_created_once_in_an_empty_store_and_syncs_in_process(db, small_demo):
     from returns_core.sync import sync_account
 
-    demo = acc.ensure_demo_account(db)
+    demo = demo_shop.ensure_demo_account(db)
     assert demo is not None
     assert (demo.name, demo.is_sandbox, demo.api_base, demo.status) == (
         "Demo Shop (sandbox)", True, "sandbox://demo", "Active")
-    assert acc.ensure_demo_account(db) is None  # never a second one
-    assert acc.demo_sandbox(db.path) is small_demo
-    assert acc.demo_state_path(db.path).exists()
-    assert acc.demo_state_path(db.path).name == "returns.sandbox.json"
+    assert demo_shop.ensure_demo_account(db) is None  # never a second one
+    assert demo_shop.demo_sandbox(db.path) is small_demo
+    assert demo_shop.demo_state_path(db.path).exists()
+    assert demo_shop.demo_state_path(db.path).name == "returns.sandbox.json"
 
     result = sync_account(db, demo)
     assert result.ok and result.new == len(small_demo.returns_for(demo.shop_id))
-    assert acc.test_connection(db, demo).startswith("OK")
+    assert conn.test_connection(db, demo).ok
 
 
 def test_demo_shop_is_not_created_when_disabled_or_accounts_exist(db, monkeypatch):
     monkeypatch.setenv("RETURNS_DEMO", "0")
-    assert acc.ensure_demo_account(db) is None
+    assert demo_shop.ensure_demo_account(db) is None
     monkeypatch.setenv("RETURNS_DEMO", "1")
     connect(db, "Main", SHOPS[:1])
-    assert acc.ensure_demo_account(db) is None
+    assert demo_shop.ensure_demo_account(db) is None
     assert [a.name for a in acc.list_accounts(db)] == ["Main"]
 
 
@@ -238,12 +311,36 @@ def test_demo_setting_off_disables_the_demo(db, monkeypatch):
     monkeypatch.setenv("RETURNS_DEMO", "1")
     with db.writer() as con:
         con.execute("INSERT INTO settings VALUES ('demo_enabled', 'off', now())")
-    assert acc.ensure_demo_account(db) is None
+    assert demo_shop.ensure_demo_account(db) is None
 
 
 def test_a_demo_shop_that_went_invalid_is_reconnected(db, small_demo):
-    demo = acc.ensure_demo_account(db)
-    acc.mark_invalid(db, demo.shop_id, acc.REAUTH_REASON)
-    healed = acc.ensure_demo_account(db)
+    demo = demo_shop.ensure_demo_account(db)
+    acc.mark_invalid(db, demo.shop_id, REAUTH_REASON)
+    healed = demo_shop.ensure_demo_account(db)
     assert healed is not None and healed.shop_id == demo.shop_id and healed.status == "Active"
-    assert acc.test_connection(db, healed).startswith("OK")
+    assert conn.test_connection(db, healed).ok
+
+
+# --- the Accounts page ------------------------------------------------------------------------------
+
+
+def test_the_accounts_page_tests_a_connection_and_shows_a_refusal_as_a_failure(app_db, monkeypatch):
+    from returns_core.tiktok.sandbox import Sandbox
+    from tests.test_app_pages import open_app
+
+    monkeypatch.setenv("RETURNS_DEMO", "1")
+    sandbox = demo_shop.demo_sandbox(app_db.path, factory=lambda **kw: Sandbox(**{**kw, "returns": 60}))
+    demo = demo_shop.ensure_demo_account(app_db)
+    at = open_app("app_pages/accounts.py")
+    at.button(key="accounts_test").click().run()
+    assert [s.value for s in at.success][0].startswith("OK: TikTok accepts the token")
+
+    with tiktok_session(app_db, demo) as client:
+        tokens = (client._access_token, client._refresh_token)
+    for token in tokens:
+        sandbox.revoke(token)
+    at.button(key="accounts_test").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error][0].startswith(f"Failed: {REAUTH_REASON}")
+    assert at.dataframe[0].value.set_index("Name").loc[demo.name, "Status"] == "Invalid"

@@ -15,10 +15,12 @@ from decimal import Decimal
 import pytest
 from cryptography.fernet import Fernet
 
-from returns_core import analytics, queries, reason_groups
-from returns_core.analytics import Measure
-from returns_core.queries import ReturnFilters
+from returns_core import reason_groups
+from returns_core.filters import ReturnFilters, grid_query, week_filters
+from returns_core.store import analytics
+from returns_core.store.analytics import Measure
 from returns_core.store.db import Database
+from returns_core.store.returns import count_returns
 from returns_core.store.schema import FILL_LINES_SQL
 
 A, B = "7001", "7002"
@@ -268,8 +270,8 @@ def test_weekly_trend_of_refund_money(store):
 
 def test_week_filters_stay_inside_the_date_range():
     f = ReturnFilters(created_from=date(2026, 11, 4))
-    assert analytics.week_filters(f, date(2026, 11, 2)) == f.with_(created_to=date(2026, 11, 8))
-    u = analytics.week_filters(ALL, date(2026, 11, 9), "updated")
+    assert week_filters(f, date(2026, 11, 2)) == f.with_(created_to=date(2026, 11, 8))
+    u = week_filters(ALL, date(2026, 11, 9), "updated")
     assert (u.updated_from, u.updated_to) == (date(2026, 11, 9), date(2026, 11, 15))
 
 
@@ -319,32 +321,32 @@ def test_reason_breakdown_of_one_sku(store):
 def test_every_chart_value_is_the_count_of_the_grid_rows_it_opens(store):
     for row in analytics.reason_frequency(store, ALL).itertuples():
         if row.Reason != analytics.NO_REASON:
-            assert queries.count_returns(store, ALL.with_(reasons=(row.Reason,))) == row.Returns
+            assert count_returns(store, ALL.with_(reasons=(row.Reason,))) == row.Returns
     for row in analytics.group_frequency(store, ALL).itertuples():
         if row.Group != "Other":  # Other also holds R10, which has no reason text to filter on
-            assert queries.count_returns(store, ALL.with_(reasons=tuple(row.Reasons))) == row.Returns
+            assert count_returns(store, ALL.with_(reasons=tuple(row.Reasons))) == row.Returns
     for row in analytics.top_skus(store, ALL).itertuples():
-        assert queries.count_returns(store, ALL.with_(skus=(row.SKU,))) == row.Returns
+        assert count_returns(store, ALL.with_(skus=(row.SKU,))) == row.Returns
     for row in analytics.reason_sku_matrix(store, ALL).itertuples():
-        assert queries.count_returns(store, ALL.with_(skus=(row.SKU,), reasons=(row.Reason,))) == row.Returns
+        assert count_returns(store, ALL.with_(skus=(row.SKU,), reasons=(row.Reason,))) == row.Returns
     for row in analytics.weekly_trend(store, ALL, by="reason").itertuples():
         if row.Reason != analytics.NO_REASON:
-            week = analytics.week_filters(ALL, row.Week).with_(reasons=(row.Reason,))
-            assert queries.count_returns(store, week) == row.Returns
+            week = week_filters(ALL, row.Week).with_(reasons=(row.Reason,))
+            assert count_returns(store, week) == row.Returns
 
 
 def test_grid_query_uses_the_grids_url_keys():
     f = ReturnFilters(shop_ids=(A,), types=("Refund",), statuses=("Refund", "Accepted"), reasons=(DEF[1],),
                       skus=(BLND,), created_from=date(2026, 11, 2), created_to=date(2026, 11, 8))
-    assert analytics.grid_query(f) == {
+    assert grid_query(f) == {
         "type": ["Refund"], "status": ["Refund", "Accepted"], "reason": [DEF[1]], "sku": BLND,
         "created": ["2026-11-02", "2026-11-08"]}
 
 
 def test_grid_query_refuses_what_the_grid_url_cannot_say():
-    assert analytics.grid_query(ReturnFilters(updated_from=date(2026, 11, 2))) is None
-    assert analytics.grid_query(ReturnFilters(shop_ids=(A, B))) is None  # the Account View holds one or all
-    assert analytics.grid_query(ReturnFilters(skus=tuple(f"S{i}" for i in range(60)))) is None
+    assert grid_query(ReturnFilters(updated_from=date(2026, 11, 2))) is None
+    assert grid_query(ReturnFilters(shop_ids=(A, B))) is None  # the Account View holds one or all
+    assert grid_query(ReturnFilters(skus=tuple(f"S{i}" for i in range(60)))) is None
 
 
 # --- spikes -----------------------------------------------------------------------------------
@@ -432,7 +434,7 @@ def test_spike_rows_are_exactly_the_grid_rows_of_the_window(spiky):
     report = analytics.spikes(spiky, ALL)
     for row in report.rows.itertuples():
         narrowed = report.window_filters(ALL, row.Account, sku=row.SKU, reason=row.Reason)
-        assert queries.count_returns(spiky, narrowed) == row.Recent, row
+        assert count_returns(spiky, narrowed) == row.Recent, row
 
 
 def test_near_misses_are_not_spikes(spiky):
@@ -482,7 +484,8 @@ def test_no_returns_no_spikes(db):
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
     """The embedded demo shop's world (seed 7, one shop, 2,000 returns), synced once into a store."""
-    from returns_core.accounts import DEMO_RETURNS, DEMO_SEED, add_accounts_with_tokens
+    from returns_core.connect import add_accounts_with_tokens
+    from returns_core.demo import DEMO_RETURNS, DEMO_SEED
     from returns_core.sync import sync_accounts
     from returns_core.tiktok.client import TokenSet
     from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
@@ -510,7 +513,7 @@ def test_the_sandbox_planted_spike_is_flagged(demo_store):
     assert pairs[0] == (shop, planted.PLANTED_SPIKE_SKU, planted.PLANTED_SPIKE_REASON_TEXT)
     row = report.spikes[report.spikes["Level"] == "SKU × Reason"].iloc[0]
     narrowed = report.window_filters(ALL, shop, sku=row["SKU"], reason=row["Reason"])
-    assert queries.count_returns(db, narrowed) == row["Recent"]
+    assert count_returns(db, narrowed) == row["Recent"]
 
 
 @pytest.mark.slow

@@ -11,8 +11,10 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from returns_core import domain, jobs, queries
-from returns_core.store.db import Database
+from returns_core import domain, jobs
+from returns_core import filters as return_filters
+from returns_core.store import returns
+from returns_core.store.db import Database, utcnow
 from tests import ui_fixtures as ui
 from tests.conftest import wait_until
 from tests.ui_fixtures import ALPHA, ALPHA_NAME, BETA
@@ -158,6 +160,21 @@ def test_deadline_column_flags_due_soon_and_overdue(seeded):
     assert frame.loc["R2", "Deadline"] == ""
 
 
+def close_past_its_deadline(db: Database, return_id: str = "R5") -> None:
+    """R5 is Rejected: give it the passed Due By a closed case may keep from its last wait."""
+    with db.writer() as con:
+        con.execute("UPDATE returns SET due_by = ? WHERE return_id = ?", [utcnow() - timedelta(hours=3), return_id])
+
+
+def test_a_closed_return_past_its_deadline_is_not_overdue_in_the_sidebar_or_the_grid(seeded):
+    close_past_its_deadline(seeded)
+    at = open_app()
+    assert metric(at, "Overdue") == "1"  # R4 only
+    assert grid(at).set_index("Marketplace Return ID").loc["R5", "Deadline"] == ""
+    at.toggle(key="overdue").set_value(True).run()
+    assert return_ids(at) == ["R4"]  # the sidebar's "Show them" and the toggle list what the count says
+
+
 @pytest.mark.parametrize(("term", "expected"), [
     ("R3", ["R3"]),  # return ID
     ("OR5", ["R5"]),  # order ID
@@ -183,7 +200,7 @@ def test_created_date_range_filter(seeded):
 
 
 def test_a_link_with_filters_reproduces_the_view(seeded):
-    query = queries.filters_to_query(queries.ReturnFilters(types=(domain.REFUND,), search="SKU-BLUE"))
+    query = return_filters.filters_to_query(return_filters.ReturnFilters(types=(domain.REFUND,), search="SKU-BLUE"))
     at = open_app(**query)
     assert return_ids(at) == ["R5"]
     assert at.multiselect(key="type").value == [domain.REFUND]
@@ -203,7 +220,7 @@ def test_account_view_limits_every_number_to_that_shop(seeded):
 def test_bad_filter_input_shows_one_error_and_changes_nothing(seeded):
     at = open_app()
     at.multiselect(key="type").set_value([domain.REFUND]).run()
-    at.text_input(key="sku").input(" ".join(f"S{i}" for i in range(queries.MAX_SKUS + 1))).run()
+    at.text_input(key="sku").input(" ".join(f"S{i}" for i in range(return_filters.MAX_SKUS + 1))).run()
     assert len(at.error) == 1
     assert "Too many SKUs" in at.error[0].value
     assert sorted(return_ids(at)) == ["R1", "R5", "R6", "R8"]
@@ -265,16 +282,16 @@ def test_export_buttons_offer_csv_excel_and_parquet(seeded):
 
 
 def test_export_writes_exactly_the_filtered_rows(seeded, tmp_path):
-    filters = queries.filters_from_query({"type": [domain.REFUND], "q": "SKU-BLUE"})
+    filters = return_filters.filters_from_query({"type": [domain.REFUND], "q": "SKU-BLUE"})
     for suffix in (".csv", ".xlsx", ".parquet"):
-        assert queries.export_returns(seeded, filters, tmp_path / f"out{suffix}") == 1
+        assert returns.export_returns(seeded, filters, tmp_path / f"out{suffix}") == 1
 
 
 def test_filters_survive_a_round_trip_through_the_url():
-    filters = queries.ReturnFilters(types=(domain.REFUND, domain.RETURN), statuses=(domain.ACCEPTED,),
+    filters = return_filters.ReturnFilters(types=(domain.REFUND, domain.RETURN), statuses=(domain.ACCEPTED,),
                                     reasons=("Wrong size",), skus=("A", "B"), due_soon=True, flagged=True,
                                     created_from=date(2026, 1, 1), created_to=date(2026, 2, 1), search="x y")
-    assert queries.filters_from_query(queries.filters_to_query(filters)) == filters
+    assert return_filters.filters_from_query(return_filters.filters_to_query(filters)) == filters
 
 
 # --- sidebar --------------------------------------------------------------------------------
@@ -338,6 +355,14 @@ def test_deep_link_opens_that_return(seeded):
     assert at.get("json"), "the raw payload is shown"
 
 
+def test_detail_shows_a_deadline_only_on_an_open_return(seeded):
+    close_past_its_deadline(seeded)
+    due = next(m for m in open_app("app_pages/detail.py", id="R5").metric if m.label == "Due By")
+    assert due.value != "None" and not due.proto.delta  # Rejected: its old Due By, but no "Overdue"
+    due = next(m for m in open_app("app_pages/detail.py", id="R4").metric if m.label == "Due By")
+    assert due.proto.delta == "Overdue"
+
+
 def test_deep_link_without_shop_finds_the_return(seeded):
     at = open_app("app_pages/detail.py", id="R7")
     assert at.title[0].value == "Return R7"
@@ -376,7 +401,7 @@ def test_refunds_totals_by_currency_requested_accepted_completed(seeded):
 
 def test_refunds_share_the_grid_filters(seeded):
     at = open_app("app_pages/refunds.py")
-    assert at.multiselect(key="type").options == list(queries.REFUND_TYPES)
+    assert at.multiselect(key="type").options == list(return_filters.REFUND_TYPES)
     at.multiselect(key="type").set_value([domain.REFUND]).run()
     assert metric(at, "Requested (USD)") == "11.00"  # R1 10 + R8 1
     assert sorted(return_ids(at, "refunds_grid")) == ["R1", "R5", "R6", "R8"]
@@ -554,7 +579,7 @@ def test_a_fresh_store_gets_the_sandbox_demo_shop_and_sync_fills_the_grid(demo_o
     assert metric(at, "All") == "0"
     at.sidebar.button(key="sidebar_sync").click().run()
     run_until(at, lambda a: "synced" in sidebar_text(a), timeout=120)
-    total = queries.count_returns(demo_on, queries.ReturnFilters())
+    total = returns.count_returns(demo_on, return_filters.ReturnFilters())
     assert total > 100
     assert metric(at, "All") == f"{total:,}"
     assert len(return_ids(at)) == 50
@@ -577,11 +602,12 @@ def test_returns_demo_0_means_no_demo_shop(app_db):
 
 
 def test_detail_fetches_tiktok_records_on_demand_and_re_syncs_the_return(demo_on):
-    from returns_core import accounts, sync
+    from returns_core import demo as demo_shop
+    from returns_core import sync
 
-    demo = accounts.ensure_demo_account(demo_on)
+    demo = demo_shop.ensure_demo_account(demo_on)
     assert sync.sync_account(demo_on, demo, trigger="test").error is None
-    first = queries.grid_page(demo_on, queries.ReturnFilters(), limit=1).iloc[0]
+    first = returns.grid_page(demo_on, return_filters.ReturnFilters(), limit=1).iloc[0]
     at = open_app("app_pages/detail.py", id=first["Marketplace Return ID"], shop=first["Account ID"])
     assert "Not fetched yet" in texts(at)
     at.button(key="detail_fetch_records").click().run()
@@ -599,7 +625,7 @@ def test_a_database_held_too_long_by_another_process_is_one_readable_line(seeded
         raise StoreBusyError("The database app.duckdb is busy: another process (a sync?) has held it for over 30 s. "
                              "Try again in a moment.")
 
-    monkeypatch.setattr(queries, "count_returns", busy)
+    monkeypatch.setattr(returns, "count_returns", busy)
     at = open_app()
     assert not at.exception
     assert any("is busy" in e.value for e in at.error)
@@ -620,6 +646,20 @@ def test_actions_column_offers_a_decision_only_while_tiktok_waits_for_the_seller
     frame = grid(open_app()).set_index("Marketplace Return ID")
     assert list(frame.loc["R1", "Actions"]) == [OPEN, DECIDE]  # pending refund with a seller deadline
     assert list(frame.loc["R3", "Actions"]) == [OPEN]  # refunded: nothing to decide
+
+
+def test_actions_column_offers_a_decision_exactly_where_the_decision_panel_has_one(seeded):
+    from app_pages._filters import DECIDE
+
+    frame = grid(open_app())
+    for rid, shop, actions in zip(frame["Marketplace Return ID"], frame["Account ID"], frame["Actions"], strict=True):
+        stored = returns.find_return(seeded, rid, shop)
+        approve, reject = domain.seller_decisions(stored["return_type"], stored["marketplace_status"],
+                                                  stored["next_action"])
+        assert (DECIDE in list(actions)) == bool(approve or reject), rid
+    by_id = frame.set_index("Marketplace Return ID")
+    # R2 (Accepted) and R4 (awaiting the buyer's parcel) have a Due By, but TikTok waits for no decision
+    assert DECIDE not in list(by_id.loc["R2", "Actions"]) and DECIDE not in list(by_id.loc["R4", "Actions"])
 
 
 def test_actions_column_opens_the_decision_panel_or_the_detail_page(seeded):

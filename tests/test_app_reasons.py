@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from returns_core import queries
-from returns_core.queries import ReturnFilters
+from returns_core.filters import ReturnFilters
 from returns_core.store.db import utcnow
+from returns_core.store.returns import count_returns
 from tests import ui_fixtures as ui
 from tests.test_analytics import BLND, DEF, MUG, SIZE, insert, spiky_rows
 from tests.test_app_pages import metric, open_app, texts
@@ -50,7 +50,7 @@ def store(app_db):  # noqa: F811 - the fixture imported from test_app_pages
 def test_page_renders_for_all_accounts_with_kpis_and_the_planted_spike(store):
     at = open_app(PAGE)
     assert at.title[0].value == "Reason Analytics"
-    assert metric(at, "Returns") == f"{queries.count_returns(store, last_30_days()):,}"
+    assert metric(at, "Returns") == f"{count_returns(store, last_30_days()):,}"
     assert "1 spike(s)" in texts(at)
     assert f"{BLND} × {DEF[1]}" in texts(at)
     assert len(at.get("plotly_chart")) >= 6
@@ -91,7 +91,8 @@ def test_drill_down_keeps_the_account_in_view(store):
 
 @pytest.mark.slow
 def test_the_demo_shops_planted_spike_is_on_the_page(app_db):  # noqa: F811 - imported fixture
-    from returns_core.accounts import DEMO_RETURNS, DEMO_SEED, add_accounts_with_tokens
+    from returns_core.connect import add_accounts_with_tokens
+    from returns_core.demo import DEMO_RETURNS, DEMO_SEED
     from returns_core.sync import sync_accounts
     from returns_core.tiktok import sandbox as planted
     from returns_core.tiktok.client import TokenSet
@@ -120,4 +121,4 @@ def test_every_view_switch_renders(store):
     at.selectbox(key="reasons_period").set_value("Custom range").run()
     at.multiselect(key="reasons_statuses").set_value(["Refund"]).run()
     assert not at.exception, at.exception
-    assert metric(at, "Returns") == f"{queries.count_returns(store, last_30_days(statuses=('Refund',))):,}"
+    assert metric(at, "Returns") == f"{count_returns(store, last_30_days(statuses=('Refund',))):,}"

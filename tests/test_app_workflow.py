@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from returns_core import domain, queries, review, workflow
+from returns_core import domain, review, workflow
 from returns_core.store.db import Database
+from returns_core.store.returns import find_return
 from tests import ui_fixtures as ui
 from tests.ui_fixtures import ALPHA, ALPHA_NAME, BETA
 
@@ -133,7 +134,7 @@ def test_sign_off_one_return_with_outcome_and_note(app_db, open_page):
     button(at, "Sign off selected").click().run()
     assert not at.exception, at.exception
     assert "Signed off 1 return(s) as Quality issue" in texts(at)
-    stored = queries.find_return(app_db, "R6", BETA)
+    stored = find_return(app_db, "R6", BETA)
     assert (stored["review_outcome"], stored["reviewed_by"]) == ("quality_issue", "Mia")
     # the default filter shows what still needs a sign-off
     assert list(queue(at)["Marketplace Return ID"]) == ["R2"]
@@ -147,7 +148,7 @@ def test_bulk_sign_off_of_the_selected_rows(app_db, open_page):
     button(at, "Sign off selected").click().run()
     assert not at.exception, at.exception
     assert "Signed off 2 return(s) as OK" in texts(at)
-    assert {queries.find_return(app_db, r, s)["review_outcome"] for s, r in ((ALPHA, "R2"), (BETA, "R6"))} == {"ok"}
+    assert {find_return(app_db, r, s)["review_outcome"] for s, r in ((ALPHA, "R2"), (BETA, "R6"))} == {"ok"}
     assert "Nothing to review" in texts(at)
 
 
@@ -181,7 +182,7 @@ def test_analyst_cannot_sign_off(app_db, open_page):
     assert "Read only: your role is analyst" in texts(at)
     assert button(at, "Sign off selected").disabled
     assert at.radio(key="rq_outcome").disabled
-    assert queries.find_return(app_db, "R2", ALPHA)["review_outcome"] is None
+    assert find_return(app_db, "R2", ALPHA)["review_outcome"] is None
 
 
 def test_signed_out_user_with_login_configured_reads_only(app_db, open_page):
@@ -197,7 +198,7 @@ def test_manager_signs_off_under_their_email(app_db, open_page):
     assert not button(at, "Sign off selected").disabled
     button(at, "Sign off selected").click().run()
     assert not at.exception, at.exception
-    assert queries.find_return(app_db, "R2", ALPHA)["reviewed_by"] == "boss@shop.example"
+    assert find_return(app_db, "R2", ALPHA)["reviewed_by"] == "boss@shop.example"
 
 
 # --- reconciliation -------------------------------------------------------------------------
@@ -244,7 +245,7 @@ wf.render_history(db, shop, rid)
 @pytest.fixture
 def sandbox_db(tmp_path, monkeypatch, sandbox, sandbox_server) -> Database:
     """The store the app opens, with the sandbox's shops connected over real HTTP (nothing synced yet)."""
-    from returns_core.accounts import add_accounts_with_tokens
+    from returns_core.connect import add_accounts_with_tokens
     from returns_core.tiktok.client import TokenSet
     from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 
@@ -311,7 +312,7 @@ def test_approve_shows_the_exact_request_then_sends_it_once_and_shows_the_result
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 0  # nothing sent before confirming
     button(at, "Send to TikTok").click().run()
     assert not at.exception, at.exception
-    stored = queries.find_return(sandbox_db, return_id, shop_id)
+    stored = find_return(sandbox_db, return_id, shop_id)
     assert stored["marketplace_status"] != "RETURN_OR_REFUND_REQUEST_PENDING"
     assert f"TikTok now shows {stored['marketplace_status']}" in texts(at)
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 1
@@ -342,7 +343,7 @@ def test_reject_offers_the_reasons_fetched_live_and_sends_the_chosen_one(tmp_pat
     assert '"reject_reason"' in request and "Item shows signs of use" in request
     button(at, "Send to TikTok").click().run()
     assert not at.exception, at.exception
-    assert queries.find_return(sandbox_db, return_id, shop_id)["status"] == domain.REJECTED
+    assert find_return(sandbox_db, return_id, shop_id)["status"] == domain.REJECTED
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 1
 
 
@@ -372,7 +373,7 @@ def test_status_change_refusal_is_explained_and_a_note_lands_in_the_history(tmp_
     at.selectbox(key=f"{key}_target").set_value(domain.REFUNDED)
     button(at, "Change status").click().run()
     assert "Cannot close as Refund: TikTok's status is RETURN_OR_REFUND_REQUEST_SUCCESS" in texts(at)
-    assert queries.find_return(app_db, "R2", ALPHA)["status"] == domain.ACCEPTED
+    assert find_return(app_db, "R2", ALPHA)["status"] == domain.ACCEPTED
     at.text_area(key=f"wf_note_{ALPHA}_R2_text").input("Customer sent photos")
     button(at, "Add note").click().run()
     assert not at.exception, at.exception
@@ -386,8 +387,8 @@ def test_status_change_refusal_is_explained_and_a_note_lands_in_the_history(tmp_
 def test_queue_pages_in_sql_and_a_new_page_starts_with_nothing_selected(app_db, open_page):
     from datetime import timedelta
 
-    from returns_core.ingest import upsert_page
     from returns_core.store.db import utcnow
+    from returns_core.store.return_writes import upsert_page
 
     start = utcnow() - timedelta(days=30)
     upsert_page(app_db, ALPHA, [

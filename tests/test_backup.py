@@ -5,8 +5,8 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from returns_core.backup import backup
-from returns_core.store import Database, StoreError
+from returns_core.store import Database, StoreError, history
+from returns_core.store.backup import backup
 
 
 @pytest.fixture
@@ -18,8 +18,7 @@ def store(tmp_path):
             "last_synced_at) VALUES ('s1', 'r1', 'Accepted', 12.34, 'USD', now(), now()), "
             "('s1', 'r2', 'Refund', 5.00, 'USD', now(), now())"
         )
-        con.execute("INSERT INTO history (shop_id, return_id, happened_at, actor, kind, note) "
-                    "VALUES ('s1', 'r1', now(), 'ana', 'note', 'checked the box')")
+        history.append(con, [history.entry("s1", "r1", "ana", "note", note="checked the box")])
     return db
 
 

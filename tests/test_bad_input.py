@@ -27,10 +27,11 @@ from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
 from returns_core import accounts as acc
-from returns_core import analytics, cli, queries
-from returns_core.ingest import upsert_page
-from returns_core.queries import FilterError, ReturnFilters
+from returns_core import cli
+from returns_core.filters import FilterError, ReturnFilters
+from returns_core.store import analytics, returns
 from returns_core.store.db import Database, utcnow
+from returns_core.store.return_writes import upsert_page
 from returns_core.sync import sync_account
 from returns_core.tiktok import errors
 from returns_core.tiktok.client import TikTokClient
@@ -208,13 +209,13 @@ def test_evil_search_text_and_filter_values_are_values_not_sql(store, tmp_path):
         everywhere = ReturnFilters(shop_ids=(text,), types=(text,), statuses=(text,), marketplace_statuses=(text,),
                                    reasons=(text,), reason_codes=(text,), skus=(text,), review_outcomes=(text, ""))
         for f in (ReturnFilters(search=text), everywhere):
-            page = queries.grid_page(store, f, sort_by="Reason", descending=False)
-            assert queries.count_returns(store, f) == len(page), text
-            assert sum(queries.status_counts(store, f).values()) == len(page), text
+            page = returns.grid_page(store, f, sort_by="Reason", descending=False)
+            assert returns.count_returns(store, f) == len(page), text
+            assert sum(returns.status_counts(store, f).values()) == len(page), text
             assert analytics.kpis(store, f).returns == len(page), text
             analytics.reason_frequency(store, f)
             analytics.top_skus(store, f)
-            assert queries.export_returns(store, f, tmp_path / "out.csv") == len(page), text
+            assert returns.export_returns(store, f, tmp_path / "out.csv") == len(page), text
     assert all_tables(store) == before
 
 
@@ -229,11 +230,11 @@ def test_evil_search_text_and_filter_values_are_values_not_sql(store, tmp_path):
     ("_", []),
 ], ids=repr)
 def test_search_finds_awkward_text_literally(store, text, expected):
-    assert list(queries.grid_page(store, ReturnFilters(search=text))["Marketplace Return ID"]) == expected
+    assert list(returns.grid_page(store, ReturnFilters(search=text))["Marketplace Return ID"]) == expected
 
 
 def test_quotes_and_emoji_in_a_reason_filter_match_exactly(store):
-    page = queries.grid_page(store, ReturnFilters(reasons=("Size 'too' \"small\" 📦",)))
+    page = returns.grid_page(store, ReturnFilters(reasons=("Size 'too' \"small\" 📦",)))
     assert list(page["Marketplace Return ID"]) == ["900000000000000001"]
 
 
@@ -242,13 +243,13 @@ def test_the_builders_put_every_user_value_in_the_parameters_never_in_the_sql():
     filters = ReturnFilters(shop_ids=(marker,), types=(marker,), statuses=(marker,), marketplace_statuses=(marker,),
                             reasons=(marker,), reason_codes=(marker,), skus=(marker,), review_outcomes=(marker,),
                             search=marker)
-    sql, params = queries.where_clause(filters)
+    sql, params = returns.where_clause(filters)
     assert marker not in sql and "ZZ" not in sql and marker.lower() not in sql
     assert params.count(marker) >= 9 and params.count(marker.lower()) == 2  # search matches in any case
-    sql, params = queries.export_select(filters, sort_by="Reason")
+    sql, params = returns.export_select(filters, sort_by="Reason")
     assert "ZZ" not in sql and marker in params
     with pytest.raises(FilterError, match="Cannot sort by"):
-        queries.export_select(filters, sort_by="1; DROP TABLE returns")
+        returns.export_select(filters, sort_by="1; DROP TABLE returns")
 
 
 @pytest.mark.parametrize("length", [201, 10_000])
@@ -267,11 +268,11 @@ def test_overlong_search_text_is_one_clear_error(length):
 ])
 def test_absurd_grid_paging_is_refused_clearly(store, kwargs, says):
     with pytest.raises(FilterError, match=re.escape(says)):
-        queries.grid_page(store, ReturnFilters(), **kwargs)
+        returns.grid_page(store, ReturnFilters(), **kwargs)
 
 
 def test_a_page_far_beyond_the_end_is_just_empty(store):
-    page = queries.grid_page(store, ReturnFilters(), offset=10**12)
+    page = returns.grid_page(store, ReturnFilters(), offset=10**12)
     assert page.empty and list(page.columns)[0] == "Marketplace Return ID"
 
 
@@ -279,8 +280,8 @@ def test_backwards_and_extreme_dates(store):
     with pytest.raises(FilterError, match="backwards"):
         ReturnFilters(created_from=date(2026, 3, 1), created_to=date(2026, 1, 1))
     everything = ReturnFilters(created_from=date.min, created_to=date.max, updated_from=date.min, updated_to=date.max)
-    assert queries.count_returns(store, everything) == 9
-    assert queries.count_returns(store, ReturnFilters(created_from=date.max)) == 0
+    assert returns.count_returns(store, everything) == 9
+    assert returns.count_returns(store, ReturnFilters(created_from=date.max)) == 0
 
 
 # --- the app: the same inputs through the URL and the search box --------------------------------
@@ -485,19 +486,24 @@ def test_the_sandbox_refuses_absurd_page_sizes_like_tiktok(make_sandbox, db):
 #   the builders below (whose own f-strings this same check reads);
 SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "accounts.py": {"_SELECT", "where"},  # a fixed column list; a choice of two fixed conditions
-    "review.py": {"where"},  # from queries.where_clause
-    "queries.py": {"alias", "column", "col", "name", "direction", "where", "sql", "fmt"},
+    # the query builder (store/returns.py); overdue and due_soon come from domain.deadline_sql
+    "returns.py": {"alias", "column", "col", "name", "direction", "where", "sql", "fmt", "CAN_DECIDE", "overdue",
+                   "due_soon"},
+    # the SQL twins of the rules: an alias, and fixed statuses and actions each put in a literal by _literal
+    "domain.py": {"alias", "closed", "implied", "action", "decidable"},
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
-                     "detail", "closed", "running", "measure.column", "NO_REASON", "NO_SKU",
+                     "detail", "running", "measure.column", "NO_REASON", "NO_SKU",
                      "skus"},  # skus: a fixed list() aggregate, or nothing
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
+    "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
     "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
 }
 # - calls to these SQL builders (fixed fragments; _literal, _sql_path and _sql_text double the quotes of the
 #   one text each puts in a literal: file paths for COPY and EXPORT DATABASE, which take no parameters);
 SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_share_sql", "group_sql", "responsibility_sql",
-                "normalize_sql", "_literal", "_sql_path", "_sql_text", "_pareto"}
+                "normalize_sql", "_literal", "_sql_path", "_sql_text", "_pareto",
+                "closed_sql", "can_decide_sql"}  # the SQL twins of domain's rules
 # - placeholder lists and joins of fixed column lists, by their exact source.
 SQL_ALLOWED_EXPRESSIONS = {
     "', '.join('?' * len(values))", "', '.join('?' * len(named))", "', '.join('?' * len(f.skus))",
@@ -565,7 +571,7 @@ con.execute("SELECT * FROM returns WHERE order_id = '" + order + "'")
 con.execute(f"SELECT * FROM returns r WHERE {where} AND r.reason_text = '{f.reasons[0]}'")
 con.execute("SELECT * FROM returns WHERE return_id = ?", [term])
 '''
-    found = {(source, sql_allowed("queries.py", source, node)) for _, source, node in sql_interpolations(bad)}
+    found = {(source, sql_allowed("returns.py", source, node)) for _, source, node in sql_interpolations(bad)}
     formatted = "\"DELETE FROM returns WHERE shop_id = '{}'\".format(shop)"
     assert found == {("term", False), ("reason", False), (formatted, False), ("order", False), ("where", True),
                      ("f.reasons[0]", False)}

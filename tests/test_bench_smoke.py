@@ -24,7 +24,7 @@ def test_build_store_makes_a_realistic_store_through_the_sync_upsert(tmp_path):
     info = build(3000, tmp_path / "bench.duckdb", log=lambda line: None)
     assert info["rows"]["returns"] == 3000 and info["rows"]["history"] == 3000  # one 'created' row each
     assert info["rows"]["return_line_items"] > 3000
-    assert info["via"].startswith("ingest.upsert_page")
+    assert info["via"].startswith("return_writes.upsert_page")
     db = Database(info["path"], key=BENCH_KEY)
     assert all(v == 0 for v in duplicates(db).values())
     with db.reader() as con:

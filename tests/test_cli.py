@@ -13,8 +13,10 @@ import duckdb
 import pytest
 
 from returns_core import accounts as acc
+from returns_core import connect as connecting
 from returns_core import domain
 from returns_core.store.db import Database
+from returns_core.tiktok_session import tiktok_session
 from tests.conftest import PYTHON, wait_until
 
 SANDBOX_SECRET = "sandbox-demo-app-secret-public"
@@ -83,7 +85,7 @@ def test_round_trip_serve_add_sync_export(cli_env, served, tmp_path):
     # exactly what the served sandbox has, read back over HTTP with the stored (encrypted) tokens
     db = Database(cli_env["RETURNS_DB"])
     account = acc.get_account(db, "Shop")
-    with acc.client_for(db, account) as client:
+    with tiktok_session(db, account) as client:
         truth = [o for page in client.iter_return_pages() for o in page.return_orders]
     assert sorted(r["Marketplace Return ID"] for r in rows) == sorted(o["return_id"] for o in truth)
     by_id = {r["Marketplace Return ID"]: r for r in rows}
@@ -210,7 +212,7 @@ def test_unreachable_tiktok_is_one_line(monkeypatch, capsys, cli_env):
     from returns_core.tiktok.client import TikTokClient
 
     # skip the retry back-off
-    monkeypatch.setattr(acc, "TikTokClient", functools.partial(TikTokClient, sleep=lambda s: None))
+    monkeypatch.setattr(connecting, "TikTokClient", functools.partial(TikTokClient, sleep=lambda s: None))
     status, _, err = in_process(monkeypatch, capsys, cli_env, "accounts", "add", "X", "--app-key", "k",
                                 "--app-secret", "s", "--access-token", "t", "--refresh-token", "r",
                                 "--api-base", "http://127.0.0.1:9")

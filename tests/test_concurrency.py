@@ -159,8 +159,8 @@ def test_two_cli_syncs_of_one_account_at_once_the_second_is_refused_in_one_line(
 READER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from returns_core import analytics, queries
-    from returns_core.queries import ReturnFilters
+    from returns_core.filters import ReturnFilters
+    from returns_core.store import analytics, returns
     from returns_core.store.db import Database
 
     path, key, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -168,9 +168,9 @@ READER = textwrap.dedent("""
     counts, errors, reads = [], [], 0
     while not stop.exists():
         try:  # what a user's page load does: counts, one grid page, the analytics KPIs
-            counts.append(queries.count_returns(db, ReturnFilters()))
-            queries.grid_page(db, ReturnFilters(search="1"), limit=50)
-            queries.status_counts(db, ReturnFilters())
+            counts.append(returns.count_returns(db, ReturnFilters()))
+            returns.grid_page(db, ReturnFilters(search="1"), limit=50)
+            returns.status_counts(db, ReturnFilters())
             analytics.kpis(db, ReturnFilters())
             reads += 1
             print(f"saw {counts[-1]}", flush=True)

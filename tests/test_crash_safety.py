@@ -27,9 +27,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from returns_core.backup import backup
+from returns_core.store import history
+from returns_core.store.backup import backup
 from returns_core.store.db import Database
-from returns_core.sync import INTERRUPTED_REASON, sync_account
+from returns_core.store.sync_runs import INTERRUPTED_REASON, watermark
+from returns_core.sync import sync_account
 from tests.conftest import ROOT, wait_until
 from tests.reliability import (
     all_tables,
@@ -39,7 +41,6 @@ from tests.reliability import (
     stored_payloads,
     truth_payloads,
     update_times,
-    watermark_of,
 )
 
 KILLS = 5
@@ -128,7 +129,7 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(db, db_ke
         assert {rid: truth[rid] for rid in stored} == stored, "a stored return differs from TikTok's"
         assert len(stored) >= stored_before, "a crash lost committed returns"
         stored_before = len(stored)
-        mark = watermark_of(db, account.shop_id)
+        mark = watermark(db, account.shop_id)
         if stored:
             newest = max(update_times(stored).values())
             assert mark == newest, "the watermark must be the newest update_time committed"
@@ -144,7 +145,7 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(db, db_ke
     assert final.returncode == 0, err
     assert "Traceback" not in err
     assert stored_payloads(db, account.shop_id) == truth
-    assert watermark_of(db, account.shop_id) == max(truth_times.values())
+    assert watermark(db, account.shop_id) == max(truth_times.values())
     assert all(v == 0 for v in duplicates(db).values())
     with db.reader() as con:
         assert con.execute("SELECT count(*) FROM history WHERE kind = 'created'").fetchone()[0] == len(truth)
@@ -223,9 +224,9 @@ def test_backup_of_a_synced_store_restores_to_an_equal_usable_store(db, db_key, 
         account, _ = connect(db, sandbox, server.url)
         assert sync_account(db, account, trigger="test").ok
         with db.writer() as con:
-            con.execute("INSERT INTO history (shop_id, return_id, happened_at, actor, kind, note) "
-                        "SELECT shop_id, return_id, now(), 'ana@example.com', 'note', 'checked ''it'' 📦' "
-                        "FROM returns LIMIT 3")
+            keys = con.execute("SELECT shop_id, return_id FROM returns LIMIT 3").fetchall()
+            history.append(con, [history.entry(shop_id, return_id, "ana@example.com", "note", note="checked 'it' 📦")
+                                 for shop_id, return_id in keys])
         original = all_tables(db)
         result = backup(db, tmp_path / "audit")
         assert result.row_counts["returns"] == len(original["returns"]) >= 150

@@ -9,9 +9,10 @@ import pytest
 from openpyxl import load_workbook
 
 from returns_core import domain
-from returns_core.ingest import upsert_page
-from returns_core.queries import FilterError, ReturnFilters, count_returns, export_returns
+from returns_core.filters import FilterError, ReturnFilters
 from returns_core.store.db import utcnow
+from returns_core.store.return_writes import upsert_page
+from returns_core.store.returns import count_returns, export_returns
 from tests.test_store import SHOP, T0, make_return
 
 HEADER = [name for name, _ in domain.GRID_COLUMNS]

@@ -28,13 +28,14 @@ from cryptography.fernet import Fernet
 from streamlit.testing.v1 import AppTest
 
 from returns_core import accounts as acc
-from returns_core import queries
-from returns_core.backup import backup
-from returns_core.queries import ReturnFilters
+from returns_core.filters import ReturnFilters
 from returns_core.secretbox import SecretBox, SecretKeyError, key_file_for
+from returns_core.store.backup import backup
 from returns_core.store.db import Database
+from returns_core.store.returns import export_returns
 from returns_core.sync import sync_account
 from returns_core.tiktok.sandbox import SANDBOX_APP_SECRET, Sandbox
+from returns_core.tiktok_session import tiktok_session
 from tests.conftest import ROOT
 from tests.reliability import FAST_RETRY, all_tables, connect, steady_clock
 from tests.test_app_pages import run_until
@@ -133,8 +134,8 @@ def test_a_wrong_key_is_a_clear_error_never_garbage(world, tmp_path):
     shutil.copyfile(world.db.path, copy)
     wrong = Database(copy, key=Fernet.generate_key().decode())
     account = acc.get_account(wrong, world.account.shop_id)  # listing accounts needs no key
-    with pytest.raises(SecretKeyError) as refused:
-        acc.client_for(wrong, account)
+    with pytest.raises(SecretKeyError) as refused, tiktok_session(wrong, account):
+        pass
     message = str(refused.value)
     assert message.startswith("Stored credentials cannot be decrypted with this key")
     assert "\n" not in message
@@ -186,7 +187,7 @@ def test_exports_carry_no_secret(world, tmp_path):
         tracking = con.execute("SELECT max(return_id) FROM returns").fetchone()[0]
     for suffix in (".csv", ".xlsx", ".parquet"):
         out = tmp_path / f"all{suffix}"
-        assert queries.export_returns(world.db, ReturnFilters(), out) >= 150
+        assert export_returns(world.db, ReturnFilters(), out) >= 150
         if suffix == ".xlsx":
             with zipfile.ZipFile(out) as z:
                 text = "\n".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())

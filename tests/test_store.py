@@ -10,10 +10,12 @@ from decimal import Decimal
 import pytest
 from cryptography.fernet import Fernet
 
-from returns_core import ingest, queries
-from returns_core.ingest import PageCounts, line_item_rows, return_row, upsert_page
-from returns_core.queries import ReturnFilters
+from returns_core.filters import ReturnFilters
+from returns_core.ingest import PageCounts, line_item_rows, return_row
+from returns_core.store import return_writes
 from returns_core.store.db import Database, utcnow
+from returns_core.store.return_writes import upsert_page
+from returns_core.store.returns import count_returns
 from returns_core.workflow import change_status
 from tests.reliability import version_1_store
 
@@ -155,6 +157,44 @@ def test_local_columns_and_hand_set_status_survive_a_sync(db):
     assert (stored(db)["status"], stored(db)["mismatch"]) == ("Refund", False)
 
 
+
+def test_a_hand_edit_racing_page_writes_on_the_same_return_never_conflicts(db):
+    """One write path per process: a sync's page and a manager's change take turns, so neither needs a retry."""
+    import threading
+
+    from returns_core.workflow import add_note
+
+    upsert_page(db, SHOP, [make_return(status="AWAITING_BUYER_SHIP")], synced_at=utcnow())
+    failures: list[str] = []
+
+    def pages() -> None:
+        for i in range(40):
+            status = ("AWAITING_BUYER_SHIP", "BUYER_SHIPPED_ITEM")[i % 2]
+            try:
+                upsert_page(db, SHOP, [make_return(status=status, update_time=T0 + i + 1)], synced_at=utcnow())
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(f"page: {exc!r}")
+
+    def edits() -> None:
+        for i in range(40):
+            try:
+                add_note(db, SHOP, "4035318504086604100", "ana", f"note {i}")
+                with db.writer() as con:
+                    con.execute("UPDATE returns SET review_outcome = ? WHERE shop_id = ?", [f"o{i}", SHOP])
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(f"edit: {exc!r}")
+
+    threads = [threading.Thread(target=pages), threading.Thread(target=edits)]
+    with db.session():  # one open file for both, as while a sync holds it between pages
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert rows(db, "SELECT count(*) FROM history WHERE kind = 'note'") == [(40,)]
+    assert stored(db)["review_outcome"] == "o39"
+
+
 def test_unmapped_status_is_stored_verbatim_flagged_and_keeps_the_previous_status(db):
     upsert_page(db, SHOP, [make_return(), make_return("new-one", status="PARTNER_REVIEW_PENDING")],
                 synced_at=utcnow())
@@ -178,8 +218,8 @@ def test_line_items_are_replaced_by_the_latest_object(db):
     # the return's own copy, which analytics and the SKU filter read, follows in the same write
     assert stored(db)["lines"] == [{"seller_sku": "RED-L", "sku_id": "222", "product_name": None,
                                     "refund_currency": "GBP", "refund_total": Decimal("5.0500")}]
-    assert queries.count_returns(db, ReturnFilters(skus=("RED-L",))) == 1
-    assert queries.count_returns(db, ReturnFilters(skus=("111",))) == 0  # the dropped item's SKU id
+    assert count_returns(db, ReturnFilters(skus=("RED-L",))) == 1
+    assert count_returns(db, ReturnFilters(skus=("111",))) == 0  # the dropped item's SKU id
     no_items = make_return(update_time=T0 + 2, return_line_items=[])
     upsert_page(db, SHOP, [no_items], synced_at=utcnow())
     assert stored(db)["lines"] is None
@@ -203,7 +243,7 @@ def test_migration_2_copies_each_returns_line_items_onto_it(tmp_path):
                 "refund_total": Decimal("2.5000")}],
         "R2": None,  # no line items: none, as ingest writes it
     }
-    assert queries.count_returns(db, ReturnFilters(skus=("222",))) == 1
+    assert count_returns(db, ReturnFilters(skus=("222",))) == 1
 
 
 def test_money_is_exact_decimal_in_the_store(db):
@@ -230,7 +270,7 @@ def test_a_failing_page_writes_nothing_at_all(db, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ingest, "_replace_line_items", broken)
+    monkeypatch.setattr(return_writes, "_replace_line_items", broken)
     with pytest.raises(RuntimeError):
         upsert_page(db, SHOP, [make_return()], synced_at=utcnow(), new_watermark=T0)
     assert rows(db, "SELECT (SELECT count(*) FROM returns), (SELECT count(*) FROM history), "
@@ -245,8 +285,8 @@ def test_an_empty_page_only_moves_nothing(db):
 def test_records_are_stored_in_tiktok_order_and_refetch_updates_them(db):
     records = [{"event": "ORDER_RETURN", "role": "BUYER", "description": "Buyer asked", "create_time": T0},
                {"event": "ORDER_RETURN", "role": "SELLER", "description": "Seller approved", "create_time": T0 + 9}]
-    assert ingest.store_records(db, SHOP, "r1", records, utcnow()) == 2
-    assert ingest.store_records(db, SHOP, "r1", records, utcnow()) == 2
+    assert return_writes.store_records(db, SHOP, "r1", records, utcnow()) == 2
+    assert return_writes.store_records(db, SHOP, "r1", records, utcnow()) == 2
     assert rows(db, "SELECT seq, role, created_at FROM return_records ORDER BY seq") == [
         (1, "BUYER", datetime(2025, 10, 9, 8, 53, 20)), (2, "SELLER", datetime(2025, 10, 9, 8, 53, 29))]
 
@@ -289,7 +329,8 @@ def test_threads_opening_and_closing_the_store_never_lose_the_python_scans(tmp_p
 
 def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
     from returns_core import domain
-    from returns_core.queries import ReturnFilters, count_returns, status_counts, total_from_status_counts
+    from returns_core.filters import total_from_status_counts
+    from returns_core.store.returns import status_counts
 
     with db.writer() as con:
         con.execute(
@@ -306,7 +347,7 @@ def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
     ("4035", ["a"]),  # a return ID's start
 ])
 def test_search_matches_skus_and_tracking_in_any_case_and_pattern_characters_literally(db, term, expected):
-    from returns_core.queries import ReturnFilters, grid_page
+    from returns_core.store.returns import grid_page
 
     with db.writer() as con:
         con.execute(

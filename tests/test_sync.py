@@ -12,8 +12,10 @@ import pytest
 
 from returns_core import accounts as acc
 from returns_core import domain
+from returns_core.explain import CLOCK_REASON, REAUTH_REASON
 from returns_core.ingest import to_utc
 from returns_core.store.db import Database
+from returns_core.store.sync_runs import watermark
 from returns_core.sync import (
     SyncProgress,
     account_lock,
@@ -21,9 +23,9 @@ from returns_core.sync import (
     sync_account,
     sync_accounts,
     sync_return,
-    watermark,
 )
 from returns_core.tiktok.client import RetryPolicy
+from returns_core.tiktok_session import tiktok_session
 from tests.conftest import ROOT
 
 FAST_RETRY = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05)
@@ -160,22 +162,22 @@ def test_the_lock_is_per_account_and_exclusive(db, sandbox_accounts):
 @pytest.mark.sandbox(returns=50)
 def test_a_revoked_token_marks_the_account_invalid(db, sandbox, sandbox_accounts):
     account = sandbox_accounts[0]
-    with acc.client_for(db, account) as client:
+    with tiktok_session(db, account) as client:
         token = client._access_token
         refresh = client._refresh_token
     sandbox.revoke(token)
     sandbox.revoke(refresh)
     result = sync_account(db, account)
-    assert result.error == acc.REAUTH_REASON
+    assert result.error == REAUTH_REASON
     assert acc.get_account(db, account.shop_id).status == "Invalid"
-    assert acc.get_account(db, account.shop_id).auth_error == acc.REAUTH_REASON
+    assert acc.get_account(db, account.shop_id).auth_error == REAUTH_REASON
     with db.reader() as con:
-        assert con.execute("SELECT state, error FROM sync_runs").fetchall() == [("failed", acc.REAUTH_REASON)]
+        assert con.execute("SELECT state, error FROM sync_runs").fetchall() == [("failed", REAUTH_REASON)]
 @pytest.mark.sandbox(returns=300)
 def test_an_expired_token_mid_sync_is_refreshed_and_the_new_one_saved_encrypted(db, sandbox, sandbox_accounts,
                                                                                 one_page_at_a_time):
     account = sandbox_accounts[0]
-    with acc.client_for(db, account) as client:
+    with tiktok_session(db, account) as client:
         old_access, old_refresh = client._access_token, client._refresh_token
 
     def expire_after_page_one(p: SyncProgress) -> None:
@@ -185,7 +187,7 @@ def test_an_expired_token_mid_sync_is_refreshed_and_the_new_one_saved_encrypted(
 
     result = sync_account(db, account, on_progress=expire_after_page_one)
     assert result.ok and result.new == len(sandbox.returns_for(account.shop_id))
-    with acc.client_for(db, account) as client:
+    with tiktok_session(db, account) as client:
         new_access, new_refresh = client._access_token, client._refresh_token
     assert (new_access, new_refresh) != (old_access, old_refresh)
     assert new_refresh != old_refresh, "TikTok rotates the refresh token: the new one must be kept"
@@ -244,7 +246,7 @@ def test_transient_faults_are_retried_within_a_sync(db, sandbox, sandbox_account
 def test_a_wrong_local_clock_fails_the_sync_but_does_not_invalidate_the_account(db, sandbox_accounts):
     account = sandbox_accounts[0]
     result = sync_account(db, account, clock=lambda: time.time() + 3600)
-    assert result.error.startswith(acc.CLOCK_REASON)
+    assert result.error.startswith(CLOCK_REASON)
     assert acc.get_account(db, account.shop_id).status == "Active"
 
 
@@ -281,20 +283,19 @@ def test_a_changed_encryption_key_fails_the_sync_readably(db, sandbox_accounts):
 
 
 def test_page_writes_pause_only_while_another_process_waits(db):
-    from returns_core import sync
     from returns_core.store import db as store_db
 
     slept: list[tuple[float, bool]] = []
-    share = sync._FairShare(db, sleep=lambda s: slept.append((s, share.holding)))
+    share = db.hold(sleep=lambda s: slept.append((s, share.holding)))
     with share:
         share.before_write()
         assert slept == [] and share.holding  # nobody waits: no pause, and the file stays open for the next write
         db.path.with_name(db.path.name + ".waiting").write_text("999999")  # another process signals
         share.before_write()
-        assert slept == [(sync.YIELD_S, False)]  # the file was closed during the pause
+        assert slept == [(store_db.YIELD_S, False)]  # the file was closed during the pause
         assert share.holding
     assert not share.holding
-    assert sync.YIELD_S > store_db.MAX_RETRY_DELAY_S * 1.5  # longer than the waiter's retry interval + jitter
+    assert store_db.YIELD_S > store_db.MAX_RETRY_DELAY_S * 1.5  # longer than the waiter's retry interval + jitter
 
 
 def test_the_file_is_let_go_whenever_the_sync_would_wait_for_the_network():

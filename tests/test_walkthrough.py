@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from returns_core import domain, queries, review
-from returns_core.accounts import add_accounts_with_tokens
+from returns_core import domain, review
+from returns_core.connect import add_accounts_with_tokens
+from returns_core.filters import ReturnFilters
+from returns_core.store import returns
 from returns_core.store.db import Database
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
@@ -82,12 +84,12 @@ def advance_until(sandbox, shop_id: str, return_id: str, wanted: str, *, step: i
 
 def test_a_return_goes_from_requested_to_refund_entirely_in_the_app(shop_db, sandbox):
     sync_in_sidebar(shop_db)
-    waiting = queries.grid_page(shop_db, queries.ReturnFilters(
+    waiting = returns.grid_page(shop_db, ReturnFilters(
         types=(domain.RETURN_AND_REFUND,), marketplace_statuses=("RETURN_OR_REFUND_REQUEST_PENDING",)), limit=1)
     return_id, shop_id = waiting.iloc[0]["Marketplace Return ID"], waiting.iloc[0]["Account ID"]
 
     def stored() -> dict:
-        return queries.find_return(shop_db, return_id, shop_id)
+        return returns.find_return(shop_db, return_id, shop_id)
 
     assert stored()["status"] == domain.REQUESTED and stored()["due_by"] is not None
 

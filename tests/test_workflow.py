@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from returns_core import domain, queries, review, workflow
-from returns_core.ingest import upsert_page
-from returns_core.queries import ReturnFilters
+from returns_core import domain, review, workflow
+from returns_core.filters import ReturnFilters
+from returns_core.store import returns
 from returns_core.store.db import utcnow
+from returns_core.store.return_writes import upsert_page
 from returns_core.workflow import WorkflowError, add_note, change_status, plan_action, send_action, sign_off
 
 SHOP = "7000000001"
@@ -46,7 +47,7 @@ def store(db, *objs: dict, shop_id: str = SHOP) -> None:
 
 
 def row(db, return_id: str, shop_id: str = SHOP) -> dict:
-    found = queries.find_return(db, return_id, shop_id)
+    found = returns.find_return(db, return_id, shop_id)
     assert found is not None
     return found
 
@@ -186,10 +187,10 @@ def test_format_age_reads_like_a_person_would_say_it():
 
 def test_deadline_state_marks_overdue_and_due_within_24_hours():
     now = datetime(2026, 1, 1, 12)
-    assert review.deadline_state(now - timedelta(minutes=1), now) == review.OVERDUE
-    assert review.deadline_state(now + timedelta(hours=23), now) == review.DUE_SOON
-    assert review.deadline_state(now + timedelta(hours=25), now) == ""
-    assert review.deadline_state(None, now) == ""
+    assert domain.deadline_state(domain.ACCEPTED, now - timedelta(minutes=1), now) == domain.OVERDUE
+    assert domain.deadline_state(domain.ACCEPTED, now + timedelta(hours=23), now) == domain.DUE_SOON
+    assert domain.deadline_state(domain.ACCEPTED, now + timedelta(hours=25), now) == ""
+    assert domain.deadline_state(domain.ACCEPTED, None, now) == ""
 
 
 def queue_fixture(db) -> datetime:
@@ -213,11 +214,11 @@ def test_queue_lists_accepted_returns_oldest_first_with_age_and_deadline(db):
     assert list(page["Marketplace Return ID"]) == ["ELSEWHERE", "OLD", "MID", "NEW"]
     by_id = page.set_index("Marketplace Return ID")
     assert by_id.loc["OLD", "Age"] == "3 d 4 h"
-    assert by_id.loc["OLD", "Deadline"] == review.OVERDUE
-    assert by_id.loc["MID", "Deadline"] == review.DUE_SOON
+    assert by_id.loc["OLD", "Deadline"] == domain.OVERDUE
+    assert by_id.loc["MID", "Deadline"] == domain.DUE_SOON
     assert by_id.loc["NEW", "Deadline"] == ""
     assert set(by_id["Outcome"]) == {review.NOT_SIGNED_OFF_LABEL}
-    counts = review.queue_counts(db, review.queue_filters(), now=now)
+    counts = returns.queue_counts(db, review.queue_filters(), now=now)
     assert (counts.total, counts.not_signed_off, counts.overdue, counts.due_soon) == (4, 4, 1, 1)
 
 
@@ -251,12 +252,12 @@ def test_reconciliation_lists_every_mismatch_and_unmapped_status_and_nothing_els
     problems = dict(zip(page["Marketplace Return ID"], page["Problem"], strict=True))
     assert "PARTNER_REVIEW_PENDING is not in the status mapping" in problems["UNMAPPED"]
     assert "Status is Pending" in problems["MISMATCH"] and "means Requested" in problems["MISMATCH"]
-    counts = review.flag_counts(db, filters)
+    counts = returns.flag_counts(db, filters)
     assert (counts.mismatch, counts.unmapped) == (1, 1)
-    assert review.flagged_keys(db, filters) == [(SHOP, "UNMAPPED"), (SHOP, "MISMATCH")]
-    assert review.flag_counts(db, review.reconciliation_filters([OTHER_SHOP])).total == 0
+    assert returns.flagged_keys(db, filters) == [(SHOP, "UNMAPPED"), (SHOP, "MISMATCH")]
+    assert returns.flag_counts(db, review.reconciliation_filters([OTHER_SHOP])).total == 0
     # the grid's own filter agrees with the list
-    from returns_core.queries import count_returns
+    from returns_core.store.returns import count_returns
     assert count_returns(db, ReturnFilters(flagged=True)) == 2
 
 
@@ -335,9 +336,9 @@ def awaiting(db, shops: Connected, *next_actions: str) -> list[tuple]:
 
 def seller_records(db, account, return_id: str, transport=None) -> list[dict]:
     """TikTok's own event records of the return that the seller caused."""
-    from returns_core.accounts import client_for
+    from returns_core.tiktok_session import tiktok_session
 
-    with client_for(db, account, transport=transport) as client:
+    with tiktok_session(db, account, transport=transport) as client:
         return [r for r in client.get_return_records(return_id) if r.get("role") == "SELLER"]
 
 
@@ -363,9 +364,10 @@ def test_approve_moves_the_return_on_tiktok_and_in_the_store_and_records_history
 
 
 def test_reject_with_a_live_reason_over_the_in_process_transport(db, sandbox):
-    from returns_core.accounts import add_accounts_with_tokens, client_for
+    from returns_core.connect import add_accounts_with_tokens
     from returns_core.tiktok.client import TokenSet
     from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+    from returns_core.tiktok_session import tiktok_session
 
     transport = sandbox.transport()
     tokens = TokenSet.from_data(sandbox.issue_tokens())
@@ -374,7 +376,7 @@ def test_reject_with_a_live_reason_over_the_in_process_transport(db, sandbox):
                                         auth_base="https://sandbox.test", transport=transport, tokens=tokens)
     shops = Connected(sandbox, accounts, transport)
     account, return_id, _, reject = awaiting(db, shops, "SELLER_RESPOND_REFUND", "SELLER_RESPOND_RETURN")[0]
-    with client_for(db, account, transport=transport) as client:
+    with tiktok_session(db, account, transport=transport) as client:
         reasons = client.get_reject_reasons(return_id)
     assert reasons, "TikTok offers reject reasons for a pending request"
     plan = plan_action(db, account.shop_id, return_id, reject[0], reject_reason=reasons[0]["name"],
@@ -467,12 +469,12 @@ def test_resync_clears_a_mismatch_left_by_a_missed_update(db, synced):
     tiktok_status = "RETURN_OR_REFUND_REQUEST_COMPLETE"
     # as if we had missed TikTok's last two moves: our copy is stale and Status was moved by hand
     force(db, return_id, marketplace_status="RETURN_OR_REFUND_REQUEST_SUCCESS", status=domain.PENDING, mismatch=True)
-    assert (account.shop_id, return_id) in review.flagged_keys(db, review.reconciliation_filters())
+    assert (account.shop_id, return_id) in returns.flagged_keys(db, review.reconciliation_filters())
     [result] = review.resync_returns(db, [(account.shop_id, return_id)])
     assert result.ok and "still flagged" not in result.message, result.message
     fixed = row(db, return_id, account.shop_id)
     assert (fixed["marketplace_status"], fixed["status"], fixed["mismatch"]) == (tiktok_status, domain.REFUNDED, False)
-    assert (account.shop_id, return_id) not in review.flagged_keys(db, review.reconciliation_filters())
+    assert (account.shop_id, return_id) not in returns.flagged_keys(db, review.reconciliation_filters())
 
 
 def test_resync_of_an_unknown_return_fails_in_words_without_stopping_the_others(db, synced):

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from returns_core import domain
+from returns_core.store import history
 from returns_core.store.db import Database, utcnow
 from returns_core.store.schema import FILL_LINES_SQL
 
@@ -79,9 +80,7 @@ def add_returns(db: Database) -> None:
                 "product_name, product_image_url, refund_currency, refund_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [shop, rid, f"L{rid}", f"ID-{sku}", sku, "Large", f"Product {sku}",
                  f"https://example.invalid/{sku}.png", currency, money])
-            con.execute(
-                "INSERT INTO history (shop_id, return_id, happened_at, actor, kind, old_value, new_value) "
-                "VALUES (?, ?, ?, 'sync', 'created', NULL, ?)", [shop, rid, now, status])
+            history.append(con, [history.entry(shop, rid, history.SYNC_ACTOR, "created", new=status, at=now)])
         con.execute(FILL_LINES_SQL)  # the line items on each return, as ingest writes them
 
 

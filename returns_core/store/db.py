@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
@@ -52,6 +52,9 @@ UPGRADE_TIME = "one time; about 8 s per 100,000 returns"
 
 # A waiter retries at least this often, so a writer that pauses a little longer lets it in.
 MAX_RETRY_DELAY_S = 0.1
+# How long a long writer (a sync) leaves the file free when another process waits for it: longer
+# than a waiter's retry interval (MAX_RETRY_DELAY_S), so the waiter gets its turn (see FileHold).
+YIELD_S = 0.25
 
 
 class StoreError(Exception):
@@ -267,6 +270,51 @@ class Database:
         """Fold the WAL into the file so it is self-contained (after a sync, before a backup)."""
         with self._open() as con:
             con.execute("FORCE CHECKPOINT")
+
+    def hold(self, sleep: Callable[[float], None] = time.sleep) -> FileHold:
+        """Keep the file open across back-to-back writes, letting it go for anyone waiting (a sync's pages)."""
+        return FileHold(self, sleep)
+
+
+class FileHold:
+    """Holds the database file open across back-to-back writes; lets it go for anyone waiting.
+
+    Opening and closing the file cost more than writing a page, so a sync whose pages arrive
+    back to back keeps it open between writes (`before_write`), and lets it go (`release`) before
+    it waits on the network. Another process waiting on the lock could still starve, so when one
+    signals that it waits (`Database.others_waiting`), the file is closed for YIELD_S first.
+    """
+
+    def __init__(self, db: Database, sleep: Callable[[float], None] = time.sleep):
+        self._db, self._sleep = db, sleep
+        self._session: contextlib.AbstractContextManager | None = None
+
+    @property
+    def holding(self) -> bool:
+        """True while the file is held open."""
+        return self._session is not None
+
+    def before_write(self) -> None:
+        """Make way for a waiting process if there is one, then hold the file for the next write."""
+        if self._db.others_waiting():
+            self.release()
+            self._sleep(YIELD_S)
+        if self._session is None:
+            session = self._db.session()
+            session.__enter__()
+            self._session = session
+
+    def release(self) -> None:
+        """Close the file (before waiting on the network, or for another process)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.__exit__(None, None, None)
+
+    def __enter__(self) -> FileHold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 _NUMPY_TYPES = {"BIGINT": "int64", "INTEGER": "int64", "HUGEINT": "int64", "DOUBLE": "float64",

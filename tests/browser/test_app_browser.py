@@ -8,7 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from returns_core import queries
+from returns_core.filters import ReturnFilters
+from returns_core.store import returns
 from returns_core.store.db import Database
 from tests.browser.conftest import RUN_TIMEOUT_MS, app_run, open_page, wait_for_app_idle
 
@@ -37,7 +38,7 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
 
     # the export holds exactly the filtered rows
     db = Database(app_server.db_path)
-    refunds = queries.count_returns(db, queries.ReturnFilters(types=("Refund",)))
+    refunds = returns.count_returns(db, ReturnFilters(types=("Refund",)))
     open_page(page, f"{app_server.url}/?type=Refund")
     with page.expect_download(timeout=RUN_TIMEOUT_MS) as download:
         page.locator(".st-key-returns_export_csv button").first.click()
@@ -47,7 +48,7 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
     assert {row["Type"] for row in rows} == {"Refund"}
 
     # the detail page opens straight from a link
-    first = queries.grid_page(db, queries.ReturnFilters(), limit=1).iloc[0]
+    first = returns.grid_page(db, ReturnFilters(), limit=1).iloc[0]
     return_id, shop_id = first["Marketplace Return ID"], first["Account ID"]
     open_page(page, f"{app_server.url}/detail?id={return_id}&shop={shop_id}")
     expect(page.get_by_role("heading", name=f"Return {return_id}")).to_be_visible()

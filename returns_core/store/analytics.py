@@ -1,9 +1,10 @@
 """Reason and refund analytics: every aggregate runs in DuckDB over the grid's filters.
 
-Each query starts from `queries.where_clause`, so a chart and the grid rows it drills down to
-are the same rows. Only small aggregate results come back to Python. Money is summed as
-DECIMAL in SQL, fetched as `Decimal` (never through `.df()`, which turns DECIMAL into float),
-and always per currency.
+Each query starts from `store.returns.where_clause`, so a chart and the grid rows it drills down
+to are the same rows (`filters.grid_query` makes the link). Only small aggregate results come
+back to Python. Money is summed as DECIMAL in SQL, fetched as `Decimal` (through
+`Database.frame` / `exact_frame`, never `.df()`, which turns DECIMAL into float), and always per
+currency.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import duckdb
 import pandas as pd
 
 from returns_core import domain, reason_groups
-from returns_core.queries import FilterError, ReturnFilters, filters_from_query, filters_to_query, where_clause
+from returns_core.filters import DateBasis, FilterError, ReturnFilters
 from returns_core.store.db import Database, exact_frame, utcnow
+from returns_core.store.returns import where_clause
 
 NO_REASON = "(no reason given)"
 NO_SKU = "(no SKU)"
 
-DateBasis = Literal["created", "updated"]
 GroupBy = Literal["reason", "group"]
 
 
@@ -35,10 +36,12 @@ class Measure:
 
     @property
     def column(self) -> str:
+        """The name of the value column in a result."""
         return "Returns" if self.currency is None else "Refund"
 
     @property
     def label(self) -> str:
+        """The value in words, for an axis or a legend."""
         return "Returns" if self.currency is None else f"Refund requested ({self.currency})"
 
 
@@ -91,12 +94,13 @@ def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool 
 
 
 def _value_sql(measure: Measure, alias: str = "b") -> str:
+    """SQL for what a chart adds up: a count, or the refund money of one currency."""
     return "count(*)" if measure.currency is None else f"coalesce(sum({alias}.refund_total), 0)"
 
 
 def _query(db: Database, sql: str, params: Sequence) -> pd.DataFrame:
-    with db.reader() as con:
-        return exact_frame(con, sql, params)
+    """Run an aggregate into a frame that keeps Decimal money."""
+    return db.frame(sql, params)
 
 
 # --- KPIs -----------------------------------------------------------------------------------
@@ -113,19 +117,15 @@ class Kpis:
     money: pd.DataFrame  # Currency, Returns, Requested, Completed (Decimal)
 
 
-_CLOSED = tuple(s for s in domain.STATUSES if s in domain.CLOSED_STATUSES)
-
-
 def kpis(db: Database, filters: ReturnFilters) -> Kpis:
     """Returns, money requested and completed per currency, share by type, median time to close."""
     base, params = _base(filters, classify=False)  # no reason groups here
-    closed = ", ".join("?" * len(_CLOSED))
     # updated_at is TikTok's last change; for a closed return that is when it closed
     head_sql = f"""{base}
         SELECT count(*),
-               count(*) FILTER (WHERE status IN ({closed})),
-               median(date_diff('second', created_at, updated_at)) FILTER (WHERE status IN ({closed}))
-        FROM base"""
+               count(*) FILTER (WHERE {domain.closed_sql("b")}),
+               median(date_diff('second', b.created_at, b.updated_at)) FILTER (WHERE {domain.closed_sql("b")})
+        FROM base b"""
     type_sql = f"""{base}
         SELECT coalesce(type, '(unknown)') AS "Type", count(*) AS "Returns", {_share_sql("count(*)")} AS "Share"
         FROM base GROUP BY 1 ORDER BY 2 DESC, 1"""
@@ -136,7 +136,7 @@ def kpis(db: Database, filters: ReturnFilters) -> Kpis:
         FROM base WHERE refund_total IS NOT NULL AND refund_currency IS NOT NULL
         GROUP BY 1 ORDER BY 2 DESC, 1"""
     with db.reader() as con:
-        total, n_closed, median_s = con.execute(head_sql, params + list(_CLOSED) * 2).fetchone()
+        total, n_closed, median_s = con.execute(head_sql, params).fetchone()
         by_type = exact_frame(con, type_sql, params)
         money = exact_frame(con, money_sql, params + [domain.REFUNDED])
     median = None if median_s is None else timedelta(seconds=float(median_s))
@@ -146,12 +146,11 @@ def kpis(db: Database, filters: ReturnFilters) -> Kpis:
 def currencies(db: Database, filters: ReturnFilters) -> list[str]:
     """Currencies with refund money in view, the most used first."""
     where, params = where_clause(filters, "r")
-    with db.reader() as con:
-        rows = con.execute(
-            f"SELECT r.refund_currency FROM returns r WHERE {where} AND r.refund_currency IS NOT NULL "
-            "AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1",
-            params,
-        ).fetchall()
+    rows = db.rows(
+        f"SELECT r.refund_currency FROM returns r WHERE {where} AND r.refund_currency IS NOT NULL "
+        "AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1",
+        params,
+    )
     return [row[0] for row in rows]
 
 
@@ -225,16 +224,6 @@ def weekly_trend(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason"
     return _query(db, sql, params)
 
 
-def week_filters(filters: ReturnFilters, week: date, basis: DateBasis = "created") -> ReturnFilters:
-    """The filters narrowed to one Monday-to-Sunday week, inside any date range already set."""
-    start, end = week, week + timedelta(days=6)
-    if basis == "created":
-        lo, hi = filters.created_from, filters.created_to
-        return filters.with_(created_from=max(start, lo) if lo else start, created_to=min(end, hi) if hi else end)
-    lo, hi = filters.updated_from, filters.updated_to
-    return filters.with_(updated_from=max(start, lo) if lo else start, updated_to=min(end, hi) if hi else end)
-
-
 # --- products -------------------------------------------------------------------------------
 
 
@@ -272,6 +261,7 @@ def top_products(db: Database, filters: ReturnFilters, *, currency: str | None =
 
 def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"], *, currency: str | None,
          by_money: bool, limit: int) -> pd.DataFrame:
+    """The top SKUs or products by returns (or by refund money in `currency`), with their leading reason."""
     if by_money and currency is None:
         raise FilterError("Ranking by refund money needs a currency.")
     lines, params = _lines(filters, Measure(currency) if currency else RETURNS, classify=False)
@@ -362,6 +352,7 @@ class SpikeReport:
 
     @property
     def spikes(self) -> pd.DataFrame:
+        """Only the rows that are spikes."""
         return self.rows[self.rows["Spike"]].reset_index(drop=True)
 
     def window_filters(self, filters: ReturnFilters, account: str, *, sku: str | None = None,
@@ -413,6 +404,7 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
 
 def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
                 weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
+    """Recent and baseline counts per account and reason, SKU, and SKU × reason, each tested for a spike."""
     base, params = _base(filters, classify=False)
     # A return has one reason and one date, so per (SKU, reason) or reason, counting distinct
     # returns is counting rows once each return's SKUs are distinct; a SKU's count is the sum of
@@ -463,21 +455,3 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
     # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
     extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
     return exact_frame(con, sql, params + [window_start, guard_start] * 2 + extra)
-
-
-# --- drill-down -----------------------------------------------------------------------------
-
-
-def grid_query(filters: ReturnFilters) -> dict[str, str | list[str]] | None:
-    """Query params that open the grid on exactly these rows, or None when its URL cannot say so.
-
-    The account is not among them: the sidebar's Account View (bound to ?account=) selects it.
-    """
-    if len(filters.shop_ids) > 1:
-        return None
-    query = filters_to_query(filters)
-    try:
-        same = filters_from_query(query) == filters.with_(shop_ids=())
-    except FilterError:  # e.g. more SKUs than the grid's SKU box takes
-        return None
-    return query if same else None

@@ -17,6 +17,8 @@ from returns_core.store.db import Database, StoreError, utcnow
 
 @dataclass(frozen=True)
 class BackupResult:
+    """Where the copy is, and how many rows each table had."""
+
     path: Path
     row_counts: dict[str, int]
 
@@ -30,14 +32,7 @@ def backup(db: Database, out_dir: str | Path) -> BackupResult:
         raise StoreError(f"Cannot write the backup: the folder {out.parent} does not exist.")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    with db.reader() as con:
-        # one read transaction: the copy and the counts describe the same moment
-        con.execute("BEGIN TRANSACTION")
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
-        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
-        con.execute(f"EXPORT DATABASE '{_sql_text(partial)}' (FORMAT PARQUET)")
-        con.execute("COMMIT")
+    counts = _export(db, partial)
     manifest = {"created_at": utcnow().isoformat() + "Z", "source": db.path.name, "row_counts": counts,
                 "restore": f"duckdb new.duckdb \"IMPORT DATABASE '{out.name}'\""}
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -47,5 +42,19 @@ def backup(db: Database, out_dir: str | Path) -> BackupResult:
     return BackupResult(out, counts)
 
 
+def _export(db: Database, folder: Path) -> dict[str, int]:
+    """EXPORT DATABASE into `folder`; returns each table's row count at the moment of the copy."""
+    with db.reader() as con:
+        # one read transaction: the copy and the counts describe the same moment
+        con.execute("BEGIN TRANSACTION")
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        con.execute(f"EXPORT DATABASE '{_sql_text(folder)}' (FORMAT PARQUET)")
+        con.execute("COMMIT")
+    return counts
+
+
 def _sql_text(path: Path) -> str:
+    """A path as the text of a SQL literal (EXPORT DATABASE takes no parameters)."""
     return str(path).replace("'", "''")

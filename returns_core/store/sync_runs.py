@@ -1,0 +1,145 @@
+"""Sync runs and watermarks: one row per sync of an account, and how far its data reaches.
+
+A run row is written when a sync starts, its counters grow with each committed page (in the
+page's own transaction, see return_writes.upsert_page), and its outcome is written at the end.
+The watermark (TikTok's update_time, Unix seconds) is what the committed pages cover; the next
+incremental sync starts below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from returns_core.filters import check_page
+from returns_core.ingest import PageCounts
+from returns_core.store.db import Database, utcnow
+
+INTERRUPTED_REASON = "Interrupted: the sync process stopped before finishing (killed or shut down)"
+
+
+@dataclass(frozen=True)
+class LastSync:
+    """An account's latest sync run, and when its last successful one finished."""
+
+    at: datetime  # when the latest run finished, or started while it runs or when it never finished
+    state: str  # "running", "ok" or "failed"
+    error: str | None
+    started_at: datetime  # when the latest run (an attempt, whatever its outcome) started
+    succeeded_at: datetime | None  # when the last successful run finished (None: never)
+
+
+# --- a run, from start to finish ----------------------------------------------------------------
+
+
+def start(db: Database, shop_id: str, *, full: bool, trigger: str) -> tuple[int, int | None]:
+    """Open a run row; returns its id and the account's watermark (None before the first sync).
+
+    The caller holds the account's sync lock, so a run of it still marked running died unfinished.
+    """
+    with db.writer() as con:
+        con.execute("UPDATE sync_runs SET state = 'failed', error = ? WHERE shop_id = ? AND state = 'running'",
+                    [INTERRUPTED_REASON, shop_id])
+        run_id = con.execute(
+            "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) VALUES (?, ?, ?, 'running', ?) "
+            "RETURNING id", [shop_id, utcnow(), full, trigger]).fetchone()[0]
+        return run_id, _watermark(con, shop_id)
+
+
+def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: PageCounts) -> None:
+    """Count committed pages into their run, inside the pages' own transaction."""
+    con.execute(
+        "UPDATE sync_runs SET pages = pages + ?, new_count = new_count + ?, updated_count = updated_count + ?, "
+        "unchanged_count = unchanged_count + ? WHERE id = ?",
+        [pages, counts.new, counts.updated, counts.unchanged, run_id])
+
+
+def finish(db: Database, run_id: int, duration: float, error: str | None) -> None:
+    """Write a run's outcome: ok, or failed with its reason."""
+    with db.writer() as con:
+        con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
+                    [utcnow(), duration, "failed" if error else "ok", error, run_id])
+
+
+def wrap_up(db: Database, run_id: int, duration: float, error: str | None) -> None:
+    """The run's outcome, then the WAL folded into the file: one opening of the file for both."""
+    with db.session():
+        finish(db, run_id, duration, error)
+        db.checkpoint()
+
+
+# --- the watermark ------------------------------------------------------------------------------
+
+
+def watermark(db: Database, shop_id: str) -> int | None:
+    """The account's update_time watermark (Unix seconds), or None before the first sync."""
+    with db.reader() as con:
+        return _watermark(con, shop_id)
+
+
+def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str) -> int | None:
+    rows = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime) -> None:
+    """Raise the watermark to `mark`, inside the transaction of the pages it covers; never lower it."""
+    # never backwards: a full re-read starts from the oldest update_time again
+    con.execute(
+        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (shop_id) DO UPDATE SET watermark = greatest(coalesce(sync_state.watermark, 0), "
+        "excluded.watermark), updated_at = excluded.updated_at",
+        [shop_id, mark, at])
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def last_syncs(db: Database) -> dict[str, LastSync]:
+    """Per account (shop_id) that ever synced: its latest run, and its last successful one."""
+    rows = db.rows(
+        "SELECT shop_id, coalesce(finished_at, started_at), state, error, started_at, "
+        "max(finished_at) FILTER (WHERE state = 'ok') OVER (PARTITION BY shop_id) FROM sync_runs "
+        "QUALIFY row_number() OVER (PARTITION BY shop_id ORDER BY started_at DESC, id DESC) = 1")
+    return {row[0]: LastSync(*row[1:]) for row in rows}
+
+
+def page(db: Database, shop_ids: tuple[str, ...] = (), *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """Sync runs of these accounts (all when none), newest first, one page of them."""
+    check_page(limit, offset)
+    where, params = _shop_condition(shop_ids)
+    return db.frame(
+        'SELECT s.started_at AS "Started", coalesce(a.name, s.shop_id) AS "Account", s.shop_id AS "Account ID", '
+        's.trigger AS "Trigger", s.full_sync AS "Full", s.state AS "Result", s.duration_s AS "Duration (s)", '
+        's.pages AS "Pages", s.new_count AS "New", s.updated_count AS "Updated", '
+        's.unchanged_count AS "Unchanged", s.error AS "Error" '
+        f"FROM sync_runs s LEFT JOIN accounts a ON a.shop_id = s.shop_id WHERE {where} "
+        "ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?",
+        params + [limit, offset])
+
+
+def count(db: Database, shop_ids: tuple[str, ...] = ()) -> int:
+    """How many sync runs these accounts (all when none) have."""
+    where, params = _shop_condition(shop_ids)
+    return db.value(f"SELECT count(*) FROM sync_runs s WHERE {where}", params)
+
+
+def _shop_condition(shop_ids: tuple[str, ...]) -> tuple[str, list]:
+    if not shop_ids:
+        return "TRUE", []
+    return f"s.shop_id IN ({', '.join('?' * len(shop_ids))})", list(shop_ids)
+
+
+def data_stamp(db: Database) -> tuple:
+    """Changes whenever synced or edited data changes, also from another process (a cron sync).
+
+    It reads the newest sync run, history row, account change and fetched record: every write
+    the app shows ends in one of them, so cached page data keyed by it is never stale.
+    """
+    return db.row(
+        "SELECT (SELECT max(id) FROM sync_runs), (SELECT max(coalesce(finished_at, started_at)) FROM sync_runs), "
+        "(SELECT max(id) FROM history), (SELECT max(updated_at) FROM accounts), "
+        "(SELECT max(fetched_at) FROM return_records)")
