@@ -142,9 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--search", default="", help="return ID, order ID, SKU or tracking number")
     export.set_defaults(func=cmd_export)
 
+    alerts = commands.add_parser(
+        "alerts", parents=[db_opt], help="evaluate the alert rules and send what is due (for cron)",
+        description="Raise the alerts the rules find (each once per subject and rule, also while the app runs "
+                    "at the same time) and send them, with any retries that are due, to the channels set up "
+                    "on the Settings page.")
+    alerts.set_defaults(func=cmd_alerts)
+
     backup = commands.add_parser("backup", parents=[db_opt], help="write a restorable copy of the whole store")
     backup.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder")
     backup.set_defaults(func=cmd_backup)
+
+    hooks = commands.add_parser("webhooks", help="TikTok's webhook events: process those waiting, list the latest")
+    hook_cmds = hooks.add_subparsers(dest="webhooks_command", metavar="ACTION", required=True)
+    process = hook_cmds.add_parser(
+        "process", parents=[db_opt], help="process the events waiting in the inbox (for cron)",
+        description="Process the webhook events the app received but did not process yet (it was stopped, or an "
+                    "attempt failed and its retry is due): re-sync the returns they name, mark deauthorized "
+                    "accounts Invalid, raise authorization alerts. The app does this by itself while it runs.")
+    process.set_defaults(func=cmd_webhooks_process)
+    listing = hook_cmds.add_parser("list", parents=[db_opt], help="the latest events and their outcome")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default %(default)s)")
+    listing.set_defaults(func=cmd_webhooks_list)
 
     sandbox = commands.add_parser("sandbox", help="the TikTok Shop simulator")
     sb_cmds = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
@@ -154,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--returns", type=int, default=500, help="returns per shop (default %(default)s)")
     serve.add_argument("--shops", type=int, default=2, help="number of shops (default %(default)s)")
     serve.add_argument("--state", default=None, metavar="FILE", help="keep the sandbox state in this JSON file")
+    from returns_core.tiktok.sandbox import server as sandbox_server  # its live flags: clock and webhooks
+
+    sandbox_server.add_live_arguments(serve)
     serve.set_defaults(func=cmd_sandbox_serve)
     return parser
 
@@ -310,6 +332,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """alerts"""
+    from returns_core.alerts import evaluate
+
+    result = evaluate(_db(args), raised_by="cli")
+    print(result.summary(), flush=True)
+    if result.errors:  # already free of the channels' secrets
+        later = " (tried again later)" if result.retrying else ""
+        raise CliError(f"{len(result.errors)} alert delivery(ies) failed{later}; the last: {result.errors[-1]}")
+    return EXIT_OK
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """backup --out DIR"""
     from returns_core.store.backup import backup
@@ -322,16 +356,49 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhooks_process(args: argparse.Namespace) -> int:
+    """webhooks process"""
+    from returns_core.webhooks import process_all
+
+    report = process_all(_db(args))
+    print(report.summary(), flush=True)
+    return EXIT_OK
+
+
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    """webhooks list [--limit N]"""
+    from returns_core.store import webhook_events
+    from returns_core.webhooks import type_name
+
+    if args.limit < 1:
+        raise CliError("--limit must be 1 or more", EXIT_USAGE)
+    db = _db(args)
+    summary = webhook_events.summary(db)
+    print(f"{summary.total} event(s); {summary.waiting} waiting, {summary.failed} failed; "
+          f"last received {_when(summary.last_received_at)}")
+    rows = [(_when(r.received_at), type_name(r.event_type),
+             r.shop_id or "-", r.return_id or "-", r.state, str(r.deliveries), r.outcome or "")
+            for r in webhook_events.recent(db, args.limit).itertuples()]
+    if rows:
+        print(_table(("RECEIVED", "TYPE", "SHOP ID", "RETURN ID", "STATE", "DELIVERIES", "OUTCOME"), rows))
+    return EXIT_OK
+
+
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--state FILE]"""
+    """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--state FILE] [live flags]"""
     from returns_core.tiktok.sandbox import server
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0-65535, not {args.port}", EXIT_USAGE)
     if args.returns < 0 or args.shops < 1:
         raise CliError("--returns must be 0 or more and --shops 1 or more", EXIT_USAGE)
+    try:
+        live = server.live_options(args)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
-        server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=args.state, out=sys.stdout)
+        server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=args.state, out=sys.stdout,
+                             **live)
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from returns_core.accounts import INVALID, Account, list_accounts
+from returns_core.accounts import ACTIVE, INVALID, Account, list_accounts
 from returns_core.store import settings
 from returns_core.store.db import Database
 from returns_core.tiktok.client import TokenSet
@@ -120,3 +120,31 @@ def _connect_demo(db: Database, name: str) -> Account:
                                         tokens.refresh_token, api_base=DEMO_API_BASE, auth_base=DEMO_API_BASE,
                                         is_sandbox=True, tokens=tokens)
     return accounts[0]
+
+
+def start_live(db: Database, address: str, *, tick: float = 1.0) -> str | None:
+    """In the app process only: the demo sandbox's world moves every `tick` seconds, and the demo
+    account's webhooks go to `address` (the app's own receiver). Returns None (also when the store
+    has no demo shop), or why not.
+
+    A cron run never calls this, so its in-process sandbox neither ticks nor delivers.
+    """
+    from returns_core import webhooks  # webhooks reaches the demo sandbox through this module
+
+    account = next((a for a in list_accounts(db) if a.api_base == DEMO_API_BASE), None)
+    if account is None:
+        return None  # no demo shop in this store: nothing to deliver
+    if account.status != ACTIVE:
+        return f"the demo shop is {account.status}"
+    # subscribe before the clock starts, so no event goes to an address of an earlier run
+    webhooks.subscribe(db, account, address)
+    demo_sandbox(db.path).start_background(tick)
+    return None
+
+
+def stop_live(db_path: str | Path) -> None:
+    """Stop the demo sandbox's clock and deliveries, if start_live started them."""
+    with _demo_lock:
+        sandbox = _demo_sandboxes.get(demo_state_path(db_path).resolve())
+    if sandbox is not None:
+        sandbox.stop_background()

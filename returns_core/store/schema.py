@@ -193,4 +193,80 @@ MIGRATIONS: list[tuple[int, str]] = [
 
         """ + FILL_LINES_SQL,
     ),
+    (
+        3,
+        # TikTok's webhooks, stored before they are answered (returns_core.webhooks): one row per
+        # event, keyed by TikTok's tts_notification_id so a repeated delivery is counted, not stored
+        # twice. The event is a signal: processing re-reads the return from TikTok; `event_status`
+        # is only what the event said.
+        """
+        CREATE SEQUENCE webhook_events_seq;
+        CREATE TABLE webhook_events (
+            tts_notification_id VARCHAR PRIMARY KEY,
+            seq              BIGINT NOT NULL DEFAULT nextval('webhook_events_seq'),  -- arrival order
+            event_type       INTEGER,            -- TikTok's `type` (12 RETURN_STATUS_CHANGE, ...)
+            shop_id          VARCHAR,
+            return_id        VARCHAR,            -- data.return_id of a RETURN_STATUS_CHANGE
+            event_status     VARCHAR,            -- data.return_status as the event said it
+            event_time       TIMESTAMP,          -- TikTok's `timestamp`
+            received_at      TIMESTAMP NOT NULL,
+            last_received_at TIMESTAMP NOT NULL,
+            deliveries       INTEGER NOT NULL DEFAULT 1,  -- TikTok delivers at least once
+            verification     VARCHAR NOT NULL,   -- 'verified' | 'unknown_shop' (signed by our app, no account)
+            state            VARCHAR NOT NULL,   -- pending | processing | done | skipped | failed | kept
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  TIMESTAMP,
+            claimed_at       TIMESTAMP,
+            processed_at     TIMESTAMP,
+            outcome          VARCHAR,            -- what processing did, or why it failed, in words
+            alert            VARCHAR,            -- 'wanted': an alert to send (alerts engine); 'taken' once it is
+            body             VARCHAR             -- the raw body as received
+        );
+        """,
+    ),
+    (
+        4,
+        # Alerts (returns_core.alerts, store/alerts.py): where they go, what was raised once per
+        # subject and rule (the UNIQUE key is the claim), and each delivery's outcome.
+        """
+        CREATE SEQUENCE alert_channels_seq;
+        CREATE TABLE alert_channels (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('alert_channels_seq'),
+            name        VARCHAR NOT NULL,
+            shown       VARCHAR NOT NULL,      -- redacted: scheme and host only
+            url_enc     VARCHAR NOT NULL,      -- the apprise URL, encrypted (returns_core.secretbox)
+            created_at  TIMESTAMP NOT NULL
+        );
+
+        CREATE SEQUENCE alerts_seq;
+        CREATE TABLE alerts (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('alerts_seq'),
+            rule        VARCHAR NOT NULL,      -- due_soon | overdue | spike | authorization | sync_failing
+            shop_id     VARCHAR NOT NULL,      -- '' when about no single shop
+            subject     VARCHAR NOT NULL,      -- a return id, a spike, 'expiring', 'revoked', 'sync'
+            occurrence  VARCHAR NOT NULL,      -- the deadline, the spike's day, the expiry day, the first failed run
+            title       VARCHAR NOT NULL,
+            message     VARCHAR NOT NULL,
+            link        VARCHAR,
+            ongoing     BOOLEAN NOT NULL DEFAULT false,  -- raised again only after cleared_at
+            raised_at   TIMESTAMP NOT NULL,
+            raised_by   VARCHAR NOT NULL,      -- 'app' | 'cli' | 'webhook'
+            cleared_at  TIMESTAMP,
+            UNIQUE (rule, shop_id, subject, occurrence)
+        );
+
+        CREATE TABLE alert_deliveries (
+            alert_id        BIGINT NOT NULL,
+            channel_id      BIGINT NOT NULL,
+            channel         VARCHAR NOT NULL,  -- name and redacted form, kept after the channel is removed
+            state           VARCHAR NOT NULL,  -- 'claimed' | 'sent' | 'retrying' | 'failed' (gave up)
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            last_error      VARCHAR,           -- free of the channel's secrets
+            next_attempt_at TIMESTAMP NOT NULL,
+            leased_until    TIMESTAMP,         -- a sender is on it; past this, it died and another retries
+            sent_at         TIMESTAMP,
+            PRIMARY KEY (alert_id, channel_id)
+        );
+        """,
+    ),
 ]
