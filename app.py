@@ -2,43 +2,48 @@
 
 import streamlit as st
 
-from app_pages import _common as common
-from app_pages import _workflow as wf
+from app_ui import identity, loaders, navigation, runtime
+from app_ui.account_view import ACCOUNT_KEY, account_options, account_query, no_account_notice, scope
+from app_ui.formatting import ago, utc_text
 from returns_core import accounts as accounts_core
-from returns_core import domain, jobs, roles
+from returns_core import domain, jobs, roles, webhooks
 from returns_core.store.db import StoreError
 
 st.set_page_config(page_title="Returns Desk", page_icon=":material/assignment_return:", layout="wide")
 
-grid_page = st.Page(common.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="returns",
+grid_page = st.Page(navigation.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="returns",
                     default=True)
-detail_page = st.Page(common.DETAIL_PAGE, title="Return detail", icon=":material/receipt_long:", url_path="detail",
+detail_page = st.Page(navigation.DETAIL_PAGE, title="Return detail", icon=":material/receipt_long:", url_path="detail",
                       visibility="hidden")
-review_page = st.Page(common.REVIEW_QUEUE_PAGE, title="Review Queue", icon=":material/fact_check:", url_path="review")
-reconciliation_page = st.Page(common.RECONCILIATION_PAGE, title="Reconciliation", icon=":material/rule:",
+review_page = st.Page(navigation.REVIEW_QUEUE_PAGE, title="Review Queue", icon=":material/fact_check:",
+                      url_path="review")
+reconciliation_page = st.Page(navigation.RECONCILIATION_PAGE, title="Reconciliation", icon=":material/rule:",
                               url_path="reconciliation")
-refunds_page = st.Page(common.REFUNDS_PAGE, title="Refunds", icon=":material/payments:", url_path="refunds")
-reasons_page = st.Page(common.REASONS_PAGE, title="Reason Analytics", icon=":material/insights:",
+refunds_page = st.Page(navigation.REFUNDS_PAGE, title="Refunds", icon=":material/payments:", url_path="refunds")
+reasons_page = st.Page(navigation.REASONS_PAGE, title="Reason Analytics", icon=":material/insights:",
                        url_path="reasons")
-accounts_page = st.Page(common.ACCOUNTS_PAGE, title="Accounts", icon=":material/store:", url_path="accounts")
-history_page = st.Page(common.SYNC_HISTORY_PAGE, title="Sync history", icon=":material/history:",
+accounts_page = st.Page(navigation.ACCOUNTS_PAGE, title="Accounts", icon=":material/store:", url_path="accounts")
+history_page = st.Page(navigation.SYNC_HISTORY_PAGE, title="Sync history", icon=":material/history:",
                        url_path="sync-history")
+
+settings_page = st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings")
+events_page = st.Page("app_pages/events.py", title="Webhook events", icon=":material/webhook:", url_path="events")
 
 page = st.navigation({
     "Returns": [grid_page, detail_page, review_page, reconciliation_page, refunds_page],
     "Analytics": [reasons_page],
-    "Configuration": [accounts_page, history_page],
+    "Configuration": [accounts_page, history_page, settings_page, events_page],
 })
 DATA_PAGES = {p.title for p in (grid_page, detail_page, review_page, reconciliation_page, refunds_page, reasons_page)}
 
 # --- sidebar: Account View ------------------------------------------------------------------
 def render_account_view() -> None:
-    options = common.account_options(list(common.scope().accounts))
-    if st.session_state.get(common.ACCOUNT_KEY) not in options:
-        st.session_state.pop(common.ACCOUNT_KEY, None)
-    st.sidebar.selectbox("Account View", options, key=common.ACCOUNT_KEY, bind="query-params",
+    options = account_options(list(scope().accounts))
+    if st.session_state.get(ACCOUNT_KEY) not in options:
+        st.session_state.pop(ACCOUNT_KEY, None)
+    st.sidebar.selectbox("Account View", options, key=ACCOUNT_KEY, bind="query-params",
                          help="One shop, or all shops together. Kept in the link.")
-    chosen = common.scope()
+    chosen = scope()
     if chosen.selected is not None:
         account = chosen.selected
         if account.is_sandbox:
@@ -51,14 +56,14 @@ def render_account_view() -> None:
     elif any(a.is_sandbox for a in chosen.accounts):
         st.sidebar.badge("Includes SANDBOX data", icon=":material/science:", color="orange",
                          help="The demo shop's returns come from the built-in TikTok Shop simulator")
-    if common.runtime().demo_error:
-        st.sidebar.caption(f"The demo shop could not be created: {common.runtime().demo_error}")
+    if runtime.current().demo_error:
+        st.sidebar.caption(f"The demo shop could not be created: {runtime.current().demo_error}")
 
 
 # --- sidebar: Sync Returns ------------------------------------------------------------------
 def start_sync() -> None:
-    targets = common.scope().usable
-    started = common.runtime().jobs.start(targets, trigger="app")
+    targets = scope().usable
+    started = runtime.current().jobs.start(targets, trigger="app")
     watched = st.session_state.setdefault("sidebar_watched", set())
     watched.update(job.id for job in started)
 
@@ -68,7 +73,7 @@ def render_sync(every_job: list[jobs.SyncJob]) -> None:
 
     Reading them twice let a sync that ended in between show "synced" beside a disabled button.
     """
-    chosen = common.scope()
+    chosen = scope()
     targets = chosen.usable
     in_view = {a.shop_id for a in chosen.in_view}
     latest = [job for job in every_job if job.shop_id in in_view]
@@ -76,7 +81,7 @@ def render_sync(every_job: list[jobs.SyncJob]) -> None:
     help_text = ("Sync every active account" if chosen.selected is None else f"Sync {chosen.selected.name}")
     if not targets:
         help_text = "No active account in view: connect, reconnect or enable one on the Accounts page."
-    may_sync = roles.ACT in wf.current_permissions()
+    may_sync = roles.ACT in identity.current_permissions()
     st.sidebar.button("Sync Returns", key="sidebar_sync", type="primary", icon=":material/sync:", width="stretch",
                       on_click=start_sync, disabled=not targets or running or not may_sync, help=help_text)
     sync_progress(tuple(a.shop_id for a in chosen.in_view), latest)
@@ -93,7 +98,7 @@ def sync_progress(shop_ids: tuple[str, ...], latest: list[jobs.SyncJob]) -> None
     def progress() -> None:
         jobs_now = reading.pop("jobs", None)
         if jobs_now is None:
-            jobs_now = common.runtime().jobs.latest(shop_ids)
+            jobs_now = runtime.current().jobs.latest(shop_ids)
         still_running = [job for job in jobs_now if job.running]
         for job in still_running:
             fraction = None
@@ -134,13 +139,12 @@ def announce_finished(latest: list[jobs.SyncJob]) -> None:
 
 # --- sidebar: freshness, deadlines, schedule -------------------------------------------------
 def render_status() -> None:
-    chosen = common.scope()
-    version = common.data_version()
-    last = common.load_last_syncs(version)
+    chosen = scope()
+    last = loaders.last_syncs()
     for account in chosen.in_view:
-        st.sidebar.caption(f"Last sync of {account.name}: **{common.ago(last.get(account.shop_id))}** "
-                           f"({common.utc_text(last.get(account.shop_id))})")
-    due, overdue = common.load_deadlines(version, chosen.shop_ids)
+        st.sidebar.caption(f"Last sync of {account.name}: **{ago(last.get(account.shop_id))}** "
+                           f"({utc_text(last.get(account.shop_id))})")
+    due, overdue = loaders.deadline_counts(chosen.shop_ids, loaders.this_minute())
     soon_col, late_col = st.sidebar.columns(2)
     soon_col.metric(f"Due in {domain.DUE_SOON_HOURS} h", f"{due:,}",
                     help="Returns whose TikTok deadline for the seller falls within the next 24 hours")
@@ -148,36 +152,77 @@ def render_status() -> None:
                     delta_arrow="off",
                     help="The seller deadline passed: TikTok decides by itself (usually approves). Sync to see.")
     if due:
-        soon_col.page_link(common.GRID_PAGE, label="Show them", icon=":material/schedule:",
-                           query_params={"due": "true", **common.account_query()})
+        soon_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/schedule:",
+                           query_params={"due": "true", **account_query()})
     if overdue:
-        late_col.page_link(common.GRID_PAGE, label="Show them", icon=":material/alarm:",
-                           query_params={"overdue": "true", **common.account_query()})
+        late_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/alarm:",
+                           query_params={"overdue": "true", **account_query()})
 
     choices = list(jobs.AUTO_SYNC_CHOICES)
     if "sidebar_auto_sync" not in st.session_state:
-        st.session_state["sidebar_auto_sync"] = jobs.auto_sync_choice(common.runtime().db)
+        st.session_state["sidebar_auto_sync"] = jobs.auto_sync_choice(runtime.current().db)
 
     def save_choice() -> None:
-        jobs.set_auto_sync(common.runtime().db, st.session_state["sidebar_auto_sync"])
+        jobs.set_auto_sync(runtime.current().db, st.session_state["sidebar_auto_sync"])
 
     st.sidebar.selectbox("Auto-sync", choices, key="sidebar_auto_sync", on_change=save_choice,
-                         disabled=roles.MANAGE_ACCOUNTS not in wf.current_permissions(),
+                         disabled=roles.MANAGE_ACCOUNTS not in identity.current_permissions(),
                          help="Sync every active account on this schedule while the app runs. "
                               "For syncs while the app is closed, use cron (see the README).")
+
+
+# --- sidebar: webhooks -------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _webhook_changes_seen() -> dict[str, int]:
+    """The returns webhooks changed that this process has told its loaders about."""
+    return {"changes": 0}
+
+
+def render_webhooks() -> None:
+    """When the last webhook event arrived and how many wait. While this process receives them
+    (server.py), it polls every 2 s and redraws the page when they changed returns: no Sync needed."""
+    inbox = webhooks.live_inbox(runtime.db().path)
+
+    def note_changes() -> int:
+        changes = inbox.counters.changes if inbox else 0
+        seen = _webhook_changes_seen()
+        if changes != seen["changes"]:  # once per process and change: every cached loader reads again
+            seen["changes"] = changes
+            runtime.data_changed()
+        return changes
+
+    drawn = note_changes()
+
+    @st.fragment(run_every="2s" if inbox else None)
+    def webhook_status() -> None:
+        if inbox and inbox.counters.changes != drawn:
+            note_changes()
+            st.rerun()
+        counters = (inbox.counters.received, inbox.counters.rounds) if inbox else (0, 0)
+        summary = loaders.webhook_summary(*counters)
+        if summary.total:
+            failed = f" · :red[{summary.failed:,} failed]" if summary.failed else ""
+            st.caption(f":material/webhook: Last webhook event **{ago(summary.last_received_at)}** · "
+                       f"**{summary.waiting:,}** waiting to be processed{failed}")
+        elif inbox:
+            st.caption(":material/webhook: No webhook event received yet")
+
+    with st.sidebar:
+        webhook_status()
 
 
 def main() -> None:
     # read before anything reads the data version, so data shown is never older than a sync
     # this run reports as finished
-    every_job = common.runtime().jobs.latest()
+    every_job = runtime.current().jobs.latest()
     render_account_view()
-    wf.render_identity()
+    identity.render_identity()
     render_sync(every_job)
     render_status()
-    current = common.scope()
+    render_webhooks()
+    current = scope()
     if page.title in DATA_PAGES and not current.any_usable:
-        common.no_account_notice(current)
+        no_account_notice(current)
         if not current.accounts:
             return
     page.run()
@@ -186,7 +231,7 @@ def main() -> None:
 try:
     # one script run is one unit of work: its queries share one open database instance (and its
     # cache) instead of re-opening the file for each; other processes wait until the run ends
-    with common.db().session():
+    with runtime.db().session():
         main()
 except StoreError as exc:
     # a cron sync held the database for too long, or the file cannot be opened: say so, no traceback

@@ -16,7 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import _common as common
+from app_ui import loaders
+from app_ui.account_view import ACCOUNT_KEY, ALL_ACCOUNTS, Scope, scope
+from app_ui.navigation import GRID_PAGE
 from returns_core import domain, reason_groups
 from returns_core.filters import ReturnFilters, grid_query, week_filters
 from returns_core.store import analytics
@@ -33,19 +35,6 @@ CHART_CONFIG = {"displaylogo": False}
 Targets = dict[str, ReturnFilters]  # drill-down label -> the exact rows it opens
 
 
-# --- cached loaders: small aggregates, keyed by the data version --------------------------
-
-
-@st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def load(version: tuple, name: str, filters: ReturnFilters, **options) -> object:
-    """analytics.<name>(db, filters, **options), cached until the data changes."""
-    return getattr(analytics, name)(common.db(), filters, **options)
-
-
-def fetch(name: str, filters: ReturnFilters, **options) -> object:
-    return load(common.data_version(), name, filters, **options)
-
-
 # --- drill-down to the grid -----------------------------------------------------------------
 
 
@@ -56,13 +45,13 @@ def targets(items: Iterable[tuple[str, ReturnFilters]]) -> Targets:
 
 def request_grid(filters: ReturnFilters) -> None:
     """Ask for the grid on these rows (from a callback; the next run switches pages)."""
-    current = common.scope()
+    current = scope()
     if filters.shop_ids and filters.shop_ids != current.shop_ids:
         # a spike belongs to one account: the Account View moves to it, so the grid shows those rows
         account = next((a for a in current.accounts if a.shop_id == filters.shop_ids[0]), None)
         if account is None:
             return
-        st.session_state[common.ACCOUNT_KEY] = account.label
+        st.session_state[ACCOUNT_KEY] = account.label
     # the Account View is not among the query params: its ?account= is bound to the sidebar
     # widget, which keeps its value across the switch (and refuses to be set through them)
     st.session_state[PENDING] = grid_query(filters)
@@ -79,6 +68,7 @@ def on_chart_select(key: str, found: Targets) -> None:
 
 
 def on_pick(key: str, found: Targets) -> None:
+    """A pick in a chart's select box opens its returns in the grid."""
     label = st.session_state[key]
     st.session_state[key] = None  # so that coming back here does not jump to the grid again
     if label in found:
@@ -117,10 +107,12 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def money(amount: Decimal | None, currency: str) -> str:
+    """An amount with its currency, two decimals."""
     return f"{amount or 0:,.2f} {currency}"
 
 
 def duration(value: timedelta | None) -> str:
+    """Hours, or days past 48 hours."""
     if value is None:
         return "-"
     hours = value.total_seconds() / 3600
@@ -155,7 +147,7 @@ def wrap_ticks(fig: go.Figure, axis: str, values: Iterable[str], *, short: bool 
 # --- filters --------------------------------------------------------------------------------
 
 
-def page_filters(current: common.Scope) -> ReturnFilters:
+def page_filters(current: Scope) -> ReturnFilters:
     """Period, type and status on top of the sidebar's Account View."""
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
     period = c1.selectbox("Period (created)", PERIODS, key="reasons_period",
@@ -178,7 +170,7 @@ def page_filters(current: common.Scope) -> ReturnFilters:
 
 def pick_currency(filters: ReturnFilters) -> str | None:
     """The currency money charts use (one at a time: amounts in different currencies never add up)."""
-    found = fetch("currencies", filters)
+    found = loaders.currencies(filters)
     if not found:
         return None
     if len(found) == 1:
@@ -191,7 +183,8 @@ def pick_currency(filters: ReturnFilters) -> str | None:
 
 
 def kpi_row(filters: ReturnFilters) -> analytics.Kpis:
-    k: analytics.Kpis = fetch("kpis", filters)
+    """Returns, time to close and refund money at a glance, and the split by type."""
+    k = loaders.kpis(filters)
     cols = st.columns(4)
     cols[0].metric("Returns", f"{k.returns:,}")
     cols[1].metric("Median time to close", duration(k.median_close),
@@ -212,6 +205,7 @@ def kpi_row(filters: ReturnFilters) -> analytics.Kpis:
 
 
 def measure_picker(key: str, currency: str | None) -> Measure:
+    """Count returns, or add up refund money in the chosen currency."""
     options = ["Returns"] + ([f"Refund money ({currency})"] if currency else [])
     choice = st.segmented_control("Measure", options, key=key, default="Returns", label_visibility="collapsed")
     return Measure(currency) if choice and choice != "Returns" else analytics.RETURNS
@@ -227,12 +221,12 @@ def pareto(filters: ReturnFilters, currency: str | None) -> None:
     with right:
         measure = measure_picker("reasons_pareto_measure", currency)
     if by == "Group":
-        data = fetch("group_frequency", filters, measure=measure)
+        data = loaders.group_frequency(filters, measure)
         name = "Group"
         found = targets((f"{r.Group}", filters.with_(reasons=tuple(r.Reasons or ()))) for r in data.itertuples()
                         if r.Reasons)
     else:
-        data = fetch("reason_frequency", filters, measure=measure).head(PARETO_N)
+        data = loaders.reason_frequency(filters, measure).head(PARETO_N)
         name = "Reason"
         found = targets((r.Reason, filters.with_(reasons=(r.Reason,))) for r in data.itertuples()
                         if r.Reason != analytics.NO_REASON)
@@ -257,9 +251,10 @@ def rank_by_money(key: str, currency: str | None) -> bool:
 
 
 def top_skus(filters: ReturnFilters, currency: str | None) -> None:
+    """The SKUs returned most, each with its top reason."""
     st.subheader("Top SKUs")
     by_money = rank_by_money("reasons_sku_rank", currency)
-    data = fetch("top_skus", filters, currency=currency, by_money=by_money, limit=10)
+    data = loaders.top_skus(filters, currency, by_money, 10)
     if data.empty:
         st.info("No SKUs in this view (returns without line items).")
         return
@@ -276,7 +271,7 @@ def top_skus(filters: ReturnFilters, currency: str | None) -> None:
 
 def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.SpikeReport:
     """Flagged spikes at a glance; every check (near misses too) is in the last tab."""
-    report: analytics.SpikeReport = fetch("spikes", filters)
+    report = loaders.spikes(filters)
     st.subheader("Spikes")
     if report.as_of is None:
         st.info("No returns to compare.")
@@ -321,6 +316,7 @@ def spike_items(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
 
 
 def on_row_select(key: str, items: list[tuple[str, ReturnFilters] | None]) -> None:
+    """A selected spike row opens its recent returns in the grid."""
     rows = st.session_state[key]["selection"]["rows"]
     if rows and items[rows[0]] is not None:
         request_grid(items[rows[0]][1])
@@ -338,6 +334,7 @@ def spike_table(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
 
 
 def trend(filters: ReturnFilters, currency: str | None) -> None:
+    """Returns per week, stacked by reason or group."""
     c1, c2, c3 = st.columns(3)
     with c1:
         by = st.segmented_control("By", ["Reason", "Group"], key="reasons_trend_by", default="Group")
@@ -348,7 +345,7 @@ def trend(filters: ReturnFilters, currency: str | None) -> None:
         measure = measure_picker("reasons_trend_measure", currency)
     by_key = "group" if by == "Group" else "reason"
     basis_key = "updated" if basis == "Updated" else "created"
-    data = fetch("weekly_trend", filters, by=by_key, basis=basis_key, measure=measure)
+    data = loaders.weekly_trend(filters, by_key, basis_key, measure)
     if data.empty:
         st.info("No returns in this view.")
         return
@@ -374,17 +371,19 @@ def trend(filters: ReturnFilters, currency: str | None) -> None:
 
 
 def group_members(filters: ReturnFilters) -> dict[str, tuple[str, ...]]:
-    groups = fetch("group_frequency", filters)
+    """The reasons in each group, in view."""
+    groups = loaders.group_frequency(filters)
     return {r.Group: tuple(r.Reasons or ()) for r in groups.itertuples()}
 
 
 def products(filters: ReturnFilters, currency: str | None) -> None:
+    """Reason × SKU, the reasons of one SKU, and the top products."""
     head, toggle = st.columns([3, 1], vertical_alignment="bottom")
     head.markdown("**Reason × SKU** (top SKUs by returns)")
     by = toggle.segmented_control("Columns", ["Reason", "Group"], key="reasons_matrix_by", default="Reason",
                                   label_visibility="collapsed")
     by_key, name = ("group", "Group") if by == "Group" else ("reason", "Reason")
-    matrix = fetch("reason_sku_matrix", filters, by=by_key, limit_skus=TOP_N)
+    matrix = loaders.reason_sku_matrix(filters, by_key, TOP_N)
     if matrix.empty:
         st.info("No SKUs in this view.")
     else:
@@ -408,7 +407,7 @@ def products(filters: ReturnFilters, currency: str | None) -> None:
     sku = st.selectbox("SKU", skus, key="reasons_sku", disabled=not skus)
     if sku:
         one = filters.with_(skus=(sku,))
-        data = fetch("reason_frequency", one)
+        data = loaders.reason_frequency(one)
         fig = go.Figure(go.Bar(x=data["Reason"], y=data["Returns"], customdata=data["Reason"],
                                text=[f"{s:.0%}" for s in data["Share"]], textposition="auto"))
         fig.update_layout(height=320, yaxis={"title": "Returns"})
@@ -419,7 +418,7 @@ def products(filters: ReturnFilters, currency: str | None) -> None:
 
     st.markdown("**Top products**" + (f" (money in {currency})" if currency else ""))
     by_money = rank_by_money("reasons_product_rank", currency)
-    data = fetch("top_products", filters, currency=currency, by_money=by_money, limit=TOP_N)
+    data = loaders.top_products(filters, currency, by_money, TOP_N)
     if data.empty:
         return
     column = "Refund requested" if by_money else "Returns"
@@ -434,6 +433,7 @@ def products(filters: ReturnFilters, currency: str | None) -> None:
 
 
 def money_table(data: pd.DataFrame) -> None:
+    """The top products as a table, money exact."""
     money_format = st.column_config.NumberColumn(format="%.2f")
     st.dataframe(data, hide_index=True, key="reasons_products_table", column_config={
         "Refund requested": money_format, "Refund completed": money_format,
@@ -442,9 +442,10 @@ def money_table(data: pd.DataFrame) -> None:
 
 
 def responsibility(filters: ReturnFilters, currency: str | None) -> None:
+    """Who is at fault, read from the reason: Seller, Buyer, Logistics or Unknown."""
     st.subheader("Who is responsible")
     measure = measure_picker("reasons_resp_measure", currency)
-    data = fetch("responsibility_split", filters, measure=measure)
+    data = loaders.responsibility_split(filters, measure)
     if data.empty:
         st.info("No returns in this view.")
         return
@@ -462,7 +463,7 @@ def responsibility(filters: ReturnFilters, currency: str | None) -> None:
 def grouping(filters: ReturnFilters) -> None:
     """The reasons in view with their group and responsibility, and the rules that decided them."""
     st.subheader("How reasons are grouped")
-    data = fetch("reason_frequency", filters)
+    data = loaders.reason_frequency(filters)
     st.dataframe(data, hide_index=True, key="reasons_grouped", column_config={
         "Share": st.column_config.NumberColumn(format="percent"),
         "Cumulative Share": st.column_config.NumberColumn(format="percent")})
@@ -477,40 +478,50 @@ def grouping(filters: ReturnFilters) -> None:
 
 # --- the page -------------------------------------------------------------------------------
 
-if (pending := st.session_state.pop(PENDING, None)) is not None:
-    st.switch_page(common.GRID_PAGE, query_params=pending)
 
-st.title("Reason Analytics")
-current = common.scope()
-st.caption(f"{current.selected.label if current.selected else common.ALL_ACCOUNTS}: what drives returns, "
-           "for which SKUs, and what it costs. Click a bar or cell (or use the box under a chart) to open "
-           "those returns in the grid.")
-filters = page_filters(current)
-kpis = kpi_row(filters)
-if kpis.returns == 0:
-    st.info("No returns in this view: widen the period or the filters, or sync the account.",
-            icon=":material/filter_alt_off:")
-    st.stop()
-currency = pick_currency(filters)
+def tabs(filters: ReturnFilters, currency: str | None, report: analytics.SpikeReport, names: dict[str, str]) -> None:
+    """Trend, products, every spike check, and how reasons are grouped."""
+    trend_tab, products_tab, spikes_tab, groups_tab = st.tabs(["Trend", "Products", "All spike checks", "Groups"])
+    with trend_tab:
+        trend(filters, currency)
+    with products_tab:
+        products(filters, currency)
+    with spikes_tab:
+        if report.rows.empty:
+            st.info("No returns in the recent window.")
+        else:
+            spike_table(report, filters, report.rows, names, "reasons_spikes_all")
+    with groups_tab:
+        responsibility(filters, currency)
+        grouping(filters)
 
-left, right = st.columns(2)
-with left:
-    pareto(filters, currency)
-with right:
-    top_skus(filters, currency)
-names = {a.shop_id: a.name for a in current.accounts}
-report = spike_panel(filters, names)
 
-trend_tab, products_tab, spikes_tab, groups_tab = st.tabs(["Trend", "Products", "All spike checks", "Groups"])
-with trend_tab:
-    trend(filters, currency)
-with products_tab:
-    products(filters, currency)
-with spikes_tab:
-    if report.rows.empty:
-        st.info("No returns in the recent window.")
-    else:
-        spike_table(report, filters, report.rows, names, "reasons_spikes_all")
-with groups_tab:
-    responsibility(filters, currency)
-    grouping(filters)
+def render() -> None:
+    """Draw the page (or, after a drill-down click, open the grid on those returns)."""
+    if (pending := st.session_state.pop(PENDING, None)) is not None:
+        st.switch_page(GRID_PAGE, query_params=pending)
+
+    st.title("Reason Analytics")
+    current = scope()
+    st.caption(f"{current.selected.label if current.selected else ALL_ACCOUNTS}: what drives returns, "
+               "for which SKUs, and what it costs. Click a bar or cell (or use the box under a chart) to open "
+               "those returns in the grid.")
+    filters = page_filters(current)
+    kpis = kpi_row(filters)
+    if kpis.returns == 0:
+        st.info("No returns in this view: widen the period or the filters, or sync the account.",
+                icon=":material/filter_alt_off:")
+        return
+    currency = pick_currency(filters)
+
+    left, right = st.columns(2)
+    with left:
+        pareto(filters, currency)
+    with right:
+        top_skus(filters, currency)
+    names = {a.shop_id: a.name for a in current.accounts}
+    report = spike_panel(filters, names)
+    tabs(filters, currency, report, names)
+
+
+render()

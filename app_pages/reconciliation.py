@@ -6,31 +6,33 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from app_pages import _common as common
-from app_pages import _workflow as wf
+from app_ui import identity, loaders, runtime, widgets
+from app_ui.account_view import scope
+from app_ui.navigation import DETAIL_PAGE
 from returns_core import domain, review
 from returns_core.filters import FilterError
-from returns_core.store import returns
+from returns_core.review import ResyncOutcome
 
 PAGE_SIZE = 25  # one button per row: keep the page short
 PAGE_KEY = "rc_page"
 
 
-def _resync(db, keys: list[review.Key]) -> None:
+def _resync(keys: list[review.Key]) -> None:
     """Re-sync and keep the outcome for the next run (the list changes under the user)."""
     with st.spinner(f"Re-syncing {len(keys)} return(s) from TikTok…"):
-        results = review.resync_returns(db, keys)
+        results = review.resync_returns(runtime.db(), keys)
     st.session_state["rc_results"] = results
-    common.data_changed()
+    runtime.data_changed()
     st.rerun()
 
 
 def _show_results() -> None:
+    """What the last re-sync did: a summary, and each return's outcome in words."""
     results: list[review.ResyncResult] = st.session_state.pop("rc_results", [])
     if not results:
         return
-    failed = [r for r in results if not r.ok]
-    fixed = sum(1 for r in results if r.ok and not r.message.startswith("Re-synced; still flagged"))
+    failed = [r for r in results if r.outcome is ResyncOutcome.FAILED]
+    fixed = sum(1 for r in results if r.outcome is ResyncOutcome.FIXED)
     summary = f"Re-synced {len(results) - len(failed)} of {len(results)}; {fixed} no longer flagged."
     (st.warning if failed else st.success)(summary)
     with st.expander("Details", expanded=len(results) == 1 or bool(failed)):
@@ -39,8 +41,9 @@ def _show_results() -> None:
 
 
 def _detail_link(row: pd.Series) -> None:
+    """A link to the return's detail page."""
     try:
-        st.page_link(common.DETAIL_PAGE, label="Open", icon=":material/open_in_new:",
+        st.page_link(DETAIL_PAGE, label="Open", icon=":material/open_in_new:",
                      query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
     except StreamlitPageNotFoundError:  # a page run on its own, without the app's page registry
         st.caption("—")
@@ -50,11 +53,13 @@ _WIDTHS = [3, 3, 6, 2, 1]
 
 
 def _text(value: object, empty: str) -> str:
+    """A text cell, or `empty` when there is none."""
     # pandas hands missing text back as NaN, which is truthy
     return value if isinstance(value, str) and value else empty
 
 
-def _render_rows(db, frame: pd.DataFrame, blocked: bool) -> None:
+def _render_rows(frame: pd.DataFrame, blocked: bool) -> None:
+    """One line per flagged return, with its problem and a Re-sync button."""
     header = st.columns(_WIDTHS)
     for col, title in zip(header, ("Return / account", "Status / TikTok's status", "Problem"), strict=False):
         col.markdown(f"**{title}**")
@@ -66,7 +71,7 @@ def _render_rows(db, frame: pd.DataFrame, blocked: bool) -> None:
         cols[2].markdown(row["Problem"])
         if cols[3].button("Re-sync", key=f"rc_resync_{row['Account ID']}_{row['Marketplace Return ID']}",
                           disabled=blocked, icon=":material/sync:"):
-            _resync(db, [(row["Account ID"], row["Marketplace Return ID"])])
+            _resync([(row["Account ID"], row["Marketplace Return ID"])])
         with cols[4]:
             _detail_link(row)
 
@@ -77,13 +82,11 @@ def render() -> None:
     st.caption("Returns whose Status disagrees with TikTok's status (**mismatch**), or whose TikTok status is "
                "not in the mapping (**unmapped**). Re-sync asks TikTok for the return again; a mismatch that "
                "remains is fixed by moving Status by hand on the return's page.")
-    db = common.db()
-    scope = common.scope()
-    why = wf.block_reason(wf.current_actor(), wf.current_permissions(), need_actor=False)
+    why = identity.block_reason(identity.current_actor(), identity.current_permissions(), need_actor=False)
     _show_results()
 
-    filters = review.reconciliation_filters(scope.shop_ids)
-    counts = returns.flag_counts(db, filters)
+    filters = review.reconciliation_filters(scope().shop_ids)
+    counts = loaders.flag_counts(filters)
     m1, m2 = st.columns(2)
     m1.metric("Mismatches", f"{counts.mismatch:,}")
     m2.metric("Unmapped statuses", f"{counts.unmapped:,}")
@@ -102,15 +105,15 @@ def render() -> None:
     if st.button(label,
                  key="rc_resync_all", disabled=bool(why), icon=":material/sync:",
                  help=f"At most {review.RESYNC_LIMIT} at a time, in the order listed: each is one call to TikTok."):
-        _resync(db, returns.flagged_keys(db, filters, review.RESYNC_LIMIT))
+        _resync(loaders.flagged_keys(filters, review.RESYNC_LIMIT))
 
-    page = wf.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
+    page = widgets.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
     try:
-        frame = review.reconciliation_page(db, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        frame = loaders.reconciliation_page(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     except FilterError as exc:
         st.error(str(exc))
         return
-    _render_rows(db, frame, bool(why))
+    _render_rows(frame, bool(why))
 
 
 render()

@@ -1,22 +1,18 @@
 """Refunds: refund requests (Refund, Return & Refund) and the money, per currency."""
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import _common as common
-from app_pages import _filters
+from app_ui import filters, loaders
+from app_ui.account_view import scope
 from returns_core import filters as return_filters
 
-st.title("Refunds")
-st.caption("Refund requests (types Refund and Return & Refund): requested, accepted and completed amounts.")
-current = common.scope()
-filters = _filters.filter_panel(current, prefix="refunds", types=return_filters.REFUND_TYPES,
-                                narrow=return_filters.refund_filters)
-summary = common.load_refund_summary(common.data_version(), filters)
+MONEY_COLUMNS = ("Requested", "Accepted", "Completed", "Subtotal", "Shipping", "Tax")
 
-if summary.empty:
-    st.info("No refund requests match these filters.", icon=":material/filter_alt_off:")
-else:
+
+def totals(summary: pd.DataFrame) -> None:
+    """Requested, accepted and completed money per currency (the first four currencies), with a chart and table."""
     st.subheader("Totals by currency")
     for _, row in summary.head(4).iterrows():
         cols = st.columns(4)
@@ -35,11 +31,25 @@ else:
     st.plotly_chart(chart, key="refunds_chart")
     st.dataframe(
         summary, hide_index=True, key="refunds_summary",
-        column_config={name: st.column_config.NumberColumn(format="%.2f")
-                       for name in ("Requested", "Accepted", "Completed", "Subtotal", "Shipping", "Tax")},
+        column_config={name: st.column_config.NumberColumn(format="%.2f") for name in MONEY_COLUMNS},
     )
     st.caption("Requested: every request; Accepted: Status Accepted; Completed: Status Refund. "
                "Subtotal, Shipping and Tax break down the requested amount.")
 
-st.subheader("Refund requests")
-_filters.returns_table(filters, prefix="refunds", noun="refund requests")
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Refunds")
+    st.caption("Refund requests (types Refund and Return & Refund): requested, accepted and completed amounts.")
+    chosen = filters.filter_panel(scope(), prefix="refunds", types=return_filters.REFUND_TYPES,
+                                  narrow=return_filters.refund_filters)
+    summary = loaders.refund_summary(chosen)
+    if summary.empty:
+        st.info("No refund requests match these filters.", icon=":material/filter_alt_off:")
+    else:
+        totals(summary)
+    st.subheader("Refund requests")
+    filters.returns_table(chosen, prefix="refunds", noun="refund requests")
+
+
+render()

@@ -2,10 +2,15 @@
 
 import streamlit as st
 
-from app_pages import _common as common
-from app_pages import _filters
+from app_ui import filters
+from app_ui.account_view import scope
 
-st.title("Returns")
-current = common.scope()
-filters = _filters.filter_panel(current, prefix="returns")
-_filters.returns_table(filters, prefix="returns")
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Returns")
+    chosen = filters.filter_panel(scope(), prefix="returns")
+    filters.returns_table(chosen, prefix="returns")
+
+
+render()

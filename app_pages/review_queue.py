@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common as common
-from app_pages import _filters as grid_filters
-from app_pages import _workflow as wf
+from app_ui import filters as grid_filters
+from app_ui import identity, loaders, runtime, widgets
+from app_ui.account_view import scope
+from app_ui.navigation import DETAIL_PAGE
 from returns_core import domain, review, workflow
 from returns_core.filters import FilterError
-from returns_core.store import returns
 
 PAGE_SIZE = 50
 GRID_KEY = "rq_grid"
@@ -28,14 +28,16 @@ def _deadline_style(row: pd.Series) -> list[str]:
 
 
 def _clear_selection_when_view_changes(view: tuple) -> None:
+    """Forget the selected rows when the list under them changed."""
     # selection holds row positions: after a filter, page or sign-off they would point at other returns
     if st.session_state.get("rq_view") != view or st.session_state.pop("rq_clear", False):
         st.session_state[GRID_KEY] = {"selection": {"rows": [], "columns": [], "cells": []}}
     st.session_state["rq_view"] = view
 
 
-def _sign_off_form(db, selected: pd.DataFrame, actor: str | None, permissions: frozenset[str]) -> None:
-    why = wf.block_reason(actor, permissions)
+def _sign_off_form(selected: pd.DataFrame, actor: str | None, permissions: frozenset[str]) -> None:
+    """Sign the selected returns off together, with one outcome and an optional note."""
+    why = identity.block_reason(actor, permissions)
     if why:
         st.info(why, icon=":material/lock:")
     count = len(selected)
@@ -51,22 +53,23 @@ def _sign_off_form(db, selected: pd.DataFrame, actor: str | None, permissions: f
         return
     keys = list(zip(selected["Account ID"], selected["Marketplace Return ID"], strict=True))
     try:
-        done = workflow.sign_off(db, keys, outcome, actor or "", note)
+        done = workflow.sign_off(runtime.db(), keys, outcome, actor or "", note)
     except workflow.WorkflowError as exc:
         st.error(str(exc))
         return
     st.session_state["rq_flash"] = f"Signed off {done} return(s) as {domain.REVIEW_OUTCOMES[outcome]}."
     st.session_state["rq_clear"] = True
-    common.data_changed()
+    runtime.data_changed()
     st.rerun()
 
 
 def _open_detail(selected: pd.DataFrame) -> None:
+    """With one row selected: a button to open it."""
     if len(selected) != 1:
         return
     row = selected.iloc[0]
     if st.button(f"Open return {row['Marketplace Return ID']}", key="rq_open", icon=":material/open_in_new:"):
-        st.switch_page(common.DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"],
+        st.switch_page(DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"],
                                                          "shop": row["Account ID"]})
 
 
@@ -75,17 +78,17 @@ def render() -> None:
     st.title("Review Queue")
     st.caption("Accepted returns, oldest first. Sign each off with an outcome once reviewed; the history "
                "records who signed off and when.")
-    db = common.db()
-    scope = common.scope()
-    actor, permissions = wf.current_actor(), wf.current_permissions()
+    shop_ids = scope().shop_ids
+    actor, permissions = identity.current_actor(), identity.current_permissions()
     if flash := st.session_state.pop("rq_flash", None):
         st.success(flash, icon=":material/check_circle:")
 
     outcomes = st.multiselect("Outcome", list(OUTCOME_CHOICES), default=[review.NOT_SIGNED_OFF],
                               key=OUTCOME_FILTER_KEY, format_func=OUTCOME_CHOICES.get,
                               placeholder="Any outcome", help="Empty shows every Accepted return.")
-    filters = review.queue_filters(scope.shop_ids, outcomes)
-    counts = returns.queue_counts(db, filters)
+    filters = review.queue_filters(shop_ids, outcomes)
+    now = loaders.this_minute()
+    counts = loaders.queue_counts(filters, now)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("In the queue", f"{counts.total:,}")
     m2.metric("Not signed off", f"{counts.not_signed_off:,}")
@@ -95,10 +98,10 @@ def render() -> None:
         st.info("Nothing to review with these filters.", icon=":material/inbox:")
         return
 
-    page = wf.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
-    _clear_selection_when_view_changes((scope.shop_ids, tuple(outcomes), page))
+    page = widgets.page_number(counts.total, PAGE_SIZE, PAGE_KEY)
+    _clear_selection_when_view_changes((shop_ids, tuple(outcomes), page))
     try:
-        frame = review.queue_page(db, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        frame = loaders.queue_page(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE, now)
     except FilterError as exc:
         st.error(str(exc))
         return
@@ -116,7 +119,7 @@ def render() -> None:
     selected = frame.iloc[rows]
     st.caption(f"Rows {(page - 1) * PAGE_SIZE + 1}–{(page - 1) * PAGE_SIZE + len(frame)} of {counts.total:,}.")
     _open_detail(selected)
-    _sign_off_form(db, selected, actor, permissions)
+    _sign_off_form(selected, actor, permissions)
 
 
 render()

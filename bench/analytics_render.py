@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/analytics_render.py [--returns 100000] [--repeat 5]
 
-The returns are written by one INSERT ... SELECT over range(N) with a realistic shape: skewed
-reasons (TikTok codes and texts), SKU popularity falling off like a power law, more returns in
-recent months, most statuses closed, two shops in two currencies, one line item per return
-(two for ~15%), and one planted quality spike (SKU-0003 "defective" 5x over the last 10 days).
+The returns are TikTok return objects written through the sync's own page write (the sample factory,
+returns_core.sample_data), drawn with a realistic shape: skewed reasons (TikTok codes and texts), SKU
+popularity falling off like a power law, more returns in recent months, most statuses closed, two
+shops in two currencies, one line item per return (two for ~15%), and one planted quality spike
+(SKU-0003 "defective" 5x over the last 10 days).
 
 Prints: the insert time; the page's first render in a new session (cold caches: every
 aggregate runs in DuckDB); a rerun with warm caches; a render after a filter change (cache miss
@@ -16,22 +17,25 @@ of --repeat runs.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import random
 import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.synthetic import insert_account  # noqa: E402
 from returns_core import domain  # noqa: E402
+from returns_core import sample_data as sample  # noqa: E402
 from returns_core.filters import ReturnFilters  # noqa: E402
 from returns_core.store import analytics  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
-from returns_core.store.schema import FILL_LINES_SQL  # noqa: E402
 
 SHOPS = (("7000000001", "Bench Shop US", "USD"), ("7000000002", "Bench Shop GB", "GBP"))
 SPIKE_SKU = "SKU-0003"
@@ -57,82 +61,41 @@ STATUSES = ((45, "RETURN_OR_REFUND_REQUEST_COMPLETE"), (8, "REFUND_OR_RETURN_REQ
 TYPES = ((35, "REFUND"), (55, "RETURN_AND_REFUND"), (10, "REPLACEMENT"))
 
 
-def _slots(weighted) -> str:
-    """A SQL list where each value appears `weight` times: indexing it by a uniform draw picks by weight.
-
-    One value per row gives a list of text; more give a list of unnamed structs, ('code', 'text').
-    """
-    rows = [value for weight, *value in weighted for _ in range(weight)]
-    items = [_quote(row[0]) if len(row) == 1 else "(" + ", ".join(_quote(v) for v in row) + ")" for row in rows]
-    return "[" + ", ".join(items) + "]"
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _uniform(column: str, salt: int) -> str:
-    """A reproducible draw in [0, 1) per row: hash of the row number and a salt."""
-    return f"((hash({column} * 1000003 + {salt}) % 1000000) / 1000000.0)"
-
-
-def insert_returns(db: Database, n: int) -> None:
-    """N returns over two shops and the last 365 days, then their line items; all in SQL."""
+def insert_returns(db: Database, n: int, *, seed: int = 7) -> None:
+    """N returns over two shops and the last 365 days, with their line items, as TikTok return objects
+    written through the sync's own page write (returns_core.sample_data)."""
     now = utcnow().replace(microsecond=0)
-    reasons, statuses, types = _slots(REASONS), _slots(STATUSES), _slots(TYPES)
-    shop_ids = "[" + ", ".join(_quote(s) for s, _, _ in SHOPS) + "]"
-    currencies = "[" + ", ".join(_quote(c) for _, _, c in SHOPS) + "]"
-    status_map = "MAP {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in domain.STATUS_MAP.items()) + "}"
-    type_map = "MAP {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in domain.TYPE_MAP.items()) + "}"
-    sql = f"""
-        INSERT INTO returns (shop_id, return_id, order_id, return_type, type, marketplace_status, status,
-                             reason_code, reason_text, created_at, updated_at, refund_currency, refund_total,
-                             seller_skus, first_seen_at, last_synced_at)
-        WITH drawn AS (
-            SELECT i,
-                   1 + i % {len(SHOPS)} AS shop,
-                   {reasons}[1 + CAST(floor({_uniform('i', 1)} * len({reasons})) AS INTEGER)] AS reason,
-                   {statuses}[1 + CAST(floor({_uniform('i', 2)} * len({statuses})) AS INTEGER)] AS mstatus,
-                   {types}[1 + CAST(floor({_uniform('i', 3)} * len({types})) AS INTEGER)] AS rtype,
-                   -- power law: a few SKUs take most returns
-                   CAST(floor(500 * pow({_uniform('i', 4)}, 3)) AS INTEGER) AS sku,
-                   -- more returns in recent months
-                   CAST(365 * 24 * 60 * (1 - sqrt({_uniform('i', 5)})) AS BIGINT) AS minutes_ago,
-                   {_uniform('i', 6)} AS u_close, {_uniform('i', 7)} AS u_money, {_uniform('i', 8)} AS u_spike
-            FROM range(?) t(i)
-        ),
-        shaped AS (
-            -- the planted problem: in shop 1, over the last 10 days, 1 return in 25 is a defective SKU-0003
-            SELECT *, shop = 1 AND minutes_ago < 10 * 24 * 60 AND u_spike < 0.04 AS planted FROM drawn
-        )
-        SELECT {shop_ids}[shop], CAST(4000000000000000000 + i AS VARCHAR), CAST(5000000000000000000 + i AS VARCHAR),
-               rtype, {type_map}[rtype], mstatus, {status_map}[mstatus],
-               CASE WHEN planted THEN {_quote(REASONS[2][1])} ELSE reason[1] END,
-               CASE WHEN planted THEN {_quote(REASONS[2][2])} ELSE reason[2] END,
-               TIMESTAMP '{now}' - INTERVAL (minutes_ago) MINUTE,
-               TIMESTAMP '{now}' - INTERVAL (minutes_ago) MINUTE
-                   + INTERVAL (CAST(1 + 240 * u_close * u_close AS INTEGER)) HOUR,
-               {currencies}[shop],
-               CAST(round(5 + 195 * u_money * u_money, 2) AS DECIMAL(18,4)),
-               CASE WHEN planted THEN '{SPIKE_SKU}' ELSE printf('SKU-%04d', sku) END,
-               TIMESTAMP '{now}', TIMESTAMP '{now}'
-        FROM shaped
-    """
-    lines = """
-        INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, sku_name,
-                                       product_name, refund_currency, refund_total)
-        SELECT r.shop_id, r.return_id, r.return_id || '-' || CAST(n AS VARCHAR), 'ID-' || sku, sku, 'Default',
-               'Product ' || CAST(CAST(substr(sku, 5) AS INTEGER) // 4 AS VARCHAR), r.refund_currency,
-               CASE WHEN n = 1 THEN r.refund_total ELSE CAST(round(r.refund_total / 2, 2) AS DECIMAL(18,4)) END
-        FROM returns r,
-             LATERAL (SELECT n, CASE WHEN n = 1 THEN r.seller_skus
-                                     ELSE printf('SKU-%04d', CAST(hash(r.return_id) % 500 AS INTEGER)) END AS sku
-                      FROM range(1, CASE WHEN hash(r.return_id || 'x') % 100 < 15 THEN 3 ELSE 2 END) t(n))
-    """
-    with db.writer() as con:
-        con.execute(sql, [n])
-        con.execute(lines)
-        con.execute(FILL_LINES_SQL)
+    draw = random.Random(seed)
+    reasons, statuses, types = _weighted(REASONS), _weighted(STATUSES), _weighted(TYPES)
+    returns = []
+    for i in range(n):
+        shop_id, _, currency = SHOPS[i % len(SHOPS)]
+        code, text = draw.choice(reasons)
+        (status,), (return_type,) = draw.choice(statuses), draw.choice(types)
+        sku = f"SKU-{int(500 * draw.random() ** 3):04d}"  # power law: a few SKUs take most returns
+        minutes_ago = int(365 * 24 * 60 * (1 - math.sqrt(draw.random())))  # more returns in recent months
+        u_close, u_money, u_spike = draw.random(), draw.random(), draw.random()
+        # the planted problem: in shop 1, over the last 10 days, 1 return in 25 is a defective SKU-0003
+        if i % len(SHOPS) == 0 and minutes_ago < 10 * 24 * 60 and u_spike < 0.04:
+            (code, text), sku = REASONS[2][1:], SPIKE_SKU
+        created = now - timedelta(minutes=minutes_ago)
+        total = round(Decimal(5 + 195 * u_money * u_money), 2)
+        skus = [sku] if draw.random() >= 0.15 else [sku, f"SKU-{draw.randrange(500):04d}"]
+        returns.append((shop_id, sample.tiktok_return(
+            str(4_000_000_000_000_000_000 + i), order_id=str(5_000_000_000_000_000_000 + i), return_type=return_type,
+            return_status=status, reason=code, reason_text=text, created=created,
+            updated=created + timedelta(hours=int(1 + 240 * u_close * u_close)),
+            refund_amount=sample.refund(currency, total),
+            line_items=[sample.line_item(f"{i}-{k}", sku_id=f"ID-{line_sku}", seller_sku=line_sku, sku_name="Default",
+                                         product_name=f"Product {int(line_sku[4:]) // 4}", currency=currency,
+                                         refund_total=total if k == 1 else round(total / 2, 2))
+                        for k, line_sku in enumerate(skus, start=1)])))
+    sample.write_shop_returns(db, returns)
+
+
+def _weighted(weighted) -> list[tuple[str, ...]]:
+    """Each value `weight` times: a uniform pick from the list picks by weight."""
+    return [tuple(value) for weight, *value in weighted for _ in range(weight)]
 
 
 def timed(step) -> float:
@@ -168,7 +131,7 @@ def main() -> None:
     db = Database(path)
     db.migrate()
     for shop_id, name, _ in SHOPS:
-        insert_account(db, shop_id, name)
+        sample.add_account(db, shop_id, name)
     insert_s = timed(lambda: insert_returns(db, args.returns))
     db.checkpoint()
     with db.reader() as con:

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from returns_core import connect
+from returns_core.sample_data import example_return  # a realistic TikTok return object
 from returns_core.store.db import Database, utcnow
 from returns_core.store.return_writes import upsert_page
 from returns_core.sync import sync_account
@@ -47,9 +48,7 @@ def bench_http_sync(n: int, folder: Path) -> None:
 
 
 def _page(start: int, status: str, update_time: int) -> list[dict]:
-    from tests.test_store import make_return  # a realistic TikTok return object
-
-    return [make_return(str(4_000_000_000_000 + start + i), status, update_time + i) for i in range(50)]
+    return [example_return(str(4_000_000_000_000 + start + i), status, update_time + i) for i in range(50)]
 
 
 def bench_upsert(pages: int, folder: Path) -> None:

@@ -7,7 +7,8 @@ Realistic data without simulating a million lifecycles: the sandbox (seed 7, 2 s
 size problem), SKUs, money, line items and deadlines. Each store clones them with new IDs,
 spreading closed returns over the past year while open ones stay recent, as a big seller's would.
 Every clone goes through `return_writes.upsert_page` (the per-page upsert a sync uses: mapping, line
-items, 'created' history, watermark) in batches of BATCH objects: no SQL shortcut.
+items, 'created' history, watermark) in batches of BATCH objects, by the sample factory
+(returns_core.sample_data) that tests use too: no SQL shortcut.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from returns_core import domain  # noqa: E402
-from returns_core.ingest import page_watermark  # noqa: E402
+from returns_core import sample_data as sample  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
-from returns_core.store.return_writes import upsert_page  # noqa: E402
 from returns_core.tiktok.sandbox import Sandbox  # noqa: E402
 
 SEED, SHOPS, TEMPLATE_RETURNS = 7, 2, 2500
@@ -98,7 +98,7 @@ def build(size: int, path: Path, *, seed: int = SEED, log=print) -> dict:
         for _, n, (shop_id, template), shift in drawn[done:done + BATCH]:
             batch.setdefault(shop_id, []).append(clone(template, n, shift))
         for shop_id, page in batch.items():
-            upsert_page(db, shop_id, page, synced_at=utcnow(), new_watermark=page_watermark(page))
+            sample.write_returns(db, shop_id, page, synced_at=utcnow(), watermark=True)
         done += sum(len(p) for p in batch.values())
         log(f"  {done:>9,} / {size:,} returns  ({time.perf_counter() - started:6.1f} s)")
     db.checkpoint()
@@ -113,10 +113,9 @@ def build(size: int, path: Path, *, seed: int = SEED, log=print) -> dict:
 
 def _accounts(db: Database, shops: list[dict]) -> None:
     """The sandbox's shops as accounts (placeholder tokens; scale.py reconnects one to a live sandbox)."""
-    from bench.synthetic import insert_account
-
     for i, shop in enumerate(shops):
-        insert_account(db, shop["id"], ACCOUNT_NAME if i == 0 else f"{ACCOUNT_NAME} {i + 1}")
+        sample.add_account(db, shop["id"], ACCOUNT_NAME if i == 0 else f"{ACCOUNT_NAME} {i + 1}",
+                           shop_name=shop.get("name"), region=shop.get("region"), shop_cipher=shop.get("cipher"))
 
 
 def store_path(out: Path, label: str) -> Path:

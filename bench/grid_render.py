@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/grid_render.py [--returns 100000] [--repeat 5]
 
+The returns are `sample_data.synthetic_returns`, written through the sync's own page write.
+
 Prints: the insert time; the first render of a new session (cold caches, includes imports);
 a rerun with warm caches; and a render after a filter change (cache miss: count, status counts
 and one page run in DuckDB). Each figure is the median of --repeat runs (the cold one runs once).
@@ -20,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.synthetic import insert_account, insert_returns  # noqa: E402
+from returns_core import sample_data as sample  # noqa: E402
 from returns_core.store.db import Database  # noqa: E402
 
 
@@ -42,9 +44,10 @@ def main() -> None:
     os.environ.pop("RETURNS_DESK_KEY", None)
     db = Database(path)
     db.migrate()
-    insert_account(db, "7000000001", "Bench Shop A")
-    insert_account(db, "7000000002", "Bench Shop B")
-    insert_s = timed(lambda: insert_returns(db, args.returns, shop_ids=("7000000001", "7000000002")))
+    sample.add_account(db, "7000000001", "Bench Shop A")
+    sample.add_account(db, "7000000002", "Bench Shop B")
+    insert_s = timed(lambda: sample.write_shop_returns(
+        db, sample.synthetic_returns(args.returns, ("7000000001", "7000000002"))))
     db.checkpoint()
 
     from streamlit.testing.v1 import AppTest

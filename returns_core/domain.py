@@ -73,13 +73,11 @@ ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
 # a closed case is closed by hand too: no step leads out of it
 assert all(not ALLOWED_TRANSITIONS[status] for status in CLOSED_STATUSES)
 
-ARBITRATION_STATUSES: tuple[str, ...] = ("IN_PROGRESS", "SUPPORT_BUYER", "SUPPORT_SELLER", "CLOSED")
-
 DUE_SOON_HOURS = 24
 
 
-def _literal(value: str) -> str:
-    """A fixed text of this module as a SQL string literal (quotes doubled)."""
+def sql_literal(value: str) -> str:
+    """A fixed text of the rules as a SQL string literal (quotes doubled), for the rules' SQL twins."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -93,7 +91,7 @@ def is_closed(status: str | None) -> bool:
 
 def closed_sql(alias: str) -> str:
     """SQL twin of `is_closed` over `returns AS alias`: TRUE or FALSE, never NULL."""
-    closed = ", ".join(_literal(s) for s in sorted(CLOSED_STATUSES))
+    closed = ", ".join(sql_literal(s) for s in sorted(CLOSED_STATUSES))
     return f"coalesce({alias}.status IN ({closed}), FALSE)"
 
 
@@ -269,13 +267,14 @@ def can_decide(return_type: str | None, marketplace_status: str | None, next_act
 def can_decide_sql(alias: str) -> str:
     """SQL twin of `can_decide` over `returns AS alias`: TRUE or FALSE, never NULL."""
     implied = " ".join(
-        f"WHEN {alias}.return_type = {_literal(return_type)} AND {alias}.marketplace_status = {_literal(status)} "
-        f"THEN {_literal(action)}"
+        f"WHEN {alias}.return_type = {sql_literal(return_type)} AND {alias}.marketplace_status = {sql_literal(status)} "
+        f"THEN {sql_literal(action)}"
         for (return_type, status), action in _NEXT_ACTION_BY_STATE.items()
     )
     # `next_action or ...` in Python: an empty next action falls through to the implied one
     action = f"CASE WHEN {alias}.next_action <> '' THEN {alias}.next_action {implied} END"
-    decidable = ", ".join(_literal(a) for a, (approve, reject) in DECISIONS_BY_NEXT_ACTION.items() if approve or reject)
+    decidable = ", ".join(sql_literal(name) for name, (approve, reject) in DECISIONS_BY_NEXT_ACTION.items()
+                          if approve or reject)
     return f"coalesce(({action}) IN ({decidable}), FALSE)"
 
 

@@ -15,10 +15,15 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+# the module, not its functions: tests stand in for sync.sync_account by patching the module
+from returns_core import accounts, sync
+from returns_core.accounts import ACTIVE, DISABLED, EXPIRED, INVALID, Account, AccountError, get_account
+from returns_core.explain import FailureKind, explain
 from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreBusyError, utcnow
+from returns_core.sync import SyncProgress, SyncResult
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +36,23 @@ AUTO_SYNC_CHOICES: dict[str, timedelta | None] = {
     "Daily": timedelta(days=1),
 }
 
+ALERTS_EVERY_S = 60.0  # how often the app evaluates the alert rules (cron runs `python -m returns_core alerts`)
+
 RECONNECT_ADVICE = "Reconnect the shop on the Accounts page, then sync again."
 RETRY_ADVICE = "Try again in a minute."
 BUSY_ADVICE = "Another sync (perhaps the scheduled one) is using the database; try again in a minute."
 ENABLE_ADVICE = "Enable the account on the Accounts page first."
+CLOCK_ADVICE = "Correct this computer's clock (turn on automatic time / NTP), then sync again."
+
+# What the user can do about a failed sync, by what kind of failure it was (never by its words).
+# Kinds not named here (network, TikTok down, rate limited, unexpected...) pass with time.
+ADVICE: dict[FailureKind, str] = {
+    FailureKind.AUTHORIZATION: RECONNECT_ADVICE,
+    FailureKind.ACCOUNT: RECONNECT_ADVICE,
+    FailureKind.CLOCK: CLOCK_ADVICE,
+    FailureKind.BUSY: BUSY_ADVICE,
+    FailureKind.DISABLED: ENABLE_ADVICE,
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,7 @@ class SyncJob:
     total_count: int | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    failure: FailureKind | None = None
     advice: str | None = None
 
     @property
@@ -67,27 +86,31 @@ class SyncJob:
                 f"{self.unchanged:,} unchanged")
 
 
-def advice_for(error: str, account_status: str | None) -> str:
-    """What the user can do about a failed sync."""
-    text = error.lower()
-    if account_status in ("Expired", "Invalid") or "reconnect" in text or "authoriz" in text:
+def advice_for(failure: FailureKind | None, account_status: str | None) -> str:
+    """What the user can do about a failed sync: by the account's status first, then by the failure's kind."""
+    # an account that cannot sync as it stands needs fixing first, whatever this attempt ran into
+    if account_status in (EXPIRED, INVALID):
         return RECONNECT_ADVICE
-    if account_status == "Disabled":
+    if account_status == DISABLED:
         return ENABLE_ADVICE
-    if "busy" in text or "lock" in text or "already running" in text or "already syncing" in text:
-        return BUSY_ADVICE
-    return RETRY_ADVICE
+    return ADVICE.get(failure, RETRY_ADVICE) if failure is not None else RETRY_ADVICE
 
 
-def _default_sync(db: Database, account: Any, *, on_progress: Callable, trigger: str, full: bool) -> Any:
-    from returns_core.sync import sync_account
+class SyncFunction(Protocol):
+    """How a background job syncs one account (sync.sync_account; tests pass a stand-in)."""
 
-    return sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger)
+    def __call__(self, db: Database, account: Account, *, on_progress: Callable[[SyncProgress], None],
+                 trigger: str, full: bool) -> SyncResult: ...
+
+
+def _default_sync(db: Database, account: Account, *, on_progress: Callable[[SyncProgress], None], trigger: str,
+                  full: bool) -> SyncResult:
+    """The real sync of one account."""
+    return sync.sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger)
 
 
 def _account_status(db: Database, shop_id: str) -> str | None:
-    from returns_core.accounts import AccountError, get_account
-
+    """The account's status now (None when it cannot be read): it decides part of the advice."""
     try:
         return get_account(db, shop_id).status
     except (AccountError, StoreBusyError):
@@ -97,7 +120,7 @@ def _account_status(db: Database, shop_id: str) -> str | None:
 class SyncJobs:
     """The background syncs of one app process. Thread-safe; shared by every session."""
 
-    def __init__(self, db: Database, *, sync: Callable[..., Any] = _default_sync, keep: int = 50):
+    def __init__(self, db: Database, *, sync: SyncFunction = _default_sync, keep: int = 50):
         self.db = db
         self._sync = sync
         self._keep = keep
@@ -112,7 +135,7 @@ class SyncJobs:
         """Grows each time a sync finishes: cached query results keyed by it go stale."""
         return self._version
 
-    def start(self, accounts: Iterable[Any], *, trigger: str = "app", full: bool = False) -> list[SyncJob]:
+    def start(self, accounts: Iterable[Account], *, trigger: str = "app", full: bool = False) -> list[SyncJob]:
         """Start one background sync per account; an account already syncing keeps its running job."""
         started: list[SyncJob] = []
         threads: list[threading.Thread] = []
@@ -152,25 +175,31 @@ class SyncJobs:
                 # in the same step as the state: whoever sees the job finished also sees new data
                 self._version += 1
 
-    def _run(self, job_id: int, account: Any, trigger: str, full: bool) -> None:
+    def _run(self, job_id: int, account: Account, trigger: str, full: bool) -> None:
+        """The job's thread: sync, report progress into the job, then its counts or its failure."""
 
-        def on_progress(p: Any) -> None:
+        def on_progress(p: SyncProgress) -> None:
             self._update(job_id, pages=p.pages, new=p.new, updated=p.updated, unchanged=p.unchanged,
-                         total_count=getattr(p, "total_count", None))
+                         total_count=p.total_count)
 
         try:
             result = self._sync(self.db, account, on_progress=on_progress, trigger=trigger, full=full)
-            error = getattr(result, "error", None)
-            counts = {k: getattr(result, k) for k in ("pages", "new", "updated", "unchanged")}
         except Exception as exc:  # noqa: BLE001 - a background thread must always report, never die silently
             logger.exception("sync of %s failed", account.shop_id)
-            error = _one_line(exc)
-            counts = {}
-        if error:
-            advice = advice_for(error, _account_status(self.db, account.shop_id))
-            self._update(job_id, state=FAILED, error=error, advice=advice, finished_at=utcnow(), **counts)
+            crash = explain(exc)
+            self._fail(job_id, account, crash.message, crash.kind)
+            return
+        counts = {"pages": result.pages, "new": result.new, "updated": result.updated, "unchanged": result.unchanged}
+        if result.error:
+            self._fail(job_id, account, result.error, result.failure, **counts)
         else:
             self._update(job_id, state=DONE, finished_at=utcnow(), **counts)
+
+    def _fail(self, job_id: int, account: Account, error: str, failure: FailureKind | None, **counts: int) -> None:
+        """Finish the job as failed, with what the user can do about it."""
+        advice = advice_for(failure, _account_status(self.db, account.shop_id))
+        self._update(job_id, state=FAILED, error=error, failure=failure, advice=advice, finished_at=utcnow(),
+                     **counts)
 
     def get(self, job_id: int) -> SyncJob | None:
         with self._lock:
@@ -200,15 +229,6 @@ class SyncJobs:
         return not self.running()
 
 
-def _one_line(exc: BaseException) -> str:
-    try:
-        from returns_core.explain import explain_error
-
-        return explain_error(exc)
-    except ImportError:  # pragma: no cover - accounts always ships with the app
-        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-
-
 # --- the schedule ----------------------------------------------------------------------------
 
 
@@ -224,31 +244,38 @@ def set_auto_sync(db: Database, choice: str) -> None:
     settings.set_setting(db, AUTO_SYNC_SETTING, choice)
 
 
-def due_for_auto_sync(accounts: Iterable[Any], last_runs: dict[str, datetime], interval: timedelta,
-                      now: datetime) -> list[Any]:
+def due_for_auto_sync(accounts: Iterable[Account], last_runs: dict[str, datetime], interval: timedelta,
+                      now: datetime) -> list[Account]:
     """The usable accounts whose last sync attempt is older than the interval."""
-    return [a for a in accounts if a.status == "Active" and
+    return [a for a in accounts if a.status == ACTIVE and
             (a.shop_id not in last_runs or now - last_runs[a.shop_id] >= interval)]
 
 
 @dataclass
 class AutoSync:
-    """A daemon thread that starts background syncs on the chosen schedule."""
+    """A daemon thread that starts background syncs on the chosen schedule, and the alerts beside it."""
 
     jobs: SyncJobs
     check_every: float = 60.0
-    list_accounts: Callable[[Database], list[Any]] | None = None
+    list_accounts: Callable[[Database], list[Account]] | None = None
+    alerts_every: float | None = ALERTS_EVERY_S  # None: no alerts thread
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    alerts: AlertsSchedule | None = None
 
     def start(self) -> AutoSync:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, daemon=True, name="auto-sync")
             self._thread.start()
+            # the app's one scheduler: wherever the UI starts auto-sync, alerts are evaluated too
+            if self.alerts_every:
+                self.alerts = AlertsSchedule(self.jobs.db, self.alerts_every).start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        if self.alerts is not None:
+            self.alerts.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -265,10 +292,49 @@ class AutoSync:
         interval = AUTO_SYNC_CHOICES[auto_sync_choice(db)]
         if interval is None:
             return []
-        if self.list_accounts is None:
-            from returns_core.accounts import list_accounts
-        else:
-            list_accounts = self.list_accounts
+        list_accounts = self.list_accounts or accounts.list_accounts
         attempts = {shop_id: run.started_at for shop_id, run in sync_runs.last_syncs(db).items()}
         due = due_for_auto_sync(list_accounts(db), attempts, interval, now or utcnow())
         return self.jobs.start(due, trigger="auto") if due else []
+
+
+# --- alerts while the app runs ----------------------------------------------------------------
+
+@dataclass
+class AlertsSchedule:
+    """A daemon thread that evaluates the alert rules and sends what is due (returns_core.alerts).
+
+    Started and stopped with the app's AutoSync. A cron run may evaluate at the same moment: the
+    store's claim keeps every alert to one sending.
+    """
+
+    db: Database
+    check_every: float = ALERTS_EVERY_S
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> AlertsSchedule:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="alerts")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread; an evaluation under way finishes first (up to 5 s)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.check_every):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - keep alerting alive through a bad minute (busy store...)
+                logger.exception("alerts check failed")
+
+    def tick(self, now: datetime | None = None) -> Any:
+        """One evaluation: raise what the rules find, send what is due. Returns alerts.Evaluation."""
+        from returns_core import alerts
+
+        return alerts.evaluate(self.db, now=now, raised_by="app")

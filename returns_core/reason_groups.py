@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from returns_core.domain import sql_literal
+
 DEFECTIVE = "Defective or damaged"
 WRONG_ITEM = "Wrong item"
 NOT_AS_DESCRIBED = "Not as described"
@@ -110,10 +112,6 @@ def classify(code: str | None, text: str | None) -> tuple[str, str]:
     return OTHER, UNKNOWN
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def normalize_sql(code: str, text: str) -> str:
     """SQL for `normalize` over two VARCHAR expressions (same result, computed in DuckDB)."""
     joined = f"lower(coalesce({code}, '') || ' ' || coalesce({text}, ''))"
@@ -122,10 +120,10 @@ def normalize_sql(code: str, text: str) -> str:
 
 def _case_sql(key: str, field: str, default: str) -> str:
     whens = " ".join(
-        f"WHEN contains({key}, {_literal(' ' + rule.phrase + ' ')}) THEN {_literal(getattr(rule, field))}"
+        f"WHEN contains({key}, {sql_literal(' ' + rule.phrase + ' ')}) THEN {sql_literal(getattr(rule, field))}"
         for rule in REASON_RULES
     )
-    return f"CASE {whens} ELSE {_literal(default)} END"
+    return f"CASE {whens} ELSE {sql_literal(default)} END"
 
 
 def group_sql(key: str) -> str:

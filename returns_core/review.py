@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 import pandas as pd
 
@@ -134,14 +135,27 @@ def reconciliation_page(db: Database, filters: ReturnFilters, *, limit: int = 25
     }, columns=list(RECONCILIATION_COLUMNS))
 
 
+class ResyncOutcome(Enum):
+    """What re-syncing one flagged return came to."""
+
+    FIXED = "fixed"  # TikTok's status now agrees and is mapped: no longer flagged
+    STILL_FLAGGED = "still flagged"  # re-synced, but still a mismatch or unmapped
+    FAILED = "failed"  # TikTok (or the store) could not give the return again
+
+
 @dataclass(frozen=True)
 class ResyncResult:
-    """What re-syncing one return did."""
+    """What re-syncing one return did: its outcome, and the outcome in words."""
 
     shop_id: str
     return_id: str
-    ok: bool
+    outcome: ResyncOutcome
     message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the return was re-synced (fixed or not)."""
+        return self.outcome is not ResyncOutcome.FAILED
 
 
 def resync_returns(db: Database, keys: Iterable[Key], *, transport=None) -> list[ResyncResult]:
@@ -161,18 +175,22 @@ def resync_returns(db: Database, keys: Iterable[Key], *, transport=None) -> list
                 accounts[shop_id] = get_account(db, shop_id)
             sync_return(db, accounts[shop_id], return_id, transport=transport)
         except (TikTokError, AccountError, StoreError, ReturnNotFoundError) as exc:
-            results.append(ResyncResult(shop_id, return_id, False, explain_error(exc)))
+            results.append(ResyncResult(shop_id, return_id, ResyncOutcome.FAILED, explain_error(exc)))
             continue
-        row = find_return(db, return_id, shop_id)
-        if row is None:
-            results.append(ResyncResult(shop_id, return_id, False, "The return is no longer in the store."))
-        elif row["unmapped"] or row["mismatch"]:
-            why = problem_text(row["status"], row["marketplace_status"], row["unmapped"])
-            results.append(ResyncResult(shop_id, return_id, True, f"Re-synced; still flagged. {why}"))
-        else:
-            results.append(ResyncResult(shop_id, return_id, True,
-                                        f"Re-synced: {row['status']} / {row['marketplace_status']}."))
+        results.append(_resync_outcome(db, shop_id, return_id))
     return results
+
+
+def _resync_outcome(db: Database, shop_id: str, return_id: str) -> ResyncResult:
+    """Whether a re-synced return is still flagged, read back from the store."""
+    row = find_return(db, return_id, shop_id)
+    if row is None:
+        return ResyncResult(shop_id, return_id, ResyncOutcome.FAILED, "The return is no longer in the store.")
+    if row["unmapped"] or row["mismatch"]:
+        why = problem_text(row["status"], row["marketplace_status"], row["unmapped"])
+        return ResyncResult(shop_id, return_id, ResyncOutcome.STILL_FLAGGED, f"Re-synced; still flagged. {why}")
+    return ResyncResult(shop_id, return_id, ResyncOutcome.FIXED,
+                        f"Re-synced: {row['status']} / {row['marketplace_status']}.")
 
 
 # --- one return -------------------------------------------------------------------------------

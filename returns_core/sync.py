@@ -28,7 +28,7 @@ import httpx
 
 from returns_core import accounts as acc
 from returns_core.accounts import Account
-from returns_core.explain import REAUTH_REASON, authorization_refused, explain_error
+from returns_core.explain import REAUTH_REASON, Failure, FailureKind, explain
 from returns_core.ingest import PageCounts, page_watermark
 from returns_core.secretbox import SecretKeyError
 from returns_core.store import sync_runs
@@ -88,6 +88,7 @@ class SyncResult:
     error: str | None
     run_id: int | None
     full: bool = False
+    failure: FailureKind | None = None  # what kind of failure `error` is: callers decide by it, not by the words
 
     @property
     def ok(self) -> bool:
@@ -138,10 +139,12 @@ def account_lock(db: Database, account: Account) -> Iterator[None]:
 # --- the sync -----------------------------------------------------------------------------------
 
 
-def _failure_reason(exc: BaseException) -> str:
-    if authorization_refused(exc):
-        return REAUTH_REASON
-    return explain_error(exc)
+def _failure(exc: BaseException) -> Failure:
+    """Why a sync failed: its kind and one line (a refused authorization in the words the Accounts page shows)."""
+    failure = explain(exc)
+    if failure.kind is FailureKind.AUTHORIZATION:
+        return Failure(failure.kind, REAUTH_REASON)
+    return failure
 
 
 def sync_account(db: Database, account: Account, *, full: bool = False,
@@ -151,20 +154,22 @@ def sync_account(db: Database, account: Account, *, full: bool = False,
     """Sync one account incrementally (or everything with full=True); never raises for expected failures."""
     started = time.monotonic()
 
-    def result(pages: int, counts: PageCounts, error: str | None, run_id: int | None) -> SyncResult:
+    def result(pages: int, counts: PageCounts, failure: Failure | None, run_id: int | None) -> SyncResult:
         return SyncResult(account.shop_id, account.name, pages, counts.new, counts.updated, counts.unchanged,
-                          round(time.monotonic() - started, 3), error, run_id, full)
+                          round(time.monotonic() - started, 3), failure.message if failure else None, run_id, full,
+                          failure.kind if failure else None)
 
     if not account.enabled:
-        return result(0, PageCounts(), f"The account {account.name} is disabled; enable it to sync", None)
+        disabled = Failure(FailureKind.DISABLED, f"The account {account.name} is disabled; enable it to sync")
+        return result(0, PageCounts(), disabled, None)
     try:
         with account_lock(db, account):
             return _locked_sync(db, account, full, on_progress, trigger, transport, page_size, overlap_s,
                                 client_options, result)
     except SyncBusyError as exc:
-        return result(0, PageCounts(), str(exc), None)
+        return result(0, PageCounts(), Failure(FailureKind.BUSY, str(exc)), None)
     except StoreError as exc:
-        return result(0, PageCounts(), str(exc), None)
+        return result(0, PageCounts(), Failure(explain(exc).kind, str(exc)), None)
 
 
 def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callable[[SyncProgress], None] | None,
@@ -176,12 +181,13 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
     filters: dict = {}
     if not full and mark is not None:
         filters["update_time_ge"] = max(0, int(mark) - overlap_s)
-    pages, counts, total, error = 0, PageCounts(), None, None
+    pages, counts, total = 0, PageCounts(), None
+    failure: Failure | None = None
 
     def report(done: bool = False) -> None:
         if on_progress is not None:
-            on_progress(SyncProgress(pages, counts.new, counts.updated, counts.unchanged, total, done, error,
-                                     account.name, account.shop_id))
+            on_progress(SyncProgress(pages, counts.new, counts.updated, counts.unchanged, total, done,
+                                     failure.message if failure else None, account.name, account.shop_id))
 
     try:
         # the session marks the account Invalid when TikTok refuses its authorization
@@ -200,19 +206,20 @@ def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callab
                     total = batch[-1].total_count
                     report()
     except errors.TikTokError as exc:
-        error = _failure_reason(exc)
+        failure = _failure(exc)
         logger.warning("sync of %s failed: %s", account.name, exc)
     except (StoreError, acc.AccountError, SecretKeyError) as exc:
-        error = _failure_reason(exc)
-        logger.warning("sync of %s failed: %s", account.name, error)
+        failure = _failure(exc)
+        logger.warning("sync of %s failed: %s", account.name, failure)
     except BaseException as exc:
         # a bug or an interrupt: record the run as failed, then let it surface
         error = f"Interrupted: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         _safe(lambda: sync_runs.finish(db, run_id, time.monotonic() - started, error))
         raise
+    error = failure.message if failure else None
     _safe(lambda: sync_runs.wrap_up(db, run_id, time.monotonic() - started, error))
     report(done=True)
-    return result(pages, counts, error, run_id)
+    return result(pages, counts, failure, run_id)
 
 
 def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1,

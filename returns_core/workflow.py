@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from returns_core import domain
+from returns_core.accounts import Account, AccountError
 from returns_core.store import actions, history
 from returns_core.store.db import Database, utcnow
 from returns_core.store.return_writes import ReturnState, return_state, review_states, set_review, set_status
@@ -199,9 +200,25 @@ def explain(exc: BaseException) -> str:
     return explain_error(exc)
 
 
-def send_action(db: Database, account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
+def reject_reasons(db: Database, account: Account, return_id: str, *, transport=None) -> list[dict]:
+    """The reasons TikTok accepts now for rejecting this return, asked live (they follow the return's state).
+
+    Each is TikTok's {"name": its key, "text": its words}. Raises WorkflowError, in words, when
+    TikTok cannot be asked or refuses.
+    """
+    # imported here: the session pulls in the HTTP client, which the other decisions never need
+    from returns_core.tiktok_session import tiktok_session
+
+    try:
+        with tiktok_session(db, account, transport=transport) as client:
+            reasons = client.get_reject_reasons(return_id)
+    except (errors.TikTokError, AccountError) as exc:
+        raise WorkflowError(f"Could not fetch the reject reasons: {explain(exc)}") from None
+    return [r for r in reasons if isinstance(r, dict) and r.get("name")]
+
+
+def send_action(db: Database, account: Account, plan: ActionPlan, actor: str, *, transport=None) -> ActionResult:
     """Send an approve/reject once per idempotency key, record it, then re-sync the return."""
-    from returns_core.accounts import AccountError
     from returns_core.sync import ReturnNotFoundError, sync_return
     from returns_core.tiktok_session import tiktok_session
 

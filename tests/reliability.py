@@ -150,6 +150,44 @@ def history_kinds(db: Database) -> Counter:
         return Counter(dict(con.execute("SELECT kind, count(*) FROM history GROUP BY 1").fetchall()))
 
 
+def back_to_version_1(path: Path) -> None:
+    """Undo every migration after version 1 in the store at `path`, as if an older Returns Desk had left it:
+    the tables, columns and sequences later migrations added are dropped, and so are their versions."""
+    reference = path.with_name(path.name + ".version-1")
+    version_1_store(reference, "0")
+    try:
+        with duckdb.connect(str(reference)) as con:
+            old_columns, old_sequences = _schema_objects(con)
+    finally:
+        reference.unlink(missing_ok=True)
+        Path(str(reference) + ".wal").unlink(missing_ok=True)
+    with duckdb.connect(str(path)) as con:
+        columns, sequences = _schema_objects(con)
+        for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+            con.execute(f'DROP VIEW "{view}"')  # version 1 had none
+        for table, names in columns.items():
+            if table not in old_columns:
+                con.execute(f'DROP TABLE "{table}"')
+                continue
+            for name in names - old_columns[table]:
+                con.execute(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+        for sequence in sequences - old_sequences:
+            con.execute(f'DROP SEQUENCE "{sequence}"')
+        con.execute("DELETE FROM schema_migrations WHERE version > 1")
+
+
+def _schema_objects(con) -> tuple[dict[str, set[str]], set[str]]:
+    """({table: its columns}, sequences) of the store open on `con`."""
+    columns: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c JOIN information_schema.tables t "
+            "USING (table_schema, table_name) WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE'"
+    ).fetchall():
+        columns.setdefault(table, set()).add(column)
+    sequences = {row[0] for row in con.execute("SELECT sequence_name FROM duckdb_sequences()").fetchall()}
+    return columns, sequences
+
+
 def version_1_store(path: Path, shop_id: str) -> Path:
     """A store as schema version 1 left it (before returns.lines): R1 with two line items, R2 with none."""
     with duckdb.connect(str(path)) as con:

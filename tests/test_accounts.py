@@ -327,7 +327,7 @@ def test_a_demo_shop_that_went_invalid_is_reconnected(db, small_demo):
 
 def test_the_accounts_page_tests_a_connection_and_shows_a_refusal_as_a_failure(app_db, monkeypatch):
     from returns_core.tiktok.sandbox import Sandbox
-    from tests.test_app_pages import open_app
+    from tests.apptest import open_app
 
     monkeypatch.setenv("RETURNS_DEMO", "1")
     sandbox = demo_shop.demo_sandbox(app_db.path, factory=lambda **kw: Sandbox(**{**kw, "returns": 60}))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 
 from returns_core import jobs
+from returns_core.explain import CLOCK_REASON, REAUTH_REASON, FailureKind
 from returns_core.store.db import utcnow
+from returns_core.sync import SyncProgress, SyncResult, sync_account
 
 
 @dataclass(frozen=True)
@@ -19,42 +22,26 @@ class FakeAccount:
     status: str = "Active"
 
 
-@dataclass(frozen=True)
-class Progress:
-    pages: int
-    new: int
-    updated: int
-    unchanged: int
-    total_count: int | None
-
-
-@dataclass(frozen=True)
-class Result:
-    pages: int
-    new: int
-    updated: int
-    unchanged: int
-    error: str | None = None
-
-
 class GatedSync:
     """A sync that reports one page, then waits for the test to let it finish."""
 
-    def __init__(self, error: str | None = None, raises: Exception | None = None):
+    def __init__(self, error: str | None = None, failure: FailureKind | None = None,
+                 raises: Exception | None = None):
         self.gate = threading.Event()
         self.first_page = threading.Event()
         self.calls: list[tuple[str, str]] = []
         self.error = error
+        self.failure = failure
         self.raises = raises
 
     def __call__(self, db, account, *, on_progress, trigger, full):
         self.calls.append((account.shop_id, trigger))
-        on_progress(Progress(1, 3, 1, 0, 100))
+        on_progress(SyncProgress(1, 3, 1, 0, 100))
         self.first_page.set()
         assert self.gate.wait(10)
         if self.raises:
             raise self.raises
-        return Result(2, 5, 1, 0, self.error)
+        return SyncResult(account.shop_id, account.name, 2, 5, 1, 0, 0.1, self.error, None, failure=self.failure)
 
 
 ALPHA = FakeAccount("7001", "Alpha")
@@ -98,13 +85,15 @@ def test_several_accounts_sync_side_by_side(db):
     assert [j.shop_id for j in registry.latest(["7001", "7002"])] == [j.shop_id for j in started]
 
 
-@pytest.mark.parametrize(("error", "advice"), [
-    ("Authorization was revoked or expired: reconnect the shop on the Accounts page", jobs.RECONNECT_ADVICE),
-    ("TikTok had a server error; try again later (50002)", jobs.RETRY_ADVICE),
-    ("A sync of Alpha is already running", jobs.BUSY_ADVICE),
+@pytest.mark.parametrize(("error", "failure", "advice"), [
+    (REAUTH_REASON, FailureKind.AUTHORIZATION, jobs.RECONNECT_ADVICE),
+    ("TikTok had a server error; try again later (50002)", FailureKind.TIKTOK_DOWN, jobs.RETRY_ADVICE),
+    ("A sync of Alpha is already running", FailureKind.BUSY, jobs.BUSY_ADVICE),
+    # "clock" holds "lock": the words once sent a wrong clock to the busy advice
+    (f"{CLOCK_REASON} (36009004)", FailureKind.CLOCK, jobs.CLOCK_ADVICE),
 ])
-def test_a_failed_sync_says_why_and_what_to_do(db, error, advice):
-    sync = GatedSync(error=error)
+def test_a_failed_sync_says_why_and_what_to_do(db, error, failure, advice):
+    sync = GatedSync(error=error, failure=failure)
     sync.gate.set()
     registry = jobs.SyncJobs(db, sync=sync)
     [job] = registry.start([ALPHA])
@@ -112,8 +101,26 @@ def test_a_failed_sync_says_why_and_what_to_do(db, error, advice):
     failed = registry.get(job.id)
     assert failed.state == jobs.FAILED
     assert failed.error == error
+    assert failed.failure is failure
     assert failed.advice == advice
     assert registry.version == 1
+
+
+@pytest.mark.sandbox(returns=20)
+def test_a_wrong_clock_gets_the_clock_advice_not_the_busy_advice(db, sandbox_accounts):
+    account = sandbox_accounts[0]
+
+    def sync_an_hour_ahead(db, account, *, on_progress, trigger, full):
+        return sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger,
+                                 clock=lambda: time.time() + 3600)
+
+    registry = jobs.SyncJobs(db, sync=sync_an_hour_ahead)
+    [job] = registry.start([account])
+    assert registry.wait(30)
+    failed = registry.get(job.id)
+    assert failed.state == jobs.FAILED and failed.failure is FailureKind.CLOCK
+    assert "clock" in failed.error
+    assert failed.advice == jobs.CLOCK_ADVICE != jobs.BUSY_ADVICE
 
 
 def test_a_crashing_sync_is_reported_not_lost(db):
@@ -125,6 +132,7 @@ def test_a_crashing_sync_is_reported_not_lost(db):
     failed = registry.get(job.id)
     assert failed.state == jobs.FAILED
     assert failed.error == "boom"
+    assert failed.failure is FailureKind.UNEXPECTED
     assert failed.advice == jobs.RETRY_ADVICE
 
 

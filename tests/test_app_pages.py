@@ -5,21 +5,19 @@ from __future__ import annotations
 import re
 import threading
 from datetime import date, timedelta
-from pathlib import Path
 
-import duckdb
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from returns_core import domain, jobs
 from returns_core import filters as return_filters
+from returns_core import sample_data as sample
+from returns_core.explain import REAUTH_REASON, FailureKind
 from returns_core.store import returns
 from returns_core.store.db import Database, utcnow
 from tests import ui_fixtures as ui
-from tests.conftest import wait_until
+from tests.apptest import grid, metric, open_app, return_ids, run_until, sidebar_text, texts
 from tests.ui_fixtures import ALPHA, ALPHA_NAME, BETA
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("app_pages/returns.py", "app_pages/detail.py", "app_pages/refunds.py", "app_pages/reasons.py",
          "app_pages/accounts.py", "app_pages/sync_history.py")
 ALPHA_LABEL = f"{ALPHA_NAME} ({ALPHA})"
@@ -29,36 +27,6 @@ ALPHA_LABEL = f"{ALPHA_NAME} ({ALPHA})"
 def seeded(app_db) -> Database:
     ui.seed_store(app_db)
     return app_db
-
-
-def open_app(page: str | None = None, **query: str | list[str]) -> AppTest:
-    """Run the app once (as a new browser session with these query parameters), then go to `page`."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def grid(at: AppTest, key: str = "returns_grid"):
-    frames = [d for d in at.dataframe if d.proto.id.endswith(key) or key in d.proto.id]
-    return frames[0].value if frames else at.dataframe[0].value
-
-
-def return_ids(at: AppTest, key: str = "returns_grid") -> list[str]:
-    return list(grid(at, key)["Marketplace Return ID"])
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success)]
-    return "\n".join(str(p) for p in parts)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 # --- every page -----------------------------------------------------------------------------
@@ -77,16 +45,14 @@ def test_every_page_renders_on_an_empty_store(app_db, page_file):
 
 
 def test_the_app_upgrades_an_older_store_and_shows_its_returns(tmp_path, monkeypatch):
-    from tests.reliability import version_1_store
+    from tests.reliability import back_to_version_1, version_1_store
 
     path = version_1_store(tmp_path / "old.duckdb", ALPHA)
     monkeypatch.setenv("RETURNS_DB", str(path))
     monkeypatch.setenv("RETURNS_DEMO", "0")
     store = Database(path)
     ui.add_account(store, ALPHA, ALPHA_NAME)  # (opening it upgrades it: check on a fresh handle below)
-    with duckdb.connect(str(path)) as con:  # back to version 1, as an older Returns Desk left it
-        con.execute("DELETE FROM schema_migrations WHERE version > 1")
-        con.execute("ALTER TABLE returns DROP COLUMN lines")
+    back_to_version_1(path)  # as an older Returns Desk left it, with the account
     assert Database(path).upgrade_pending()
     at = open_app()
     assert sorted(return_ids(at)) == ["R1", "R2"]
@@ -243,9 +209,7 @@ def test_sort_by_any_column_both_ways(seeded):
 
 
 def test_paging_runs_in_the_database(seeded):
-    from bench.synthetic import insert_returns
-
-    insert_returns(seeded, 60, shop_ids=(ALPHA,))
+    sample.write_shop_returns(seeded, sample.synthetic_returns(60, (ALPHA,)))
     at = open_app()
     at.selectbox(key="size").set_value(25).run()
     assert len(return_ids(at)) == 25
@@ -256,9 +220,7 @@ def test_paging_runs_in_the_database(seeded):
 
 
 def test_changing_a_filter_goes_back_to_page_one(seeded):
-    from bench.synthetic import insert_returns
-
-    insert_returns(seeded, 60, shop_ids=(ALPHA,))
+    sample.write_shop_returns(seeded, sample.synthetic_returns(60, (ALPHA,)))
     at = open_app()
     at.selectbox(key="size").set_value(25).run()
     at.pagination(key="page").set_value(2).run()
@@ -468,25 +430,8 @@ def test_sync_history_lists_runs_newest_first_with_errors(seeded):
 # --- Sync Returns from the sidebar ----------------------------------------------------------
 
 
-def run_until(at: AppTest, done, timeout: float = 60) -> AppTest:
-    """Rerun (as the progress fragment would) until `done(at)` holds."""
-
-    def rerun_and_check() -> bool:
-        if done(at):
-            return True
-        at.run()
-        assert not at.exception, at.exception
-        return False
-
-    wait_until(rerun_and_check, "the background sync to show its outcome", timeout=timeout, every=0.1)
-    return at
-
-
-def sidebar_text(at: AppTest) -> str:
-    return "\n".join(str(e.value) for e in (*at.sidebar.success, *at.sidebar.error, *at.sidebar.caption))
-
-
-def fake_sync(result_error: str | None = None, new: int = 3, release: threading.Event | None = None):
+def fake_sync(result_error: str | None = None, new: int = 3, release: threading.Event | None = None,
+              failure: FailureKind | None = None):
     """A stand-in for TikTok behind sync.sync_account: one page reported, then held until `release` is set."""
     from returns_core.sync import SyncProgress, SyncResult
 
@@ -495,7 +440,7 @@ def fake_sync(result_error: str | None = None, new: int = 3, release: threading.
             on_progress(SyncProgress(1, new, 1, 0, 10))
         if release is not None:
             assert release.wait(60), "the test never let the sync finish"
-        return SyncResult(account.shop_id, account.name, 1, new, 1, 0, 0.3, result_error, None)
+        return SyncResult(account.shop_id, account.name, 1, new, 1, 0, 0.3, result_error, None, failure=failure)
 
     return sync_account
 
@@ -546,7 +491,7 @@ def test_a_finished_sync_and_the_sync_button_come_from_one_reading(seeded, monke
 
 def test_a_failed_sync_says_why_and_what_to_do(seeded, monkeypatch):
     monkeypatch.setattr("returns_core.sync.sync_account",
-                        fake_sync("Authorization was revoked or expired: reconnect the shop on the Accounts page"))
+                        fake_sync(REAUTH_REASON, failure=FailureKind.AUTHORIZATION))
     at = open_app(account=ALPHA_LABEL)
     at.sidebar.button(key="sidebar_sync").click().run()
     run_until(at, lambda a: bool(a.sidebar.error))
@@ -641,7 +586,7 @@ def test_opening_a_row_keeps_the_account_view(seeded):
 
 
 def test_actions_column_offers_a_decision_only_while_tiktok_waits_for_the_seller(seeded):
-    from app_pages._filters import DECIDE, OPEN
+    from app_ui.filters import DECIDE, OPEN
 
     frame = grid(open_app()).set_index("Marketplace Return ID")
     assert list(frame.loc["R1", "Actions"]) == [OPEN, DECIDE]  # pending refund with a seller deadline
@@ -649,7 +594,7 @@ def test_actions_column_offers_a_decision_only_while_tiktok_waits_for_the_seller
 
 
 def test_actions_column_offers_a_decision_exactly_where_the_decision_panel_has_one(seeded):
-    from app_pages._filters import DECIDE
+    from app_ui.filters import DECIDE
 
     frame = grid(open_app())
     for rid, shop, actions in zip(frame["Marketplace Return ID"], frame["Account ID"], frame["Actions"], strict=True):
@@ -663,7 +608,7 @@ def test_actions_column_offers_a_decision_exactly_where_the_decision_panel_has_o
 
 
 def test_actions_column_opens_the_decision_panel_or_the_detail_page(seeded):
-    from app_pages._filters import DECIDE, OPEN
+    from app_ui.filters import DECIDE, OPEN
 
     at = open_app()
     row = return_ids(at).index("R1")

@@ -1,6 +1,6 @@
 """AppTest: the Reason Analytics page, for all accounts and for one, and its drill-down to the grid.
 
-The store holds the spiky history of tests/test_analytics.py ending yesterday (the last complete
+The store holds the spiky history of tests/analytics_fixtures.py ending yesterday (the last complete
 day) in Alpha's shop, with one planted spike (BLND-200-BLK, "defective"), and a few calm
 returns in Beta's.
 """
@@ -15,8 +15,8 @@ from returns_core.filters import ReturnFilters
 from returns_core.store.db import utcnow
 from returns_core.store.returns import count_returns
 from tests import ui_fixtures as ui
-from tests.test_analytics import BLND, DEF, MUG, SIZE, insert, spiky_rows
-from tests.test_app_pages import metric, open_app, texts
+from tests.analytics_fixtures import BLND, DEF, MUG, SIZE, insert, spiky_rows
+from tests.apptest import metric, open_app, texts
 
 PAGE = "app_pages/reasons.py"
 BETA_LABEL = f"{ui.BETA_NAME} ({ui.BETA})"
@@ -37,7 +37,7 @@ def last_30_days(**changes) -> ReturnFilters:
 
 
 @pytest.fixture
-def store(app_db):  # noqa: F811 - the fixture imported from test_app_pages
+def store(app_db):
     ui.add_account(app_db, ui.ALPHA, ui.ALPHA_NAME)
     ui.add_account(app_db, ui.BETA, ui.BETA_NAME)
     insert(app_db, spiky_rows(as_of=yesterday(), shop=ui.ALPHA))
@@ -90,7 +90,7 @@ def test_drill_down_keeps_the_account_in_view(store):
 
 
 @pytest.mark.slow
-def test_the_demo_shops_planted_spike_is_on_the_page(app_db):  # noqa: F811 - imported fixture
+def test_the_demo_shops_planted_spike_is_on_the_page(app_db):
     from returns_core.connect import add_accounts_with_tokens
     from returns_core.demo import DEMO_RETURNS, DEMO_SEED
     from returns_core.sync import sync_accounts

@@ -1,4 +1,5 @@
-"""AppTest: the Review Queue, Reconciliation and the workflow components, with roles enforced via at.user.
+"""AppTest on app.py: the Review Queue, Reconciliation and the detail page's workflow components, with roles
+enforced via at.user.
 
 The store is tests/ui_fixtures.py's: Accepted returns R2 (Alpha, due in 48 h) and R6 (Beta, due in 10 h),
 R8 with a TikTok status we do not map.
@@ -7,7 +8,6 @@ R8 with a TikTok status we do not map.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,38 +16,15 @@ from returns_core import domain, review, workflow
 from returns_core.store.db import Database
 from returns_core.store.returns import find_return
 from tests import ui_fixtures as ui
+from tests.apptest import button, open_app, texts
 from tests.ui_fixtures import ALPHA, ALPHA_NAME, BETA
 
-ROOT = Path(__file__).resolve().parent.parent
 QUEUE_PAGE = "app_pages/review_queue.py"
 RECONCILIATION_PAGE = "app_pages/reconciliation.py"
 ALPHA_LABEL = f"{ALPHA_NAME} ({ALPHA})"
 
-AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-secret",
-        "client_id": "returns-desk", "client_secret": "not-a-secret",
-        "server_metadata_url": "https://id.example.invalid/.well-known/openid-configuration"}
-ROLES = {"admins": ["owner@shop.example"], "managers": ["boss@shop.example"], "analysts": ["*"]}
 ANALYST = {"is_logged_in": True, "email": "ana@shop.example"}
 MANAGER = {"is_logged_in": True, "email": "boss@shop.example"}
-
-# Until app.py registers the workflow pages, a stand-in entry point with the same sidebar keys runs them.
-_STAND_IN = '''
-from datetime import datetime
-from pathlib import Path
-import streamlit as st
-from app_pages import _common as common
-from app_pages import _workflow as wf
-ROOT = Path({root!r})
-page = st.navigation([
-    st.Page(ROOT / "app_pages/review_queue.py", title="Review Queue", url_path="review", default=True),
-    st.Page(ROOT / "app_pages/reconciliation.py", title="Reconciliation", url_path="reconciliation"),
-])
-st.sidebar.selectbox("Account View", common.account_options(list(common.scope().accounts)),
-                     key=common.ACCOUNT_KEY, bind="query-params")
-wf.render_identity()
-page.run()
-'''
-
 
 @pytest.fixture
 def app_db(app_db) -> Database:
@@ -57,52 +34,18 @@ def app_db(app_db) -> Database:
 
 
 @pytest.fixture
-def entry_point(tmp_path) -> tuple[str, dict[str, str]]:
-    """app.py when it registers the workflow pages, else the stand-in; and how to reach each page."""
-    app = ROOT / "app.py"
-    if QUEUE_PAGE in app.read_text() or "review_queue" in app.read_text():
-        return str(app), {QUEUE_PAGE: QUEUE_PAGE, RECONCILIATION_PAGE: RECONCILIATION_PAGE}
-    stand_in = tmp_path / "stand_in_app.py"
-    stand_in.write_text(_STAND_IN.format(root=str(ROOT)))
-    return str(stand_in), {QUEUE_PAGE: str(ROOT / QUEUE_PAGE), RECONCILIATION_PAGE: str(ROOT / RECONCILIATION_PAGE)}
-
-
-@pytest.fixture
-def open_page(entry_point):
-    """open_page(page, user=..., login=False, name=..., **query): a session on that page."""
-    script, paths = entry_point
+def open_page():
+    """open_page(page, user=..., login=False, name=..., **query): a session of app.py on that page."""
 
     def run(page: str, *, user: dict | None = None, login: bool = False, name: str | None = "Mia",
             **query: str) -> AppTest:
-        at = AppTest.from_file(script, default_timeout=60)
-        if login:
-            at.secrets["auth"] = AUTH
-            at.secrets["roles"] = ROLES
-        if user is not None:
-            at.user = user
-        if name and not login:
-            at.session_state["actor_name"] = name
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.run()
-        at.switch_page(paths[page]).run()
-        assert not at.exception, at.exception
-        return at
+        return open_app(page, actor=name, user=user, login=login, **query)
 
     return run
 
 
 def queue(at: AppTest):
     return next(d for d in at.dataframe if "rq_grid" in d.proto.id).value
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success)]
-    return "\n".join(str(p) for p in parts)
 
 
 def select_rows(at: AppTest, rows: list[int]) -> AppTest:
@@ -122,7 +65,7 @@ def test_queue_lists_accepted_returns_oldest_first_with_age_and_deadline(app_db,
     assert by_id.loc["R6", "Deadline"].endswith("Due soon")
     assert by_id.loc["R2", "Deadline"] == ""
     assert by_id.loc["R2", "Age"].endswith(" h") and " d " in by_id.loc["R2", "Age"]
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = {m.label: m.value for m in at.main.metric}
     assert metrics["In the queue"] == "2" and metrics["Not signed off"] == "2"
 
 
@@ -212,7 +155,7 @@ def test_reconciliation_lists_every_mismatch_and_unmapped_status(app_db, open_pa
     assert "`R8`" in page_text and "`R1`" in page_text
     assert "BRAND_NEW_TIKTOK_STATUS is not in the status mapping" in page_text
     assert "Status is Pending" in page_text
-    assert {m.label: m.value for m in at.metric} == {"Mismatches": "1", "Unmapped statuses": "1"}
+    assert {m.label: m.value for m in at.main.metric} == {"Mismatches": "1", "Unmapped statuses": "1"}
     resync = [b for b in at.button if b.label == "Re-sync"]
     assert len(resync) == 2 and not any(b.disabled for b in resync)
     assert not button(at, "Re-sync all listed (2)").disabled
@@ -224,22 +167,7 @@ def test_reconciliation_is_read_only_for_an_analyst(app_db, open_page):
     assert all(b.disabled for b in at.button if b.label.startswith("Re-sync"))
 
 
-# --- actions on TikTok, status, notes and history (the components the detail page uses) ------
-
-_COMPONENTS = '''
-import streamlit as st
-from app_pages import _common as common
-from app_pages import _workflow as wf
-from returns_core.accounts import get_account
-db = common.db()
-shop, rid = st.query_params["shop"], st.query_params["id"]
-wf.render_identity()
-st.title(f"Return {rid}")
-wf.render_actions(db, get_account(db, shop), {"shop_id": shop, "return_id": rid})
-wf.render_status_change(db, {"shop_id": shop, "return_id": rid})
-wf.render_note(db, {"shop_id": shop, "return_id": rid})
-wf.render_history(db, shop, rid)
-'''
+# --- actions on TikTok, status, notes and history: the components, on the detail page ---------
 
 
 @pytest.fixture
@@ -274,23 +202,10 @@ def pending_request(db: Database, sandbox) -> tuple[str, str]:
     raise AssertionError("the sandbox has no pending request")
 
 
-def open_return(tmp_path, shop_id: str, return_id: str, *, user: dict | None = None, login: bool = False,
+def open_return(shop_id: str, return_id: str, *, user: dict | None = None, login: bool = False,
                 name: str | None = "Mia") -> AppTest:
-    script = tmp_path / "components_app.py"
-    script.write_text(_COMPONENTS)
-    at = AppTest.from_file(str(script), default_timeout=60)
-    if login:
-        at.secrets["auth"] = AUTH
-        at.secrets["roles"] = ROLES
-    if user is not None:
-        at.user = user
-    if name and not login:
-        at.session_state["actor_name"] = name
-    at.query_params["shop"] = shop_id
-    at.query_params["id"] = return_id
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    """The return's detail page in app.py, where the workflow components are drawn."""
+    return open_app("app_pages/detail.py", actor=name, user=user, login=login, shop=shop_id, id=return_id)
 
 
 def seller_decisions_on_tiktok(sandbox, shop_id: str, return_id: str) -> int:
@@ -298,10 +213,10 @@ def seller_decisions_on_tiktok(sandbox, shop_id: str, return_id: str) -> int:
     return sum(1 for entry in sandbox._world.decision_log if entry["return_id"] == return_id)
 
 
-def test_approve_shows_the_exact_request_then_sends_it_once_and_shows_the_result(tmp_path, sandbox_db, sandbox):
+def test_approve_shows_the_exact_request_then_sends_it_once_and_shows_the_result(sandbox_db, sandbox):
     shop_id, return_id = pending_request(sandbox_db, sandbox)
     key = f"wf_act_{shop_id}_{return_id}"
-    at = open_return(tmp_path, shop_id, return_id)
+    at = open_return(shop_id, return_id)
     approve = at.radio(key=f"{key}_decision").options[0]
     assert approve.startswith("Approve")
     button(at, "Review the request").click().run()
@@ -326,10 +241,10 @@ def test_approve_shows_the_exact_request_then_sends_it_once_and_shows_the_result
     assert list(history.loc[history["What"] == "Sent to TikTok", "Who"]) == ["Mia"]
 
 
-def test_reject_offers_the_reasons_fetched_live_and_sends_the_chosen_one(tmp_path, sandbox_db, sandbox):
+def test_reject_offers_the_reasons_fetched_live_and_sends_the_chosen_one(sandbox_db, sandbox):
     shop_id, return_id = pending_request(sandbox_db, sandbox)
     key = f"wf_act_{shop_id}_{return_id}"
-    at = open_return(tmp_path, shop_id, return_id)
+    at = open_return(shop_id, return_id)
     reject = next(o for o in at.radio(key=f"{key}_decision").options if o.startswith("Reject"))
     at.radio(key=f"{key}_decision").set_value(
         next(d for d, label in domain.DECISION_LABELS.items() if label == reject)).run()
@@ -347,18 +262,18 @@ def test_reject_offers_the_reasons_fetched_live_and_sends_the_chosen_one(tmp_pat
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 1
 
 
-def test_analyst_cannot_approve_or_reject(tmp_path, sandbox_db, sandbox):
+def test_analyst_cannot_approve_or_reject(sandbox_db, sandbox):
     shop_id, return_id = pending_request(sandbox_db, sandbox)
-    at = open_return(tmp_path, shop_id, return_id, login=True, user=ANALYST)
+    at = open_return(shop_id, return_id, login=True, user=ANALYST)
     assert "Read only: your role is analyst" in texts(at)
     assert at.radio(key=f"wf_act_{shop_id}_{return_id}_decision").disabled
     assert button(at, "Review the request").disabled
     assert button(at, "Change status").disabled and button(at, "Add note").disabled
 
 
-def test_manager_can_approve_under_their_email(tmp_path, sandbox_db, sandbox):
+def test_manager_can_approve_under_their_email(sandbox_db, sandbox):
     shop_id, return_id = pending_request(sandbox_db, sandbox)
-    at = open_return(tmp_path, shop_id, return_id, login=True, user=MANAGER)
+    at = open_return(shop_id, return_id, login=True, user=MANAGER)
     assert not button(at, "Review the request").disabled
     button(at, "Review the request").click().run()
     button(at, "Send to TikTok").click().run()
@@ -367,8 +282,8 @@ def test_manager_can_approve_under_their_email(tmp_path, sandbox_db, sandbox):
     assert list(history.loc[history["What"] == "Sent to TikTok", "Who"]) == ["boss@shop.example"]
 
 
-def test_status_change_refusal_is_explained_and_a_note_lands_in_the_history(tmp_path, app_db):
-    at = open_return(tmp_path, ALPHA, "R2")  # Accepted; TikTok has not completed the refund
+def test_status_change_refusal_is_explained_and_a_note_lands_in_the_history(app_db):
+    at = open_return(ALPHA, "R2")  # Accepted; TikTok has not completed the refund
     key = f"wf_status_{ALPHA}_R2"
     at.selectbox(key=f"{key}_target").set_value(domain.REFUNDED)
     button(at, "Change status").click().run()

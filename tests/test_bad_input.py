@@ -37,6 +37,7 @@ from returns_core.tiktok import errors
 from returns_core.tiktok.client import TikTokClient
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 from tests import ui_fixtures as ui
+from tests.apptest import open_app
 from tests.conftest import ROOT
 from tests.reliability import FAST_RETRY, all_tables, connect, steady_clock
 
@@ -316,11 +317,7 @@ URL_INPUTS = [
 @pytest.mark.parametrize(("query", "expected"), URL_INPUTS, ids=[repr(q)[:40] for q, _ in URL_INPUTS])
 def test_links_with_junk_parameters_render_safely(app_store, query, expected):
     before = all_tables(app_store)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, at.exception
+    at = open_app(**query)
     everything = sorted(r[1] for r in before["returns"])
     assert sorted(grid_ids(at)) == (everything if expected is None else expected)
     assert all_tables(app_store) == before
@@ -328,8 +325,7 @@ def test_links_with_junk_parameters_render_safely(app_store, query, expected):
 
 def test_typing_sql_into_the_search_box_finds_nothing_and_changes_nothing(app_store):
     before = all_tables(app_store)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
+    at = open_app()
     for text in (DROP, "' OR 1=1 --", "📦", "O'BRIEN"):
         at.text_input(key="q").input(text).run()
         assert not at.exception, at.exception
@@ -489,7 +485,7 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     # the query builder (store/returns.py); overdue and due_soon come from domain.deadline_sql
     "returns.py": {"alias", "column", "col", "name", "direction", "where", "sql", "fmt", "CAN_DECIDE", "overdue",
                    "due_soon"},
-    # the SQL twins of the rules: an alias, and fixed statuses and actions each put in a literal by _literal
+    # the SQL twins of the rules: an alias, and fixed statuses and actions each put in a literal by sql_literal
     "domain.py": {"alias", "closed", "implied", "action", "decidable"},
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
                      "detail", "running", "measure.column", "NO_REASON", "NO_SKU",
@@ -498,11 +494,17 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
     "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
+    # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
+    "alerts.py": {"_RETURN_COLUMNS", "ahead", "late", "ended", "due[0]", "_AUTH_EXPIRY"},
+    # placeholder lists and fixed conditions, each with a ? per value
+    "webhook_events.py": {"marks", "where", "sql", '" AND ".join(where)',
+                          "', '.join('?' * len(notification_ids))", "', '.join('?' * len(states))",
+                          "', '.join('?' * len(event_types))"},
 }
-# - calls to these SQL builders (fixed fragments; _literal, _sql_path and _sql_text double the quotes of the
+# - calls to these SQL builders (fixed fragments; sql_literal, _sql_path and _sql_text double the quotes of the
 #   one text each puts in a literal: file paths for COPY and EXPORT DATABASE, which take no parameters);
 SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_share_sql", "group_sql", "responsibility_sql",
-                "normalize_sql", "_literal", "_sql_path", "_sql_text", "_pareto",
+                "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
                 "closed_sql", "can_decide_sql"}  # the SQL twins of domain's rules
 # - placeholder lists and joins of fixed column lists, by their exact source.
 SQL_ALLOWED_EXPRESSIONS = {

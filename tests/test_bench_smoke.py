@@ -1,9 +1,10 @@
 """The scale bench in miniature (the real run is `bench/scale.py`, not part of CI): the store builder
 makes realistic stores through the sync's own upsert, and `scale.py --smoke` measures and prints
-every figure of its table."""
+every figure of its table. Both run as the scripts they are: tests never import bench code."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +12,6 @@ from collections import Counter
 
 import pytest
 
-from bench.build_store import ACCOUNT_NAME, BENCH_KEY, build
 from returns_core import domain
 from returns_core.store.db import Database
 from tests.conftest import ROOT
@@ -20,12 +20,23 @@ from tests.reliability import duplicates
 pytestmark = pytest.mark.slow
 
 
+ACCOUNT_NAME = "Bench"  # what bench/build_store.py names the first shop's account
+
+
+def build(size: int, out) -> dict:
+    """Run bench/build_store.py for one store of `size` returns in `out`; what it reports about the store."""
+    proc = subprocess.run([sys.executable, "bench/build_store.py", "--sizes", str(size), "--label", "smoke",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "returns-smoke.json").read_text())
+
+
 def test_build_store_makes_a_realistic_store_through_the_sync_upsert(tmp_path):
-    info = build(3000, tmp_path / "bench.duckdb", log=lambda line: None)
+    info = build(3000, tmp_path)
     assert info["rows"]["returns"] == 3000 and info["rows"]["history"] == 3000  # one 'created' row each
     assert info["rows"]["return_line_items"] > 3000
     assert info["via"].startswith("return_writes.upsert_page")
-    db = Database(info["path"], key=BENCH_KEY)
+    db = Database(info["path"])  # reads only: no secret is decrypted, so no key is needed
     assert all(v == 0 for v in duplicates(db).values())
     with db.reader() as con:
         statuses = Counter(dict(con.execute("SELECT status, count(*) FROM returns GROUP BY 1").fetchall()))

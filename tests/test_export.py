@@ -10,10 +10,12 @@ from openpyxl import load_workbook
 
 from returns_core import domain
 from returns_core.filters import FilterError, ReturnFilters
+from returns_core.sample_data import EXAMPLE_SHOP as SHOP
+from returns_core.sample_data import EXAMPLE_TIME as T0
+from returns_core.sample_data import example_return as make_return
 from returns_core.store.db import utcnow
 from returns_core.store.return_writes import upsert_page
 from returns_core.store.returns import count_returns, export_returns
-from tests.test_store import SHOP, T0, make_return
 
 HEADER = [name for name, _ in domain.GRID_COLUMNS]
 STATUSES = ["RETURN_OR_REFUND_REQUEST_PENDING", "AWAITING_BUYER_SHIP", "RETURN_OR_REFUND_REQUEST_SUCCESS",

@@ -9,76 +9,29 @@ object schema is closed (additionalProperties: false), so a field the spec does 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
 
 from returns_core import domain
 from returns_core.tiktok import errors
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
 from returns_core.tiktok.signing import sign
+from tests.tiktok_spec import SEARCH, SERVER, closed_contract, conforms, needs_spec
 
-SERVER = "https://open-api.tiktokglobalshop.com"
+pytestmark = needs_spec
 NOW = 1_790_000_000 + 13 * 3600
-SEARCH = "/return_refund/202309/returns/search"
-
-
-def _spec_dir() -> Path | None:
-    """$RETURNS_SPEC_DIR, else spec/ in the repo, else the shared/spec beside the repo."""
-    root = Path(__file__).resolve().parents[1]
-    candidates = [os.environ.get("RETURNS_SPEC_DIR"), root / "spec", root.parent / "shared" / "spec"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "tiktok_return_refund.openapi.yaml").exists():
-            return Path(candidate)
-    return None
-
-
-SPEC_DIR = _spec_dir()
-pytestmark = pytest.mark.skipif(SPEC_DIR is None, reason="TikTok OpenAPI spec files not found (set RETURNS_SPEC_DIR)")
-
-
-def _closed(node: object) -> None:
-    """Close every object schema that lists properties, so undeclared response fields fail validation."""
-    if isinstance(node, dict):
-        if isinstance(node.get("properties"), dict):
-            node.setdefault("additionalProperties", False)
-        for value in node.values():
-            _closed(value)
-    elif isinstance(node, list):
-        for value in node:
-            _closed(value)
-
-
-def _contract(name: str) -> OpenAPI:
-    assert SPEC_DIR is not None
-    spec = yaml.safe_load((SPEC_DIR / name).read_text())
-    for path_item in spec["paths"].values():
-        for operation in path_item.values():
-            _closed(operation.get("responses", {}))
-    _closed(spec.get("components", {}).get("schemas", {}))
-    return OpenAPI.from_dict(spec)
 
 
 @pytest.fixture(scope="module")
 def contract() -> OpenAPI:
-    return _contract("tiktok_return_refund.openapi.yaml")
+    return closed_contract("tiktok_return_refund.openapi.yaml")
 
 
 @pytest.fixture(scope="module")
 def newer() -> OpenAPI:
-    return _contract("tiktok_return_refund_newer.openapi.yaml")
-
-
-def conforms(api: OpenAPI, method: str, path: str, response: httpx.Response) -> dict:
-    """Validate the body against the operation's 200 response schema; return it parsed."""
-    api.validate_response(MockRequest(SERVER, method.lower(), path),
-                          MockResponse(data=response.content, status_code=200, content_type="application/json"))
-    return response.json()
+    return closed_contract("tiktok_return_refund_newer.openapi.yaml")
 
 
 class Seller:

@@ -36,9 +36,9 @@ from returns_core.store.returns import export_returns
 from returns_core.sync import sync_account
 from returns_core.tiktok.sandbox import SANDBOX_APP_SECRET, Sandbox
 from returns_core.tiktok_session import tiktok_session
+from tests.apptest import new_session, open_app, run_until
 from tests.conftest import ROOT
 from tests.reliability import FAST_RETRY, all_tables, connect, steady_clock
-from tests.test_app_pages import run_until
 
 PAGES = ("app_pages/returns.py", "app_pages/detail.py", "app_pages/review_queue.py", "app_pages/reconciliation.py",
          "app_pages/refunds.py", "app_pages/reasons.py", "app_pages/accounts.py", "app_pages/sync_history.py")
@@ -238,12 +238,7 @@ def test_no_page_of_the_app_shows_a_secret(world, app_env):
         return_id = con.execute("SELECT min(return_id) FROM returns").fetchone()[0]
     seen = []
     for page in PAGES:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        if page.endswith("detail.py"):
-            at.query_params["id"] = return_id
-        at.run()
-        at.switch_page(page).run()
-        assert not at.exception, (page, at.exception)
+        at = open_app(page, **({"id": return_id} if page.endswith("detail.py") else {}))
         text = ui_text(at)
         seen.append(text)
         assert_no_secret(text, world.secrets, page)
@@ -302,8 +297,8 @@ def test_the_app_takes_its_key_from_secrets_toml(world, monkeypatch, right_key):
     st.cache_data.clear()
     st.cache_resource.clear()
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.secrets["returns_desk"] = {"encryption_key": world.key if right_key else Fernet.generate_key().decode()}
+        at = new_session(secrets={"returns_desk": {
+            "encryption_key": world.key if right_key else Fernet.generate_key().decode()}})
         at.run()
         at.sidebar.button(key="sidebar_sync").click().run()
         run_until(at, lambda a: a.sidebar.success or a.sidebar.error)

@@ -10,50 +10,21 @@ from decimal import Decimal
 import pytest
 from cryptography.fernet import Fernet
 
+from returns_core import sample_data as sample
 from returns_core.filters import ReturnFilters
 from returns_core.ingest import PageCounts, line_item_rows, return_row
-from returns_core.store import return_writes
+from returns_core.store import return_writes, sync_runs
 from returns_core.store.db import Database, utcnow
 from returns_core.store.return_writes import upsert_page
 from returns_core.store.returns import count_returns
+from returns_core.store.schema import MIGRATIONS
 from returns_core.workflow import change_status
 from tests.reliability import version_1_store
 
-SHOP = "7000000001"
-T0 = 1_760_000_000  # 2025-10-09T08:53:20Z
-
-
-def make_return(return_id: str = "4035318504086604100", status: str = "RETURN_OR_REFUND_REQUEST_PENDING",
-                update_time: int = T0, **extra) -> dict:
-    """A TikTok return object shaped like docs/tiktok_api.md 4.1."""
-    obj = {
-        "return_id": return_id,
-        "order_id": "577686530908261117",
-        "return_type": "RETURN_AND_REFUND",
-        "return_status": status,
-        "role": "BUYER",
-        "return_reason": "ecom_order_delivered_refund_and_return_reason_wrong_product_seller",
-        "return_reason_text": "Wrong product",
-        "create_time": T0 - 3600,
-        "update_time": update_time,
-        "seller_next_action_response": [
-            {"action": "SELLER_RESPOND_RECEIVE_PACKAGE", "deadline": T0 + 7200},
-            {"action": "SELLER_RESPOND_RETURN", "deadline": T0 + 3600},
-        ],
-        "refund_amount": {"currency": "GBP", "refund_total": "10.10", "refund_subtotal": "9.05",
-                          "refund_shipping_fee": "0.70", "refund_tax": "0.35"},
-        "return_tracking_number": "JT123",
-        "return_provider_name": "J&T Express",
-        "return_line_items": [
-            {"return_line_item_id": "L1", "order_line_item_id": "O1", "sku_id": "111", "seller_sku": "RED-M",
-             "sku_name": "Red, M", "product_name": "Shirt", "product_image": {"url": "https://img/1"},
-             "refund_amount": {"currency": "GBP", "refund_total": "5.05"}},
-            {"return_line_item_id": "L2", "order_line_item_id": "O2", "sku_id": "222", "seller_sku": "RED-L",
-             "refund_amount": {"currency": "GBP", "refund_total": "5.05"}},
-        ],
-    }
-    obj.update(extra)
-    return obj
+SHOP = sample.EXAMPLE_SHOP
+T0 = sample.EXAMPLE_TIME  # 2025-10-09T08:53:20Z
+# A TikTok return object shaped like docs/tiktok_api.md 4.1: make_return(return_id, status, update_time, **fields)
+make_return = sample.example_return
 
 
 def rows(db, sql: str, params: list | None = None) -> list[tuple]:
@@ -234,7 +205,7 @@ def test_migration_2_copies_each_returns_line_items_onto_it(tmp_path):
     db.migrate()
     assert not db.upgrade_pending()
     assert not Database(tmp_path / "new.duckdb").upgrade_pending()  # a new store is no upgrade
-    assert rows(db, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,), (2,)]
+    assert rows(db, "SELECT version FROM schema_migrations ORDER BY 1") == [(v,) for v, _ in MIGRATIONS]
     lines = dict(rows(db, "SELECT return_id, lines FROM returns"))
     assert lines == {
         "R1": [{"seller_sku": "TEE-M", "sku_id": "111", "product_name": "Tee", "refund_currency": "USD",
@@ -255,9 +226,7 @@ def test_money_is_exact_decimal_in_the_store(db):
 
 
 def test_watermark_never_moves_backwards_and_run_counters_add_up(db):
-    with db.writer() as con:
-        run_id = con.execute("INSERT INTO sync_runs (shop_id, started_at, state) VALUES (?, now(), 'running') "
-                             "RETURNING id", [SHOP]).fetchone()[0]
+    run_id, _ = sync_runs.start(db, SHOP, full=False, trigger="test")
     upsert_page(db, SHOP, [make_return("1", update_time=T0 + 100)], synced_at=utcnow(), new_watermark=T0 + 100,
                 run_id=run_id)
     upsert_page(db, SHOP, [make_return("1", update_time=T0 + 100), make_return("2", update_time=T0 + 5)],
@@ -332,11 +301,11 @@ def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
     from returns_core.filters import total_from_status_counts
     from returns_core.store.returns import status_counts
 
-    with db.writer() as con:
-        con.execute(
-            "INSERT INTO returns (shop_id, return_id, status, type, first_seen_at, last_synced_at) VALUES "
-            "('s', 'a', 'Requested', 'Refund', now(), now()), ('s', 'b', 'Accepted', 'Refund', now(), now()), "
-            "('s', 'c', NULL, 'Return', now(), now()), ('s', 'd', 'Accepted', 'Return', now(), now())")
+    sample.write_returns(db, "s", [
+        sample.tiktok_return(return_id, return_type=sample.return_type_for(type_word),
+                             return_status=sample.marketplace_status_for(status) if status else "BRAND_NEW_STATUS")
+        for return_id, status, type_word in (("a", domain.REQUESTED, "Refund"), ("b", domain.ACCEPTED, "Refund"),
+                                             ("c", None, "Return"), ("d", domain.ACCEPTED, "Return"))])
     for filters in (ReturnFilters(), ReturnFilters(statuses=(domain.ACCEPTED,)), ReturnFilters(types=("Return",)),
                     ReturnFilters(statuses=(domain.ACCEPTED, domain.REQUESTED), types=("Refund",))):
         assert total_from_status_counts(status_counts(db, filters), filters) == count_returns(db, filters)
@@ -349,12 +318,11 @@ def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
 def test_search_matches_skus_and_tracking_in_any_case_and_pattern_characters_literally(db, term, expected):
     from returns_core.store.returns import grid_page
 
-    with db.writer() as con:
-        con.execute(
-            "INSERT INTO returns (shop_id, return_id, order_id, seller_skus, tracking_number, first_seen_at, "
-            "last_synced_at) VALUES ('s', 'a', '5001', 'BLND-200-BLK 111', 'TRK1', now(), now()), "
-            "('s', 'b', '5002', 'MUG-50%OFF 222', 'TRK2', now(), now()), "
-            "('s', 'c', '5003', 'TEE-M 333', 'X_1Z9', now(), now())")
-        con.execute("UPDATE returns SET return_id = '4035' || return_id WHERE return_id = 'a'")
+    sample.write_returns(db, "s", [
+        sample.tiktok_return(return_id, order_id=order_id, tracking_number=tracking,
+                             line_items=[sample.line_item("L1", seller_sku=sku, sku_id=sku_id)])
+        for return_id, order_id, sku, sku_id, tracking in (("4035a", "5001", "BLND-200-BLK", "111", "TRK1"),
+                                                          ("b", "5002", "MUG-50%OFF", "222", "TRK2"),
+                                                          ("c", "5003", "TEE-M", "333", "X_1Z9"))])
     found = grid_page(db, ReturnFilters(search=term))["Marketplace Return ID"]
     assert sorted(r.removeprefix("4035") for r in found) == expected

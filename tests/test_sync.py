@@ -12,6 +12,7 @@ import pytest
 
 from returns_core import accounts as acc
 from returns_core import domain
+from returns_core import sample_data as sample
 from returns_core.explain import CLOCK_REASON, REAUTH_REASON
 from returns_core.ingest import to_utc
 from returns_core.store.db import Database
@@ -124,9 +125,7 @@ def test_a_sync_that_dies_halfway_keeps_its_pages_and_the_next_one_completes(db,
 def test_full_sync_rereads_everything_and_deletes_nothing(db, sandbox, sandbox_accounts):
     account = sandbox_accounts[0]
     sync_account(db, account)
-    with db.writer() as con:
-        con.execute("INSERT INTO returns (shop_id, return_id, first_seen_at, last_synced_at) "
-                    "VALUES (?, 'only-here', now(), now())", [account.shop_id])
+    sample.write_returns(db, account.shop_id, [sample.tiktok_return("only-here")])  # TikTok no longer lists it
     result = sync_account(db, account, full=True)
     n = len(sandbox.returns_for(account.shop_id))
     assert result.ok and result.fetched == n and result.new == 0 and result.full

@@ -14,8 +14,7 @@ from returns_core.store import returns
 from returns_core.store.db import Database
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
-from tests.conftest import ROOT
-from tests.test_app_pages import run_until, sidebar_text
+from tests.apptest import open_app, run_until, sidebar_text
 
 HOUR = 3600
 
@@ -34,15 +33,8 @@ def shop_db(tmp_path, monkeypatch, sandbox, sandbox_server) -> Database:
 
 
 def app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["actor_name"] = "Mia"
-    at.run()
-    if page:
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
+    """app.py as Mia (the name in the sidebar), on `page` with these query parameters."""
+    return open_app(page, actor="Mia", **query)
 
 
 def press(at: AppTest, label: str) -> AppTest:

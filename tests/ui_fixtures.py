@@ -1,18 +1,16 @@
-"""A small, fully known store for the AppTest page tests: two shops, eight returns, written with SQL.
+"""A small, fully known store for the AppTest page tests: two shops, eight returns, built by the sample factory.
 
+The returns are TikTok return objects written through the sync's own page write (returns_core.sample_data).
 Dates of creation are fixed; deadlines are relative to now so "due soon" and "overdue" stay true.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from returns_core import domain
-from returns_core.store import history
+from returns_core import sample_data as sample
 from returns_core.store.db import Database, utcnow
-from returns_core.store.schema import FILL_LINES_SQL
 
 ALPHA, BETA = "7000000001", "7000000002"
 ALPHA_NAME, BETA_NAME = "Alpha Shop", "Beta Shop"
@@ -41,57 +39,39 @@ RETURNS = [
 
 def add_account(db: Database, shop_id: str, name: str, *, enabled: bool = True, auth_state: str = "ok",
                 refresh_expires_in: timedelta = timedelta(days=300), is_sandbox: bool = False) -> None:
-    now = utcnow()
-    box = db.box
-    with db.writer() as con:
-        con.execute(
-            "INSERT INTO accounts (shop_id, name, shop_name, region, shop_cipher, app_key, app_secret_enc, "
-            "access_token_enc, refresh_token_enc, access_token_expires_at, refresh_token_expires_at, api_base, "
-            "auth_base, is_sandbox, enabled, auth_state, auth_error, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'US', 'CIPHER', 'appkey', ?, ?, ?, ?, ?, 'http://127.0.0.1:9', 'http://127.0.0.1:9', "
-            "?, ?, ?, ?, ?, ?)",
-            [shop_id, name, name, box.encrypt("app-secret"), box.encrypt("access"), box.encrypt("refresh"),
-             now + timedelta(days=7), now + refresh_expires_in, is_sandbox, enabled, auth_state,
-             "Authorization was revoked" if auth_state == "invalid" else None, now, now])
+    sample.add_account(db, shop_id, name, region="US", shop_cipher="CIPHER", app_key="appkey", enabled=enabled,
+                       invalid_reason="Authorization was revoked" if auth_state == "invalid" else None,
+                       refresh_expires_in=refresh_expires_in, is_sandbox=is_sandbox)
+
+
+def return_object(rid: str, rtype: str, mstatus: str, reason: str, created: str, due_h: int | None,
+                  total: str | None, currency: str | None, sku: str, tracking: str | None, now: datetime) -> dict:
+    """One row of RETURNS as TikTok sends it: a deadline with no seller action named, one line item."""
+    money = Decimal(total) if total else None
+    created_at = datetime.fromisoformat(created + "T12:00:00")
+    return sample.tiktok_return(
+        rid, order_id=f"O{rid}", return_type=rtype, return_status=mstatus, reason=f"code-{reason[:4]}",
+        reason_text=reason, created=created_at, updated=created_at + timedelta(days=1),
+        refund_amount=sample.refund(currency, money, subtotal=money * Decimal("0.8"),
+                                    shipping_fee=money * Decimal("0.1"), tax=money * Decimal("0.1"))
+        if money else None,
+        next_actions=[(None, now + timedelta(hours=due_h))] if due_h is not None else (),
+        tracking_number=tracking, provider="UPS" if tracking else None,
+        line_items=[sample.line_item(f"L{rid}", sku_id=f"ID-{sku}", seller_sku=sku, sku_name="Large",
+                                     product_name=f"Product {sku}", image_url=f"https://example.invalid/{sku}.png",
+                                     currency=currency, refund_total=money)])
 
 
 def add_returns(db: Database) -> None:
     now = utcnow().replace(microsecond=0)
-    with db.writer() as con:
-        for (rid, shop, rtype, mstatus, reason, created, due_h, total, currency, sku, tracking) in RETURNS:
-            status = domain.mapped_status(mstatus)
-            money = Decimal(total) if total else None
-            created_at = datetime.fromisoformat(created + "T12:00:00")
-            payload = {"return_id": rid, "order_id": f"O{rid}", "return_type": rtype, "return_status": mstatus}
-            con.execute(
-                "INSERT INTO returns (shop_id, return_id, order_id, return_type, type, marketplace_status, status, "
-                "unmapped, mismatch, reason_code, reason_text, created_at, updated_at, refund_currency, refund_total, "
-                "refund_subtotal, refund_shipping_fee, refund_tax, due_by, tracking_number, shipping_provider, "
-                "seller_skus, payload, first_seen_at, last_synced_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [shop, rid, f"O{rid}", rtype, domain.display_type(rtype), mstatus, status, domain.is_unmapped(mstatus),
-                 f"code-{reason[:4]}", reason, created_at, created_at + timedelta(days=1), currency, money,
-                 money * Decimal("0.8") if money else None, money * Decimal("0.1") if money else None,
-                 money * Decimal("0.1") if money else None,
-                 now + timedelta(hours=due_h) if due_h is not None else None, tracking,
-                 "UPS" if tracking else None, sku, json.dumps(payload), now, now])
-            con.execute(
-                "INSERT INTO return_line_items (shop_id, return_id, return_line_item_id, sku_id, seller_sku, sku_name, "
-                "product_name, product_image_url, refund_currency, refund_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [shop, rid, f"L{rid}", f"ID-{sku}", sku, "Large", f"Product {sku}",
-                 f"https://example.invalid/{sku}.png", currency, money])
-            history.append(con, [history.entry(shop, rid, history.SYNC_ACTOR, "created", new=status, at=now)])
-        con.execute(FILL_LINES_SQL)  # the line items on each return, as ingest writes them
+    sample.write_shop_returns(db, [(shop, return_object(rid, *rest, now=now)) for rid, shop, *rest in RETURNS],
+                              synced_at=now)
 
 
 def add_sync_run(db: Database, shop_id: str, *, state: str = "ok", error: str | None = None,
                  ago: timedelta = timedelta(minutes=30), new: int = 5) -> None:
-    started = utcnow() - ago
-    with db.writer() as con:
-        con.execute(
-            "INSERT INTO sync_runs (shop_id, started_at, finished_at, duration_s, state, pages, new_count, "
-            "updated_count, unchanged_count, error, trigger) VALUES (?, ?, ?, 2.5, ?, 1, ?, 0, 0, ?, 'test')",
-            [shop_id, started, started + timedelta(seconds=2.5), state, new, error])
+    assert (state == "failed") == (error is not None), "a failed run says why; a good one has no error"
+    sample.add_sync_run(db, shop_id, started_at=utcnow() - ago, error=error, new=new)
 
 
 def seed_store(db: Database) -> None:

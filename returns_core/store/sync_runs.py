@@ -35,8 +35,10 @@ class LastSync:
 # --- a run, from start to finish ----------------------------------------------------------------
 
 
-def start(db: Database, shop_id: str, *, full: bool, trigger: str) -> tuple[int, int | None]:
-    """Open a run row; returns its id and the account's watermark (None before the first sync).
+def start(db: Database, shop_id: str, *, full: bool, trigger: str, at: datetime | None = None
+          ) -> tuple[int, int | None]:
+    """Open a run row started `at` (default now); returns its id and the account's watermark (None before
+    the first sync).
 
     The caller holds the account's sync lock, so a run of it still marked running died unfinished.
     """
@@ -45,7 +47,7 @@ def start(db: Database, shop_id: str, *, full: bool, trigger: str) -> tuple[int,
                     [INTERRUPTED_REASON, shop_id])
         run_id = con.execute(
             "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) VALUES (?, ?, ?, 'running', ?) "
-            "RETURNING id", [shop_id, utcnow(), full, trigger]).fetchone()[0]
+            "RETURNING id", [shop_id, at or utcnow(), full, trigger]).fetchone()[0]
         return run_id, _watermark(con, shop_id)
 
 
@@ -57,11 +59,11 @@ def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: Pa
         [pages, counts.new, counts.updated, counts.unchanged, run_id])
 
 
-def finish(db: Database, run_id: int, duration: float, error: str | None) -> None:
-    """Write a run's outcome: ok, or failed with its reason."""
+def finish(db: Database, run_id: int, duration: float, error: str | None, *, at: datetime | None = None) -> None:
+    """Write a run's outcome, finished `at` (default now): ok, or failed with its reason."""
     with db.writer() as con:
         con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
-                    [utcnow(), duration, "failed" if error else "ok", error, run_id])
+                    [at or utcnow(), duration, "failed" if error else "ok", error, run_id])
 
 
 def wrap_up(db: Database, run_id: int, duration: float, error: str | None) -> None:

@@ -15,8 +15,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages import _common as common
-from app_pages import _workflow as wf
+from app_ui import decisions, loaders
+from app_ui.account_view import Scope
+from app_ui.formatting import utc_text
+from app_ui.navigation import DETAIL_PAGE
+from app_ui.runtime import db
 from returns_core import domain
 from returns_core.filters import MAX_SEARCH_LENGTH, SORTABLE, FilterError, ReturnFilters, parse_skus
 from returns_core.store import returns
@@ -33,22 +36,21 @@ OVERDUE, DUE_SOON = "🔴 Overdue", "🟠 Due soon"
 DEADLINE_MARKS = {domain.OVERDUE: OVERDUE, domain.DUE_SOON: DUE_SOON}
 
 
-def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
+def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
                  narrow: Callable[[ReturnFilters], ReturnFilters] | None = None) -> ReturnFilters:
     """Draw the filters and return what they select (the last good filters after a bad input).
 
     `narrow` restricts every count and row further (Refunds: refund requests only).
     """
-    version = common.data_version()
     c1, c2, c3 = st.columns([2, 1, 1])
     search = c1.text_input("Search", key="q", bind="query-params", max_chars=MAX_SEARCH_LENGTH,
                            placeholder="Return ID, order ID, SKU or tracking number",
                            help="IDs match exactly or by their start; SKUs and tracking numbers by any part.")
     picked_types = c2.multiselect("Type", list(types), key="type", bind="query-params", placeholder="Any type")
-    reasons = c3.multiselect("Reason", common.load_reason_options(version, current.shop_ids), key="reason",
+    reasons = c3.multiselect("Reason", loaders.reason_options(current.shop_ids), key="reason",
                              bind="query-params", placeholder="Any reason")
     c4, c5, c6 = st.columns([2, 1, 1])
-    marketplace = c4.multiselect("Marketplace Status", common.load_marketplace_statuses(version), key="mstatus",
+    marketplace = c4.multiselect("Marketplace Status", loaders.marketplace_statuses(), key="mstatus",
                                  bind="query-params", placeholder="Any TikTok status")
     created = c5.date_input("Created between", value=(), key="created", bind="query-params", format="YYYY-MM-DD",
                             max_value=date(2100, 1, 1))
@@ -77,7 +79,7 @@ def filter_panel(current: common.Scope, *, prefix: str, types: tuple[str, ...] =
 
     if narrow is not None:
         filters = narrow(filters)
-    status_counts(common.load_status_counts(version, filters))
+    status_counts(loaders.status_counts(filters))
     statuses = st.pills("Status", list(domain.STATUSES), selection_mode="multi", key="status", bind="query-params",
                         help="Our processing status; the counts above are under the other filters.")
     filters = filters.with_(statuses=tuple(statuses or ()))
@@ -131,28 +133,28 @@ def with_actions(page: pd.DataFrame) -> pd.DataFrame:
 
 
 def open_detail(row: pd.Series) -> None:
-    st.switch_page(common.DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
+    """Open a grid row's return on the detail page."""
+    st.switch_page(DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
 
 
 @st.dialog("Approve or reject on TikTok", width="large")
 def action_dialog(shop_id: str, return_id: str) -> None:
     """The detail page's decision panel, opened from the grid's Actions column."""
-    ret = returns.find_return(common.db(), return_id, shop_id)
+    ret = loaders.find_return(return_id, shop_id)
     if ret is None:
         st.warning(f"Return {return_id} is no longer in the store.")
         return
-    account = next((a for a in common.load_accounts(common.data_version()) if a.shop_id == shop_id), None)
+    account = next((a for a in loaders.accounts() if a.shop_id == shop_id), None)
     st.markdown(f"**Return {return_id}** · {ret['type'] or ret['return_type']} · `{ret['marketplace_status']}`"
-                + (f" · due {common.utc_text(ret['due_by'])}" if ret["due_by"] is not None else ""))
-    wf.render_actions(common.db(), account, ret)
-    st.page_link(common.DETAIL_PAGE, label="Open the full return", icon=":material/open_in_new:",
+                + (f" · due {utc_text(ret['due_by'])}" if ret["due_by"] is not None else ""))
+    decisions.render_actions(db(), account, ret)
+    st.page_link(DETAIL_PAGE, label="Open the full return", icon=":material/open_in_new:",
                  query_params={"id": return_id, "shop": shop_id})
 
 
 def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns") -> None:
     """Sort, page, show and export the filtered returns; picking a row opens its detail page."""
-    version = common.data_version()
-    total = common.load_count(version, filters)
+    total = loaders.return_count(filters)
     s1, s2, s3 = st.columns([2, 2, 1])
     sort_by = s1.selectbox("Sort by", SORTABLE, index=SORTABLE.index("Created At"), key="sort",
                            bind="query-params")
@@ -172,7 +174,7 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
     with f2:
         page_number = st.pagination(pages, key="page", bind="query-params", width="stretch")
     offset = (page_number - 1) * size
-    page = common.load_grid_page(version, filters, sort_by, order == ORDERS[0], size, offset)
+    page = loaders.grid_page(filters, sort_by, order == ORDERS[0], size, offset)
     first = offset + 1 if total else 0
     f1.caption(f"Showing {first:,}–{offset + len(page):,} of **{total:,}** {noun}")
 
@@ -202,7 +204,7 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
 
 def export_file(filters: ReturnFilters, suffix: str, *, sort_by: str, descending: bool) -> Callable[[], bytes]:
     """A callable for st.download_button: runs the export only when the user clicks."""
-    database = common.db()
+    database = db()
 
     def build() -> bytes:
         with tempfile.TemporaryDirectory(prefix="returns-export-") as folder:
@@ -214,6 +216,7 @@ def export_file(filters: ReturnFilters, suffix: str, *, sort_by: str, descending
 
 
 def export_buttons(filters: ReturnFilters, *, sort_by: str, descending: bool, prefix: str, total: int) -> None:
+    """CSV, Excel and Parquet of exactly the filtered rows, in the grid's order."""
     stamp = utcnow().strftime("%Y%m%d-%H%M")
     columns = st.columns(len(EXPORTS) + 1, vertical_alignment="center")
     columns[0].markdown(f"**Export** the {total:,} filtered rows:")

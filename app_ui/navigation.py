@@ -1,0 +1,10 @@
+"""Where each page lives: the files app.py registers, for st.page_link and st.switch_page."""
+
+GRID_PAGE = "app_pages/returns.py"
+DETAIL_PAGE = "app_pages/detail.py"
+REFUNDS_PAGE = "app_pages/refunds.py"
+REASONS_PAGE = "app_pages/reasons.py"
+REVIEW_QUEUE_PAGE = "app_pages/review_queue.py"
+RECONCILIATION_PAGE = "app_pages/reconciliation.py"
+ACCOUNTS_PAGE = "app_pages/accounts.py"
+SYNC_HISTORY_PAGE = "app_pages/sync_history.py"

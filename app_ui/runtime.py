@@ -1,0 +1,109 @@
+"""The app process's runtime: one database, its background syncs, and the data version.
+
+One `Runtime` per process and database (st.cache_resource). The data version changes whenever
+the data may have changed: a sync here, an edit here, or a write by another process (a cron
+sync), which the data stamp notices within seconds. Every cached loader is keyed by it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import streamlit as st
+
+from returns_core import config, demo, jobs
+from returns_core.explain import explain_error
+from returns_core.secretbox import ENV_KEY
+from returns_core.store import sync_runs
+from returns_core.store.db import UPGRADE_TIME, Database
+
+# How long a reading of the data stamp stands: how soon a cron sync in another process shows up.
+STAMP_TTL_S = 5
+
+DataVersion = tuple  # (database path, finished syncs, edits here, the store's data stamp)
+
+
+def secret_section(name: str) -> dict:
+    """A section of secrets.toml, or {} when there is none (or no secrets file)."""
+    try:
+        value = st.secrets.get(name)
+    except (FileNotFoundError, KeyError):  # no secrets file: st.secrets raises instead of returning None
+        return {}
+    return dict(value) if value else {}
+
+
+def encryption_key() -> str | None:
+    """The store's key as the app reads it: secrets.toml [returns_desk] encryption_key, else the
+    environment (None: the key file beside the database). The webhook receiver (server.py) reads it here too."""
+    try:
+        section = st.secrets.get("returns_desk") or {}
+        key = section.get("encryption_key")
+    except (FileNotFoundError, KeyError, AttributeError):  # no secrets file: st.secrets raises
+        key = None
+    return str(key) if key else os.environ.get(ENV_KEY)
+
+
+@dataclass
+class Runtime:
+    """The app process's shared state for one database."""
+
+    db: Database
+    jobs: jobs.SyncJobs
+    auto_sync: jobs.AutoSync
+    edits: int = 0  # grows when a page changes data in-process (re-sync, account changes)
+    demo_error: str | None = None  # why the demo shop could not be created, if it could not
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """What this process knows changed: finished syncs and edits."""
+        return self.jobs.version, self.edits
+
+    def close(self) -> None:
+        """Stop the schedule (the cache releases the runtime)."""
+        self.auto_sync.stop()
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda runtime: runtime.close())
+def _runtime(path: str, key: str | None) -> Runtime:
+    """Open (and upgrade) the store, start the background syncs, create the demo shop if wanted."""
+    db = Database(path, key=key)
+    upgrading = db.upgrade_pending()
+    with st.spinner(f"Upgrading the data store to this version ({UPGRADE_TIME})...") if upgrading else nullcontext():
+        db.migrate()
+    sync_jobs = jobs.SyncJobs(db)
+    runtime = Runtime(db, sync_jobs, jobs.AutoSync(sync_jobs).start())
+    try:
+        demo.ensure_demo_account(db)
+    except Exception as exc:  # noqa: BLE001 - the app must start even when the demo shop cannot be made
+        runtime.demo_error = explain_error(exc)
+    return runtime
+
+
+def current() -> Runtime:
+    """This process's runtime for the configured database."""
+    return _runtime(str(config.db_path()), encryption_key())
+
+
+def db() -> Database:
+    """The database every page reads and writes."""
+    return current().db
+
+
+def data_version() -> DataVersion:
+    """Changes when data changes: a sync here, an edit here, or a sync by another process."""
+    rt = current()
+    return (str(rt.db.path), *rt.version, _data_stamp(str(rt.db.path), rt.version))
+
+
+@st.cache_data(ttl=STAMP_TTL_S, max_entries=16, show_spinner=False)
+def _data_stamp(path: str, version: tuple) -> tuple:
+    # not a loader: this is what keys the loaders. Its short ttl is the one place that polls the
+    # store, so a cron sync in another process shows up within STAMP_TTL_S seconds.
+    return sync_runs.data_stamp(db())
+
+
+def data_changed() -> None:
+    """Call after changing data in this process, so cached results are reloaded."""
+    current().edits += 1
