@@ -13,7 +13,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -251,6 +251,38 @@ def due_for_auto_sync(accounts: Iterable[Account], last_runs: dict[str, datetime
             (a.shop_id not in last_runs or now - last_runs[a.shop_id] >= interval)]
 
 
+class Every:
+    """A daemon thread that calls `step()` every `seconds` until stopped.
+
+    A failing step is logged and the schedule goes on: a busy store or an unreachable TikTok is
+    one bad minute, not the end of auto-sync or alerting.
+    """
+
+    def __init__(self, name: str, seconds: float, step: Callable[[], object]):
+        self._name, self._seconds, self._step = name, seconds, step
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+
+    def start(self) -> Every:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop; a step under way finishes first (up to 5 s)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - see the class docstring
+                logger.exception("%s check failed", self._name)
+
+
 @dataclass
 class AutoSync:
     """A daemon thread that starts background syncs on the chosen schedule, and the alerts beside it."""
@@ -259,32 +291,22 @@ class AutoSync:
     check_every: float = 60.0
     list_accounts: Callable[[Database], list[Account]] | None = None
     alerts_every: float | None = ALERTS_EVERY_S  # None: no alerts thread
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
     alerts: AlertsSchedule | None = None
+    _thread: Every | None = None
 
     def start(self) -> AutoSync:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="auto-sync")
-            self._thread.start()
+            self._thread = Every("auto-sync", self.check_every, self.tick).start()
             # the app's one scheduler: wherever the UI starts auto-sync, alerts are evaluated too
             if self.alerts_every:
                 self.alerts = AlertsSchedule(self.jobs.db, self.alerts_every).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
         if self.alerts is not None:
             self.alerts.stop()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.check_every):
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - keep the schedule alive through a bad minute
-                logger.exception("auto-sync check failed")
+            self._thread.stop()
 
     def tick(self, now: datetime | None = None) -> list[SyncJob]:
         """One check: start the syncs that are due. Returns the jobs started."""
@@ -310,28 +332,18 @@ class AlertsSchedule:
 
     db: Database
     check_every: float = ALERTS_EVERY_S
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _thread: Every | None = None
 
     def start(self) -> AlertsSchedule:
         """Start the thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="alerts")
-            self._thread.start()
+            self._thread = Every("alerts", self.check_every, self.tick).start()
         return self
 
     def stop(self) -> None:
         """Stop the thread; an evaluation under way finishes first (up to 5 s)."""
-        self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.check_every):
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - keep alerting alive through a bad minute (busy store...)
-                logger.exception("alerts check failed")
+            self._thread.stop()
 
     def tick(self, now: datetime | None = None) -> Any:
         """One evaluation: raise what the rules find, send what is due. Returns alerts.Evaluation."""
