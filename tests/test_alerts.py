@@ -409,7 +409,9 @@ def test_a_channel_that_keeps_failing_is_given_up_after_the_last_attempt_and_sho
 
 def spike_store(db: Database) -> tuple[datetime, set[str]]:
     """Ten weeks of one return a week, then six returns of MUG-9 "Damaged item" in the last six days."""
-    now = utcnow().replace(microsecond=0)
+    # noon of today (UTC): spikes count whole days, so checks an hour apart must not fall on two dates,
+    # whenever the suite runs
+    now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
     noon_yesterday = datetime.combine(now.date() - timedelta(days=1), datetime.min.time()) + timedelta(hours=12)
     sample.add_account(db, SHOP, NAME)
     usual = [a_return(f"BG{w}", None, now, sku="TEE-1", reason="Wrong size",
