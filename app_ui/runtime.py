@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from returns_core import config, demo, jobs
 from returns_core.explain import explain_error
@@ -81,9 +82,28 @@ def _runtime(path: str, key: str | None) -> Runtime:
     return runtime
 
 
+def _this_run() -> dict:
+    """What is read once per script (or fragment) run and kept for the rest of it: a page asks for
+    the runtime and the data version a dozen times a run, and each asking re-read secrets.toml and
+    hashed the cache keys (about 10 ms a render). Outside a run (bare mode) nothing is kept."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return {}
+    # Streamlit gives every run a new `cursors` dict; holding the old one means a new run can never
+    # be mistaken for it.
+    held = getattr(ctx, "_returns_desk_run", None)
+    if held is None or held[0] is not ctx.cursors:
+        held = (ctx.cursors, {})
+        ctx._returns_desk_run = held
+    return held[1]
+
+
 def current() -> Runtime:
     """This process's runtime for the configured database."""
-    return _runtime(str(config.db_path()), encryption_key())
+    run = _this_run()
+    if "runtime" not in run:
+        run["runtime"] = _runtime(str(config.db_path()), encryption_key())
+    return run["runtime"]
 
 
 def db() -> Database:
@@ -92,9 +112,13 @@ def db() -> Database:
 
 
 def data_version() -> DataVersion:
-    """Changes when data changes: a sync here, an edit here, or a sync by another process."""
-    rt = current()
-    return (str(rt.db.path), *rt.version, _data_stamp(str(rt.db.path), rt.version))
+    """Changes when data changes: a sync here, an edit here, or a sync by another process.
+    One reading per run, so every loader of a run reads the same data."""
+    run = _this_run()
+    if "data_version" not in run:
+        rt = current()
+        run["data_version"] = (str(rt.db.path), *rt.version, _data_stamp(str(rt.db.path), rt.version))
+    return run["data_version"]
 
 
 @st.cache_data(ttl=STAMP_TTL_S, max_entries=16, show_spinner=False)
@@ -107,3 +131,4 @@ def _data_stamp(path: str, version: tuple) -> tuple:
 def data_changed() -> None:
     """Call after changing data in this process, so cached results are reloaded."""
     current().edits += 1
+    _this_run().pop("data_version", None)
