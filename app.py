@@ -2,17 +2,22 @@
 
 import streamlit as st
 
-from app_ui import identity, loaders, navigation, runtime
+from app_ui import filters as grid_filters
+from app_ui import identity, loaders, navigation, runtime, widgets
 from app_ui.account_view import ACCOUNT_KEY, account_options, account_query, no_account_notice, scope
-from app_ui.formatting import ago, utc_text
+from app_ui.formatting import ago, local_time, md_escape
 from returns_core import accounts as accounts_core
 from returns_core import domain, jobs, roles, webhooks
 from returns_core.store.db import StoreError
 
 st.set_page_config(page_title="Returns Desk", page_icon=":material/assignment_return:", layout="wide")
 
-grid_page = st.Page(navigation.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="returns",
-                    default=True)
+grid_page = st.Page(navigation.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="", default=True)
+# Streamlit serves the default page at the root only (it ignores a default page's url_path), so a
+# bookmark or link to /returns said "Page not found": the grid is registered there too, hidden.
+# Listed after grid_page, so links to GRID_PAGE (st.page_link, st.switch_page) still lead to the root.
+grid_alias_page = st.Page(navigation.GRID_PAGE, title="Returns", icon=":material/table_rows:", url_path="returns",
+                          visibility="hidden")
 detail_page = st.Page(navigation.DETAIL_PAGE, title="Return detail", icon=":material/receipt_long:", url_path="detail",
                       visibility="hidden")
 review_page = st.Page(navigation.REVIEW_QUEUE_PAGE, title="Review Queue", icon=":material/fact_check:",
@@ -30,7 +35,7 @@ settings_page = st.Page("app_pages/settings.py", title="Settings", icon=":materi
 events_page = st.Page("app_pages/events.py", title="Webhook events", icon=":material/webhook:", url_path="events")
 
 page = st.navigation({
-    "Returns": [grid_page, detail_page, review_page, reconciliation_page, refunds_page],
+    "Returns": [grid_page, grid_alias_page, detail_page, review_page, reconciliation_page, refunds_page],
     "Analytics": [reasons_page],
     "Configuration": [accounts_page, history_page, settings_page, events_page],
 })
@@ -57,33 +62,19 @@ def render_account_view() -> None:
         st.sidebar.badge("Includes SANDBOX data", icon=":material/science:", color="orange",
                          help="The demo shop's returns come from the built-in TikTok Shop simulator")
     if runtime.current().demo_error:
-        st.sidebar.caption(f"The demo shop could not be created: {runtime.current().demo_error}")
+        st.sidebar.caption(f"The demo shop could not be created: {md_escape(runtime.current().demo_error)}")
 
 
 # --- sidebar: Sync Returns ------------------------------------------------------------------
-def start_sync() -> None:
-    targets = scope().usable
-    started = runtime.current().jobs.start(targets, trigger="app")
-    watched = st.session_state.setdefault("sidebar_watched", set())
-    watched.update(job.id for job in started)
-
-
 def render_sync(every_job: list[jobs.SyncJob]) -> None:
     """The button, the progress and the result, all drawn from one reading of the jobs.
 
     Reading them twice let a sync that ended in between show "synced" beside a disabled button.
     """
     chosen = scope()
-    targets = chosen.usable
     in_view = {a.shop_id for a in chosen.in_view}
     latest = [job for job in every_job if job.shop_id in in_view]
-    running = any(job.running for job in latest)
-    help_text = ("Sync every active account" if chosen.selected is None else f"Sync {chosen.selected.name}")
-    if not targets:
-        help_text = "No active account in view: connect, reconnect or enable one on the Accounts page."
-    may_sync = roles.ACT in identity.current_permissions()
-    st.sidebar.button("Sync Returns", key="sidebar_sync", type="primary", icon=":material/sync:", width="stretch",
-                      on_click=start_sync, disabled=not targets or running or not may_sync, help=help_text)
+    widgets.sync_button(st.sidebar, key="sidebar_sync", running=any(job.running for job in latest))
     sync_progress(tuple(a.shop_id for a in chosen.in_view), latest)
     announce_finished(latest)
 
@@ -101,14 +92,11 @@ def sync_progress(shop_ids: tuple[str, ...], latest: list[jobs.SyncJob]) -> None
             jobs_now = runtime.current().jobs.latest(shop_ids)
         still_running = [job for job in jobs_now if job.running]
         for job in still_running:
-            fraction = None
+            label = f"Syncing {md_escape(job.account_name)}: {job.summary()}"
             if job.total_count:
-                fraction = min(1.0, (job.new + job.updated + job.unchanged) / job.total_count)
-            label = f"Syncing {job.account_name}: {job.summary()}"
-            if fraction is None:
-                st.caption(f":material/progress_activity: {label}")
+                st.progress(min(1.0, job.fetched / job.total_count), text=label)
             else:
-                st.progress(fraction, text=label)
+                st.caption(f":material/progress_activity: {label}")
         if running and not still_running:
             st.rerun()  # a sync ended: redraw the whole app with fresh data
 
@@ -117,24 +105,26 @@ def sync_progress(shop_ids: tuple[str, ...], latest: list[jobs.SyncJob]) -> None
 
 
 def announce_finished(latest: list[jobs.SyncJob]) -> None:
-    """After a sync: its counts, or why it failed and what to do; a toast once per session."""
-    watched = st.session_state.setdefault("sidebar_watched", set())
+    """After a sync: one box for the accounts in view (each account's newest outcome replaces its
+    last), failures first with what to do; and a toast, once per session, for the syncs started here."""
+    finished = sorted((job for job in latest if not job.running), key=lambda job: job.state == jobs.DONE)
+    if finished:
+        lines = [f"**{md_escape(job.account_name)}** synced {job.summary()}." if job.state == jobs.DONE
+                 else f"**Sync of {md_escape(job.account_name)} failed**: {md_escape(job.error)} {job.advice}"
+                 for job in finished]
+        failed = finished[0].state != jobs.DONE
+        box = st.sidebar.error if failed else st.sidebar.success
+        box("  \n".join(lines), icon=":material/error:" if failed else ":material/check_circle:")
+    watched = st.session_state.setdefault(widgets.WATCHED_KEY, set())
     announced = st.session_state.setdefault("sidebar_announced", set())
-    for job in latest:
-        if job.running:
-            continue
-        if job.state == jobs.DONE:
-            st.sidebar.success(f"**{job.account_name}** synced: {job.new:,} new, {job.updated:,} updated, "
-                               f"{job.unchanged:,} unchanged ({job.pages} pages).", icon=":material/check_circle:")
-        else:
-            st.sidebar.error(f"**Sync of {job.account_name} failed**: {job.error}\n\n{job.advice}",
-                             icon=":material/error:")
+    for job in finished:
         if job.id in watched and job.id not in announced:
             announced.add(job.id)
             if job.state == jobs.DONE:
-                st.toast(f"{job.account_name}: {job.new:,} new, {job.updated:,} updated", icon=":material/sync:")
+                st.toast(f"{md_escape(job.account_name)}: {job.new:,} new, {job.updated:,} updated",
+                         icon=":material/sync:")
             else:
-                st.toast(f"Sync of {job.account_name} failed: {job.advice}", icon=":material/error:")
+                st.toast(f"Sync of {md_escape(job.account_name)} failed: {job.advice}", icon=":material/error:")
 
 
 # --- sidebar: freshness, deadlines, schedule -------------------------------------------------
@@ -142,8 +132,9 @@ def render_status() -> None:
     chosen = scope()
     last = loaders.last_syncs()
     for account in chosen.in_view:
-        st.sidebar.caption(f"Last sync of {account.name}: **{ago(last.get(account.shop_id))}** "
-                           f"({utc_text(last.get(account.shop_id))})")
+        when = last.get(account.shop_id)
+        st.sidebar.caption(f"Last sync of {md_escape(account.name)}: **{ago(when)}**"
+                           + (f" · {local_time(when)}" if when else ""))
     due, overdue = loaders.deadline_counts(chosen.shop_ids, loaders.this_minute())
     soon_col, late_col = st.sidebar.columns(2)
     soon_col.metric(f"Due in {domain.DUE_SOON_HOURS} h", f"{due:,}",
@@ -151,12 +142,13 @@ def render_status() -> None:
     late_col.metric("Overdue", f"{overdue:,}", delta="act now" if overdue else None, delta_color="inverse",
                     delta_arrow="off",
                     help="The seller deadline passed: TikTok decides by itself (usually approves). Sync to see.")
+    # "Show them" opens the grid on exactly the returns counted: every other filter is replaced
     if due:
         soon_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/schedule:",
-                           query_params={"due": "true", **account_query()})
+                           query_params={**grid_filters.show_link("due"), **account_query()})
     if overdue:
         late_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/alarm:",
-                           query_params={"overdue": "true", **account_query()})
+                           query_params={**grid_filters.show_link("overdue"), **account_query()})
 
     choices = list(jobs.AUTO_SYNC_CHOICES)
     if "sidebar_auto_sync" not in st.session_state:
@@ -235,5 +227,5 @@ try:
         main()
 except StoreError as exc:
     # a cron sync held the database for too long, or the file cannot be opened: say so, no traceback
-    st.error(str(exc), icon=":material/database:")
+    st.error(md_escape(exc), icon=":material/database:")
     st.caption("Reload the page in a moment.")

@@ -7,11 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import identity, loaders, runtime
+from app_ui.formatting import md_escape, time_column
 from app_ui.navigation import SYNC_HISTORY_PAGE
 from returns_core import accounts as accounts_core
 from returns_core import config, connect, demo, roles, webhooks
 from returns_core.accounts import Account
-from returns_core.explain import explain_error
+from returns_core.explain import explain_connect, explain_error
 from returns_core.store import settings
 
 FLASH_KEY = "accounts_flash"
@@ -29,11 +30,32 @@ def _forget(*keys: str) -> None:
         st.session_state.pop(key, None)
 
 
+# What each connect form holds. After a connect, it is cleared; after a failure, it is kept, so
+# the user fixes the one field the error names instead of typing everything again.
+TOKEN_FIELDS = ("accounts_add_name", "accounts_add_app_key", "accounts_add_app_secret", "accounts_add_access",
+                "accounts_add_refresh", "accounts_add_cipher", "accounts_add_api_base", "accounts_add_auth_base")
+OAUTH_FIELDS = ("accounts_oauth_name", "accounts_oauth_app_key", "accounts_oauth_app_secret", "accounts_oauth_code",
+                "accounts_oauth_api_base", "accounts_oauth_auth_base")
+RECONNECT_FIELDS = ("accounts_re_app_key", "accounts_re_app_secret", "accounts_re_code", "accounts_re_access",
+                    "accounts_re_refresh")
+
+
+def _connected(added: list[Account], typed_name: str, before: set[str]) -> str:
+    """The success message: who is connected, and which shop was renewed rather than added."""
+    said = "Connected: " + ", ".join(a.label for a in added) + ". Press Sync Returns to load its returns."
+    renewed = [a.name for a in added if a.shop_id in before and not a.name.startswith(typed_name.strip())]
+    if renewed:
+        said += (f" {', '.join(renewed)} was already connected: it now uses this new authorization "
+                 "(the name typed was not used).")
+    return said
+
+
 def show_flash() -> None:
     """The outcome of the last change, once."""
     if flash := st.session_state.pop(FLASH_KEY, None):
         kind, text = flash
-        (st.success if kind == "ok" else st.error)(text)
+        # the outcome names accounts and addresses, and repeats what TikTok said: shown as text
+        (st.success if kind == "ok" else st.error)(md_escape(text))
 
 
 def account_list(all_accounts: list[Account], last_syncs: dict[str, datetime]) -> None:
@@ -53,7 +75,7 @@ def account_list(all_accounts: list[Account], last_syncs: dict[str, datetime]) -
         "Last sync": last_syncs.get(a.shop_id),
         "Problem": a.auth_error if a.status == accounts_core.INVALID else None,
     } for a in all_accounts])
-    when = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC")
+    when = time_column()
     st.dataframe(table, hide_index=True, key="accounts_table", column_config={
         "Access token expires": when, "Refresh token expires": when, "Last sync": when,
         "Sandbox": st.column_config.CheckboxColumn(help="Backed by the built-in TikTok Shop simulator"),
@@ -112,7 +134,7 @@ def webhook_address(chosen: Account, may_manage: bool) -> None:
                 listed = webhooks.subscription(runtime.db(), chosen)
                 st.session_state["accounts_webhooks"] = (chosen.shop_id, listed.addresses)
             except Exception as exc:  # noqa: BLE001 - shown as one line
-                st.error(f"TikTok could not be asked: {explain_error(exc)}")
+                st.error(f"TikTok could not be asked: {md_escape(explain_error(exc))}")
         asked = st.session_state.get("accounts_webhooks")
         if asked and asked[0] == chosen.shop_id:
             topics = list(webhooks.HANDLED_TOPICS) + sorted(set(asked[1]) - set(webhooks.HANDLED_TOPICS))
@@ -128,7 +150,7 @@ def webhook_address(chosen: Account, may_manage: bool) -> None:
         if send_here:
             problem = webhooks.address_problem(chosen, address)
             if problem:
-                st.error(problem)
+                st.error(md_escape(problem))
                 return
             try:
                 listed = webhooks.subscribe(runtime.db(), chosen, address)
@@ -151,7 +173,7 @@ def reconnect(chosen: Account, may_manage: bool) -> None:
     """New tokens or an authorization code for an account that exists."""
     with st.expander("Reconnect with new tokens or an authorization code"):
         st.caption("Use this when the status is Expired or Invalid, or the seller re-authorized the app.")
-        with st.form("accounts_reconnect_form", clear_on_submit=True):
+        with st.form("accounts_reconnect_form"):
             app_key = st.text_input("App key", value=chosen.app_key, key="accounts_re_app_key")
             app_secret = st.text_input("App secret", type="password", key="accounts_re_app_secret")
             auth_code = st.text_input("Authorization code (or leave empty and paste tokens)", type="password",
@@ -171,17 +193,17 @@ def reconnect(chosen: Account, may_manage: bool) -> None:
                     runtime.db(), chosen.name, app_key, app_secret, access, refresh or None,
                     shop_cipher=chosen.shop_cipher, api_base=chosen.api_base, auth_base=chosen.auth_base,
                     is_sandbox=chosen.is_sandbox)
-        except Exception as exc:  # noqa: BLE001 - shown as one line
-            _done(f"Reconnect failed: {explain_error(exc)}", ok=False)
+        except Exception as exc:  # noqa: BLE001 - shown as one line; what was typed stays for a retry
+            _done(f"Reconnect failed: {explain_connect(exc)}", ok=False)
         else:
             _done(f"{chosen.name} is reconnected.")
-        _forget("accounts_re_app_secret", "accounts_re_code", "accounts_re_access", "accounts_re_refresh")
+            _forget(*RECONNECT_FIELDS)
         st.rerun()
 
 
 def connect_with_tokens(may_manage: bool) -> None:
     """A new shop from an app key, its secret and pasted tokens."""
-    with st.form("accounts_add_tokens", clear_on_submit=True):
+    with st.form("accounts_add_tokens"):
         name = st.text_input("Account name", key="accounts_add_name", placeholder="e.g. Main shop")
         app_key = st.text_input("App key", key="accounts_add_app_key")
         app_secret = st.text_input("App secret", type="password", key="accounts_add_app_secret")
@@ -193,15 +215,16 @@ def connect_with_tokens(may_manage: bool) -> None:
         submitted = st.form_submit_button("Connect", disabled=not may_manage)
     if not submitted:
         return
+    before = {a.shop_id for a in loaders.accounts()}
     try:
         added = connect.add_accounts_with_tokens(
             runtime.db(), name, app_key, app_secret, access, refresh or None, shop_cipher=cipher.strip() or None,
-            api_base=api_base.strip(), auth_base=auth_base.strip())
-    except Exception as exc:  # noqa: BLE001 - shown as one line
-        _done(f"Could not connect: {explain_error(exc)}", ok=False)
+            api_base=api_base.strip(), auth_base=auth_base.strip(), new_account=True)
+    except Exception as exc:  # noqa: BLE001 - shown as one line; what was typed stays for a retry
+        _done(f"Could not connect: {explain_connect(exc)}", ok=False)
     else:
-        _done("Connected: " + ", ".join(a.label for a in added) + ". Press Sync Returns to load its returns.")
-    _forget("accounts_add_app_secret", "accounts_add_access", "accounts_add_refresh")
+        _done(_connected(added, name, before))
+        _forget(*TOKEN_FIELDS)
     st.rerun()
 
 
@@ -217,7 +240,7 @@ def connect_with_oauth(may_manage: bool) -> None:
         url = connect.authorize_url(service_id.strip(), state, us=us_shop)
         st.link_button("Open the TikTok authorization page", url, icon=":material/open_in_new:")
         st.code(url, language=None)
-    with st.form("accounts_add_oauth", clear_on_submit=True):
+    with st.form("accounts_add_oauth"):
         name = st.text_input("Account name", key="accounts_oauth_name")
         app_key = st.text_input("App key", key="accounts_oauth_app_key")
         app_secret = st.text_input("App secret", type="password", key="accounts_oauth_app_secret")
@@ -227,15 +250,17 @@ def connect_with_oauth(may_manage: bool) -> None:
         exchanged = st.form_submit_button("Exchange the code and connect", disabled=not may_manage)
     if not exchanged:
         return
+    before = {a.shop_id for a in loaders.accounts()}
     try:
         added = connect.add_accounts_with_auth_code(
-            runtime.db(), name, app_key, app_secret, code, api_base=api_base.strip(), auth_base=auth_base.strip())
-    except Exception as exc:  # noqa: BLE001 - shown as one line
-        _done(f"Could not connect: {explain_error(exc)}", ok=False)
+            runtime.db(), name, app_key, app_secret, code, api_base=api_base.strip(), auth_base=auth_base.strip(),
+            new_account=True)
+    except Exception as exc:  # noqa: BLE001 - shown as one line; what was typed stays for a retry
+        _done(f"Could not connect: {explain_connect(exc)}", ok=False)
     else:
         st.session_state.pop("accounts_oauth_state", None)
-        _done("Connected: " + ", ".join(a.label for a in added) + ". Press Sync Returns to load its returns.")
-    _forget("accounts_oauth_app_secret", "accounts_oauth_code")
+        _done(_connected(added, name, before))
+        _forget(*OAUTH_FIELDS)
     st.rerun()
 
 

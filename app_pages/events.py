@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import identity, loaders, runtime
-from app_ui.formatting import ago, utc_text
+from app_ui.formatting import ago, local_time, md_escape, time_column
 from app_ui.loaders import this_minute
 from returns_core import roles, webhooks
 from returns_core.store import webhook_events
@@ -36,7 +36,8 @@ def render() -> None:
                    "signals: what is stored is always what TikTok says when asked. Subscribe a shop on the "
                    "Accounts page.")
         if inbox.counters.last_error:
-            st.warning(f"The last processing round failed: {inbox.counters.last_error}", icon=":material/error:")
+            st.warning(f"The last processing round failed: {md_escape(inbox.counters.last_error)}",
+                       icon=":material/error:")
     else:
         st.info(f"This app was started without the webhook receiver (`streamlit run app.py`). Start it with "
                 f"`bash run.sh` (`streamlit run server.py`) to receive `POST {webhooks.PATH}`. Events already "
@@ -47,7 +48,8 @@ def render() -> None:
     c1.metric("Events", f"{summary.total:,}")
     c2.metric("Waiting", f"{summary.waiting:,}", help="Received, not processed yet")
     c3.metric("Failed", f"{summary.failed:,}", help="Gave up after the last retry")
-    c4.metric("Last received", ago(summary.last_received_at), help=utc_text(summary.last_received_at))
+    c4.metric("Last received", ago(summary.last_received_at),
+              help=local_time(summary.last_received_at) if summary.last_received_at else None)
     if summary.failed and roles.MANAGE_ACCOUNTS in identity.current_permissions() and st.button(
             "Try the failed ones again", key="events_retry", icon=":material/replay:"):
         again = webhook_events.retry_failed(database)
@@ -88,7 +90,7 @@ def render() -> None:
             "Processed": rows["processed_at"],
             "Notification ID": rows["tts_notification_id"],
         })
-        when = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss", help="UTC")
+        when = time_column()
         st.caption(f"Newest first, at most {LIMIT:,}. *Deliveries* counts how often TikTok sent the event: it "
                    "sends at least once, and a repeat is acknowledged without being stored again.")
         st.dataframe(shown, hide_index=True, key="events_table", column_config={
@@ -104,9 +106,7 @@ def render() -> None:
         st.caption("No alert has been raised yet; set up channels and rules on the Settings page.")
     else:
         st.dataframe(sent, hide_index=True, key="events_alerts", column_config={
-            "Raised": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
-            "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
-            "Next attempt": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
+            "Raised": time_column(), "Sent": time_column(), "Next attempt": time_column(),
             "Link": st.column_config.LinkColumn(display_text="open")})
 
 

@@ -18,9 +18,11 @@ import streamlit as st
 
 from app_ui import loaders
 from app_ui.account_view import ACCOUNT_KEY, ALL_ACCOUNTS, Scope, scope
+from app_ui.formatting import md_escape
 from app_ui.navigation import GRID_PAGE
 from returns_core import domain, reason_groups
 from returns_core.filters import ReturnFilters, grid_query, week_filters
+from returns_core.spreadsheet import safe_frame
 from returns_core.store import analytics
 from returns_core.store.analytics import Measure
 from returns_core.store.db import utcnow
@@ -95,20 +97,20 @@ def chart(fig: go.Figure, key: str, found: Targets, data: pd.DataFrame, file_nam
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV with lists joined and money exact (Decimal text, never float)."""
+    """CSV with lists joined, money exact (Decimal text, never float), and no text a spreadsheet runs."""
     out = frame.copy()
     for name in out.columns:
         if out[name].map(lambda v: isinstance(v, list)).any():
             out[name] = out[name].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
-    return out.to_csv(index=False).encode()
+    return safe_frame(out).to_csv(index=False).encode()
 
 
 # --- formatting -----------------------------------------------------------------------------
 
 
 def money(amount: Decimal | None, currency: str) -> str:
-    """An amount with its currency, two decimals."""
-    return f"{amount or 0:,.2f} {currency}"
+    """An amount with its currency, two decimals (as Markdown: the currency comes from TikTok)."""
+    return f"{amount or 0:,.2f} {md_escape(currency)}"
 
 
 def duration(value: timedelta | None) -> str:
@@ -190,7 +192,7 @@ def kpi_row(filters: ReturnFilters) -> analytics.Kpis:
     cols[1].metric("Median time to close", duration(k.median_close),
                    help=f"Created → last update, over the {k.closed:,} closed returns (Refund, Rejected, Cancelled)")
     for i, row in enumerate(k.money.head(2).itertuples()):
-        cols[2 + i].metric(f"Refund requested ({row.Currency})", money(row.Requested, row.Currency),
+        cols[2 + i].metric(f"Refund requested ({md_escape(row.Currency)})", money(row.Requested, row.Currency),
                            delta=f"{money(row.Completed, row.Currency)} completed", delta_color="off",
                            delta_arrow="off",
                            help=f"{row.Returns:,} returns with a refund amount; completed = Status Refund")
@@ -199,7 +201,7 @@ def kpi_row(filters: ReturnFilters) -> analytics.Kpis:
                                          f"{money(r.Completed, r.Currency)} completed"
                                          for r in k.money.iloc[2:].itertuples()))
     if not k.by_type.empty:
-        st.caption("By type: " + " · ".join(f"**{r.Type}** {r.Returns:,} ({r.Share:.0%})"
+        st.caption("By type: " + " · ".join(f"**{md_escape(r.Type)}** {r.Returns:,} ({r.Share:.0%})"
                                             for r in k.by_type.itertuples()))
     return k
 
@@ -207,7 +209,8 @@ def kpi_row(filters: ReturnFilters) -> analytics.Kpis:
 def measure_picker(key: str, currency: str | None) -> Measure:
     """Count returns, or add up refund money in the chosen currency."""
     options = ["Returns"] + ([f"Refund money ({currency})"] if currency else [])
-    choice = st.segmented_control("Measure", options, key=key, default="Returns", label_visibility="collapsed")
+    choice = st.segmented_control("Measure", options, key=key, default="Returns", label_visibility="collapsed",
+                                  format_func=md_escape)
     return Measure(currency) if choice and choice != "Returns" else analytics.RETURNS
 
 
@@ -284,7 +287,8 @@ def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.Spik
         st.success("No spikes: nothing is running well above its usual weekly level.", icon=":material/check:")
     else:
         labels = [item[0] for item in spike_items(report, filters, report.spikes, names) if item]
-        st.warning(f"{len(report.spikes)} spike(s): " + "; ".join(labels) + ".", icon=":material/trending_up:")
+        st.warning(f"{len(report.spikes)} spike(s): " + "; ".join(map(md_escape, labels)) + ".",
+                   icon=":material/trending_up:")
     spike_table(report, filters, report.spikes, names, "reasons_spikes_top")
     return report
 
@@ -416,7 +420,7 @@ def products(filters: ReturnFilters, currency: str | None) -> None:
                         if r.Reason != analytics.NO_REASON)
         chart(fig, "reasons_sku_breakdown", found, data, f"reasons-of-{sku}")
 
-    st.markdown("**Top products**" + (f" (money in {currency})" if currency else ""))
+    st.markdown("**Top products**" + (f" (money in {md_escape(currency)})" if currency else ""))
     by_money = rank_by_money("reasons_product_rank", currency)
     data = loaders.top_products(filters, currency, by_money, TOP_N)
     if data.empty:
@@ -503,7 +507,7 @@ def render() -> None:
 
     st.title("Reason Analytics")
     current = scope()
-    st.caption(f"{current.selected.label if current.selected else ALL_ACCOUNTS}: what drives returns, "
+    st.caption(f"{md_escape(current.selected.label if current.selected else ALL_ACCOUNTS)}: what drives returns, "
                "for which SKUs, and what it costs. Click a bar or cell (or use the box under a chart) to open "
                "those returns in the grid.")
     filters = page_filters(current)

@@ -8,6 +8,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 
 from app_ui import identity, loaders, runtime, widgets
 from app_ui.account_view import scope
+from app_ui.formatting import md_escape
 from app_ui.navigation import DETAIL_PAGE
 from returns_core import domain, review
 from returns_core.filters import FilterError
@@ -37,7 +38,8 @@ def _show_results() -> None:
     (st.warning if failed else st.success)(summary)
     with st.expander("Details", expanded=len(results) == 1 or bool(failed)):
         for r in results:
-            st.markdown(f"{'✅' if r.ok else '❌'} `{r.return_id}` ({r.shop_id}): {r.message}")
+            st.markdown(f"{'✅' if r.ok else '❌'} {md_escape(r.return_id, code=True)} ({md_escape(r.shop_id)}): "
+                        f"{md_escape(r.message)}")
 
 
 def _detail_link(row: pd.Series) -> None:
@@ -65,10 +67,11 @@ def _render_rows(frame: pd.DataFrame, blocked: bool) -> None:
         col.markdown(f"**{title}**")
     for _, row in frame.iterrows():
         cols = st.columns(_WIDTHS, vertical_alignment="center")
-        cols[0].markdown(f"`{row['Marketplace Return ID']}`  \n"
-                         f":gray[{row['Account ID']} · {_text(row['Type'], '-')}]")
-        cols[1].markdown(f"{_text(row['Status'], 'unmapped')}  \n:gray[{_text(row['Marketplace Status'], '-')}]")
-        cols[2].markdown(row["Problem"])
+        cols[0].markdown(f"{md_escape(row['Marketplace Return ID'], code=True)}  \n"
+                         f":gray[{md_escape(row['Account ID'])} · {md_escape(_text(row['Type'], '-'))}]")
+        cols[1].markdown(f"{_text(row['Status'], 'unmapped')}  \n"
+                         f":gray[{md_escape(_text(row['Marketplace Status'], '-'))}]")
+        cols[2].markdown(md_escape(row["Problem"]))
         if cols[3].button("Re-sync", key=f"rc_resync_{row['Account ID']}_{row['Marketplace Return ID']}",
                           disabled=blocked, icon=":material/sync:"):
             _resync([(row["Account ID"], row["Marketplace Return ID"])])
@@ -111,7 +114,7 @@ def render() -> None:
     try:
         frame = loaders.reconciliation_page(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     except FilterError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     _render_rows(frame, bool(why))
 

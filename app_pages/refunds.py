@@ -6,6 +6,8 @@ import streamlit as st
 
 from app_ui import filters, loaders
 from app_ui.account_view import scope
+from app_ui.formatting import md_escape
+from app_ui.navigation import REFUNDS_PAGE
 from returns_core import filters as return_filters
 
 MONEY_COLUMNS = ("Requested", "Accepted", "Completed", "Subtotal", "Shipping", "Tax")
@@ -16,11 +18,12 @@ def totals(summary: pd.DataFrame) -> None:
     st.subheader("Totals by currency")
     for _, row in summary.head(4).iterrows():
         cols = st.columns(4)
-        cols[0].metric(f"Requested ({row['Currency']})", f"{row['Requested']:,.2f}",
+        currency = md_escape(row["Currency"])  # from TikTok; metric labels are Markdown
+        cols[0].metric(f"Requested ({currency})", f"{row['Requested']:,.2f}",
                        help=f"{row['Requests']:,} refund requests")
-        cols[1].metric(f"Accepted ({row['Currency']})", f"{row['Accepted']:,.2f}",
+        cols[1].metric(f"Accepted ({currency})", f"{row['Accepted']:,.2f}",
                        help=f"{row['Accepted Requests']:,} requests with Status Accepted")
-        cols[2].metric(f"Completed ({row['Currency']})", f"{row['Completed']:,.2f}",
+        cols[2].metric(f"Completed ({currency})", f"{row['Completed']:,.2f}",
                        help=f"{row['Completed Requests']:,} requests with Status Refund")
         cols[3].metric("Requests", f"{row['Requests']:,}")
     chart = go.Figure()
@@ -41,15 +44,17 @@ def render() -> None:
     """Draw the page."""
     st.title("Refunds")
     st.caption("Refund requests (types Refund and Return & Refund): requested, accepted and completed amounts.")
-    chosen = filters.filter_panel(scope(), prefix="refunds", types=return_filters.REFUND_TYPES,
-                                  narrow=return_filters.refund_filters)
-    summary = loaders.refund_summary(chosen)
+    current = scope()
+    view = filters.filter_panel(current, prefix="refunds", types=return_filters.REFUND_TYPES,
+                                narrow=return_filters.refund_filters, page_file=REFUNDS_PAGE,
+                                noun="refund requests")
+    summary = loaders.refund_summary(view.filters)
     if summary.empty:
         st.info("No refund requests match these filters.", icon=":material/filter_alt_off:")
     else:
         totals(summary)
     st.subheader("Refund requests")
-    filters.returns_table(chosen, prefix="refunds", noun="refund requests")
+    filters.returns_table(view, current, prefix="refunds", noun="refund requests", came_from="refunds")
 
 
 render()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_ui import decisions, identity, loaders, runtime, widgets
 from app_ui import filters as grid_filters
-from app_ui import identity, loaders, runtime, widgets
 from app_ui.account_view import scope
-from app_ui.navigation import DETAIL_PAGE
+from app_ui.formatting import md_escape, time_column
 from returns_core import domain, review, workflow
 from returns_core.filters import FilterError
 
@@ -37,9 +37,12 @@ def _clear_selection_when_view_changes(view: tuple) -> None:
 
 def _sign_off_form(selected: pd.DataFrame, actor: str | None, permissions: frozenset[str]) -> None:
     """Sign the selected returns off together, with one outcome and an optional note."""
-    why = identity.block_reason(actor, permissions)
+    why = identity.block_reason(actor, permissions, need_actor=False)
     if why:
         st.info(why, icon=":material/lock:")
+    elif not actor:
+        actor = identity.ask_name("rq_signoff")  # asked here, where the sign-off happens
+        why = None if actor else "no name yet"
     count = len(selected)
     with st.form("rq_signoff", border=True):
         st.markdown(f"**Sign off {count} selected return(s)**" if count else
@@ -55,22 +58,12 @@ def _sign_off_form(selected: pd.DataFrame, actor: str | None, permissions: froze
     try:
         done = workflow.sign_off(runtime.db(), keys, outcome, actor or "", note)
     except workflow.WorkflowError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     st.session_state["rq_flash"] = f"Signed off {done} return(s) as {domain.REVIEW_OUTCOMES[outcome]}."
     st.session_state["rq_clear"] = True
     runtime.data_changed()
     st.rerun()
-
-
-def _open_detail(selected: pd.DataFrame) -> None:
-    """With one row selected: a button to open it."""
-    if len(selected) != 1:
-        return
-    row = selected.iloc[0]
-    if st.button(f"Open return {row['Marketplace Return ID']}", key="rq_open", icon=":material/open_in_new:"):
-        st.switch_page(DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"],
-                                                         "shop": row["Account ID"]})
 
 
 def render() -> None:
@@ -103,22 +96,25 @@ def render() -> None:
     try:
         frame = loaders.queue_page(filters, PAGE_SIZE, (page - 1) * PAGE_SIZE, now)
     except FilterError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     frame["Deadline"] = [grid_filters.DEADLINE_MARKS.get(d, d) for d in frame["Deadline"]]
+    card_slot = st.container()  # above the list, where the eye is when a row is ticked
     event = st.dataframe(
         frame.style.apply(_deadline_style, axis=1), key=GRID_KEY, on_select="rerun", selection_mode="multi-row",
         hide_index=True, column_config={
             "Refund Total": st.column_config.NumberColumn(format="%.2f"),
-            "Created At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Due By": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="TikTok's deadline (UTC)"),
-            "Signed Off At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Created At": time_column(),
+            "Due By": time_column(help="TikTok's deadline for the seller."),
+            "Signed Off At": time_column(),
             "Age": st.column_config.TextColumn(help="Time since the buyer's request (Created At)"),
         })
     rows = [r for r in event.selection.rows if 0 <= r < len(frame)]
     selected = frame.iloc[rows]
     st.caption(f"Rows {(page - 1) * PAGE_SIZE + 1}–{(page - 1) * PAGE_SIZE + len(frame)} of {counts.total:,}.")
-    _open_detail(selected)
+    with card_slot:  # one selected: its card (what the buyer asked, why, their photos) to review it by
+        decisions.decide_selected(runtime.db(), loaders.accounts(), frame, rows if len(rows) == 1 else [],
+                                  place="rq")
     _sign_off_form(selected, actor, permissions)
 
 

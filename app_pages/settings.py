@@ -8,6 +8,7 @@ errors come scrubbed of it.
 import streamlit as st
 
 from app_ui import identity, runtime
+from app_ui.formatting import local_time, md_escape, time_column
 from returns_core import alerts, roles
 from returns_core.store import alerts as alert_rows
 from returns_core.store.alerts import Channel
@@ -38,17 +39,17 @@ def test_channel(channel_id: int, name: str) -> None:
         error = alerts.test_channel(runtime.db(), channel_id)
     except alerts.AlertError as exc:
         error = str(exc)
-    _done(f"Test message sent to **{name}**." if error is None else f"Test to **{name}** failed: {error}",
-          ok=error is None)
+    _done(f"Test message sent to **{md_escape(name)}**." if error is None
+          else f"Test to **{md_escape(name)}** failed: {md_escape(error)}", ok=error is None)
 
 
 def remove_channel(channel_id: int, name: str) -> None:
     """Remove the channel; what waited to go to it is dropped."""
     try:
         alerts.remove_channel(runtime.db(), channel_id)
-        _done(f"Removed **{name}**.")
+        _done(f"Removed **{md_escape(name)}**.")
     except alerts.AlertError as exc:
-        _done(str(exc), ok=False)
+        _done(md_escape(exc), ok=False)
 
 
 def add_channel() -> None:
@@ -58,17 +59,17 @@ def add_channel() -> None:
     st.session_state[URL_KEY] = st.session_state[NAME_KEY] = ""
     try:
         added = alerts.add_channel(runtime.db(), url, name)
-        _done(f"Added **{added.name}** (`{added.shown}`). Press **Test** to check it.")
+        _done(f"Added **{md_escape(added.name)}** ({md_escape(added.shown, code=True)}). Press **Test** to check it.")
     except alerts.AlertError as exc:
-        _done(str(exc), ok=False)
+        _done(md_escape(exc), ok=False)
 
 
 def channel_row(channel: Channel, may_manage: bool) -> None:
     """One channel: its name and redacted address, Test and Remove."""
     with st.container(border=True):
         text_col, test_col, remove_col = st.columns([6, 1, 1], vertical_alignment="center")
-        text_col.markdown(f"**{channel.name}** · `{channel.shown}`")
-        text_col.caption(f"Added {channel.created_at:%Y-%m-%d %H:%M} UTC. The full address is kept encrypted "
+        text_col.markdown(f"**{md_escape(channel.name)}** · {md_escape(channel.shown, code=True)}")
+        text_col.caption(f"Added {local_time(channel.created_at)}. The full address is kept encrypted "
                          "and never shown.")
         test_col.button("Test", key=f"settings_test_{channel.id}", icon=":material/send:", disabled=not may_manage,
                         on_click=test_channel, args=(channel.id, channel.name), width="stretch")
@@ -107,7 +108,7 @@ def save_rules() -> None:
                             threshold=st.session_state[f"settings_rule_n_{name}"])
         _done("Alert rules saved.")
     except alerts.AlertError as exc:
-        _done(str(exc), ok=False)
+        _done(md_escape(exc), ok=False)
 
 
 def rules_section(may_manage: bool) -> None:
@@ -128,9 +129,9 @@ def save_base_url() -> None:
     """Keep the app's public address, the start of every link in an alert."""
     try:
         kept = alerts.set_base_url(runtime.db(), st.session_state[BASE_URL_KEY])
-        _done(f"Links in alerts now start with {kept}.")
+        _done(f"Links in alerts now start with {md_escape(kept)}.")
     except alerts.AlertError as exc:
-        _done(str(exc), ok=False)
+        _done(md_escape(exc), ok=False)
 
 
 def address_section(may_manage: bool) -> None:
@@ -160,7 +161,7 @@ def sent_section(may_manage: bool) -> None:
     if sent.empty:
         st.caption("No alert raised yet.")
         return
-    when = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC")
+    when = time_column()
     st.dataframe(sent.drop(columns=["Account ID"]), hide_index=True, key="settings_alerts", column_config={
         "Raised": when, "Sent": when, "Next attempt": when, "Link": st.column_config.LinkColumn(display_text="Open"),
     })

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_ui import loaders
 from app_ui.account_view import scope
+from app_ui.formatting import time_column
 
 PAGE_SIZE = 50
 PAGE_KEY = "history_page"
@@ -27,7 +28,7 @@ def render() -> None:
         else:
             st.caption(f"{total:,} runs")
             st.dataframe(runs, hide_index=True, key="history_runs", column_config={
-                "Started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss", help="UTC"),
+                "Started": time_column(),
                 "Duration (s)": st.column_config.NumberColumn(format="%.1f"),
                 "Full": st.column_config.CheckboxColumn(help="A full sync re-reads everything"),
             })

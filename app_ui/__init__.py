@@ -10,7 +10,7 @@ TikTok session).
 - loaders: every read a page shows, typed and cached under the data version
 - identity: who acts and what they may do
 - filters: the returns filters, the paged returns table and its export (grid and Refunds)
-- decisions: approve or reject a return on TikTok
+- decisions: the one decision card (what, why, by when, decide on TikTok) and bulk decisions
 - status_notes: move Status by hand, add a note, show the history
 - widgets: small pieces those forms and lists share (a return's key, messages kept across a rerun, a pager)
 - formatting: times in words

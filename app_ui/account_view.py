@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app_ui import loaders
+from app_ui.formatting import md_escape
 from app_ui.navigation import ACCOUNTS_PAGE
 from returns_core.accounts import ACTIVE, INVALID, Account
 
@@ -76,6 +77,6 @@ def no_account_notice(current: Scope) -> None:
         "- the account is **disabled**."
     )
     for account in current.accounts:
-        extra = f": {account.auth_error}" if account.auth_error and account.status == INVALID else ""
-        st.caption(f"{account.label} is **{account.status}**{extra}")
+        extra = f": {md_escape(account.auth_error)}" if account.auth_error and account.status == INVALID else ""
+        st.caption(f"{md_escape(account.label)} is **{account.status}**{extra}")
     st.page_link(ACCOUNTS_PAGE, label="Connect or reconnect a shop on the Accounts page", icon=":material/store:")

@@ -1,47 +1,246 @@
 """The returns filters, the paged returns table and its export, shared by the grid and Refunds.
 
-Every filter widget is bound to a query parameter (the keys of filters.filters_to_query), so a
-link reproduces the view. A value that cannot be applied shows one line of error and the last
-good filters stay in force.
+The filters fold away behind a one-line summary of what is active (with Clear filters). Every
+filter and sort widget is bound to a query parameter (the keys of filters.filters_to_query, and
+sort / order / size / page), so a link reproduces the view. A value that cannot be applied shows
+one line of error and the last good filters stay in force.
+
+Two parameters are instructions rather than state, handled before any widget is drawn:
+`show=due|overdue|waiting` (the sidebar's "Show them", "Show all waiting") replaces every filter
+with exactly that set, and `back=` (the list a return was opened from, see navigation) restores
+the list when the browser's Back button lands on it.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app_ui import decisions, loaders
+from app_ui import decisions, loaders, navigation
 from app_ui.account_view import Scope
-from app_ui.formatting import utc_text
+from app_ui.formatting import local_time, md_escape, time_column, until, zone_note
 from app_ui.navigation import DETAIL_PAGE
 from app_ui.runtime import db
 from returns_core import domain
-from returns_core.filters import MAX_SEARCH_LENGTH, SORTABLE, FilterError, ReturnFilters, parse_skus
+from returns_core.filters import (
+    MAX_SEARCH_LENGTH,
+    SORTABLE,
+    FilterError,
+    ReturnFilters,
+    filters_from_query,
+    filters_to_query,
+    parse_skus,
+)
 from returns_core.store import returns
 from returns_core.store.db import utcnow
 
 PAGE_SIZES = (25, 50, 100)
 ORDERS = ("Newest / highest first", "Oldest / lowest first")
+DEFAULT_SORT, DEFAULT_ORDER, DEFAULT_SIZE = "Created At", ORDERS[0], 50
 EXPORTS = (("CSV", ".csv", "text/csv"),
            ("Excel", ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
            ("Parquet", ".parquet", "application/vnd.apache.parquet"))
-DUE_COLUMN = "Deadline"
 OVERDUE, DUE_SOON = "🔴 Overdue", "🟠 Due soon"
 # how domain.deadline_state shows, the same on every page
 DEADLINE_MARKS = {domain.OVERDUE: OVERDUE, domain.DUE_SOON: DUE_SOON}
+DEADLINE_ICONS = {domain.OVERDUE: "🔴", domain.DUE_SOON: "🟠"}
+
+FLAG_LABELS = {  # toggle key -> (ReturnFilters field, label)
+    "waiting": ("waiting", "Waiting for you"),
+    "due": ("due_soon", f"Due within {domain.DUE_SOON_HOURS} h"),
+    "overdue": ("overdue", "Overdue"),
+    "flagged": ("flagged", "Mismatch or unmapped"),
+    "arbitration": ("arbitration", "In arbitration"),
+}
+
+# ?show=... : the exact sets the sidebar and the Waiting for you list count, soonest deadline first
+SHOW_KEY = "show"
+SHOWABLE: dict[str, tuple[ReturnFilters, str]] = {
+    "due": (ReturnFilters(due_soon=True), f"due within {domain.DUE_SOON_HOURS} h"),
+    "overdue": (ReturnFilters(overdue=True), "past their deadline"),
+    "waiting": (ReturnFilters(waiting=True), "waiting for your decision"),
+}
+SOONEST_FIRST = ("Due By", ORDERS[1])
+
+
+@dataclass(frozen=True)
+class GridView:
+    """What the list shows: the filters, the sort and the page size."""
+
+    filters: ReturnFilters
+    sort_by: str = DEFAULT_SORT
+    order: str = DEFAULT_ORDER
+    size: int = DEFAULT_SIZE
+
+    @property
+    def descending(self) -> bool:
+        return self.order == ORDERS[0]
+
+
+# --- setting the widgets from a link ---------------------------------------------------------
+
+
+def widget_values(filters: ReturnFilters) -> dict[str, object]:
+    """The filter widgets' values that select exactly `filters` (accounts aside: the sidebar has them)."""
+    created = tuple(d for d in (filters.created_from, filters.created_to) if d) if filters.created_from else ()
+    values: dict[str, object] = {
+        "q": filters.search, "type": list(filters.types), "reason": list(filters.reasons),
+        "mstatus": list(filters.marketplace_statuses), "created": created, "sku": " ".join(filters.skus),
+        "status": list(filters.statuses),
+    }
+    values.update({key: getattr(filters, field) for key, (field, _) in FLAG_LABELS.items()})
+    return values
+
+
+def set_view(filters: ReturnFilters, *, sort: tuple[str, str] | None = None) -> None:
+    """Put every filter widget (and the sort and order, when given) on exactly this view.
+
+    For callbacks and for the start of a run, before the widgets are drawn.
+    """
+    st.session_state.update(widget_values(filters))
+    if sort is not None:
+        st.session_state["sort"], st.session_state["order"] = sort
+
+
+def clear_filters() -> None:
+    """Clear filters: every filter back to "any" (the sort stays)."""
+    set_view(ReturnFilters())
+
+
+def show_link(what: str) -> dict[str, str]:
+    """Query parameters of a link that opens the grid on exactly the set `what` (a SHOWABLE key)."""
+    if what not in SHOWABLE:
+        raise ValueError(f"Nothing to show as {what!r}; one of {', '.join(SHOWABLE)}.")
+    return {SHOW_KEY: what}
+
+
+def show_exactly(what: str, prefix: str = "returns") -> None:
+    """Replace every filter with exactly the set `what`, soonest deadline first, and say so once."""
+    filters, _ = SHOWABLE[what]
+    set_view(filters, sort=SOONEST_FIRST)
+    st.session_state[f"{prefix}_notice"] = what
+
+
+def _view_from_query(query: dict) -> dict[str, object]:
+    """sort / order / size / page from a list's query string, those that are valid."""
+    view: dict[str, object] = {}
+    if query.get("sort") in SORTABLE:
+        view["sort"] = query["sort"]
+    if query.get("order") in ORDERS:
+        view["order"] = query["order"]
+    for key, valid in (("size", PAGE_SIZES), ("page", None)):
+        text = str(query.get(key, ""))
+        if text.isdigit() and int(text) >= 1 and (valid is None or int(text) in valid):
+            view[key] = int(text)
+    return view
+
+
+def follow_link(prefix: str) -> None:
+    """Apply `show=` or `back=` from the address, take them (and a return's id/shop) out of it, and run again.
+
+    The run again matters: on the browser's Back button Streamlit lets the address decide every bound
+    widget of that run (a missing parameter means "any"), over what is set here; the next run takes the
+    view set here, and the widgets write it back into the address.
+    """
+    params = st.query_params
+    what = params.get(SHOW_KEY)
+    back = navigation.BACK_KEY in params
+    if what is None and not back:
+        return
+    if what is not None:
+        del params[SHOW_KEY]
+        if what in SHOWABLE:
+            show_exactly(what, prefix)
+    if back:
+        page, _, query = navigation.came_from()
+        for key in navigation.RETURN_KEYS:
+            if key in params:
+                del params[key]
+        if page == st.session_state.get(f"{prefix}_page_file"):
+            try:
+                set_view(filters_from_query(query))
+                st.session_state.update(_view_from_query(query))
+            except FilterError:
+                pass  # a damaged link: the list opens as it is
+    st.rerun()
+
+
+# --- the filter panel --------------------------------------------------------------------------
+
+
+def describe(filters: ReturnFilters) -> list[str]:
+    """The active filters in words, for the summary line (accounts aside: the sidebar shows them)."""
+    words: list[str] = []
+    if filters.search:
+        words.append(f"Search “{md_escape(filters.search)}”")
+    for label, values in (("Type", filters.types), ("Status", filters.statuses),
+                          ("TikTok status", tuple(domain.marketplace_status_label(s)
+                                                  for s in filters.marketplace_statuses)),
+                          ("Reason", filters.reasons), ("SKU", filters.skus)):
+        if values:
+            words.append(f"{label}: {', '.join(md_escape(v) for v in values)}")
+    if filters.created_from or filters.created_to:
+        start, end = filters.created_from or filters.created_to, filters.created_to or filters.created_from
+        words.append(f"Created {start:%d %b %Y}" + (f" – {end:%d %b %Y}" if end != start else ""))
+    words += [label for field, label in FLAG_LABELS.values() if getattr(filters, field)]
+    return words
+
+
+def status_counts_text(counts: dict[str, int]) -> str:
+    """How many returns each Status has under the other filters, and how many TikTok status is unknown."""
+    text = " · ".join(f"{status} **{counts.get(status, 0):,}**" for status in domain.STATUSES)
+    if counts.get("Unmapped"):
+        text += (f"  \n{counts['Unmapped']:,} returns have a TikTok status we do not know yet: see "
+                 "**Mismatch or unmapped**.")
+    return text
 
 
 def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
-                 narrow: Callable[[ReturnFilters], ReturnFilters] | None = None) -> ReturnFilters:
-    """Draw the filters and return what they select (the last good filters after a bad input).
+                 narrow: Callable[[ReturnFilters], ReturnFilters] | None = None,
+                 page_file: str = navigation.GRID_PAGE, noun: str = "returns") -> GridView:
+    """A one-line summary of the active filters (with Clear filters) over the folded filters and sort.
 
-    `narrow` restricts every count and row further (Refunds: refund requests only).
+    Returns the view (the last good filters after a bad input). `narrow` restricts every count and
+    row further (Refunds: refund requests only).
     """
+    st.session_state[f"{prefix}_page_file"] = page_file
+    follow_link(prefix)
+    notice = st.container()
+    summary_row = st.container(key=f"{prefix}_summary", horizontal=True, vertical_alignment="center", gap="small")
+    with st.expander("Filters and sort", icon=":material/tune:"):
+        picked = _filter_widgets(current, prefix, types)
+        counts = loaders.status_counts(narrow(picked) if narrow else picked)
+        # no format_func on a bound widget: the address would hold the formatted words, not the value
+        statuses = st.pills("Status", list(domain.STATUSES), selection_mode="multi", key="status",
+                            bind="query-params", help="Our processing status.")
+        st.caption(status_counts_text(counts))
+        picked = picked.with_(statuses=tuple(statuses or ()))
+        view = _sort_widgets(narrow(picked) if narrow else picked)
+    st.session_state[f"{prefix}_last_filters"] = picked
+
+    total = loaders.return_count(view.filters)
+    active = describe(picked)
+    sort_words = ([f"sorted by {view.sort_by}, {view.order.lower()}"]
+                  if (view.sort_by, view.order) != (DEFAULT_SORT, DEFAULT_ORDER) else [])
+    summary_row.markdown(f":material/filter_alt: **{total:,}** {noun}"
+                         + "".join(f" · {w}" for w in active + sort_words) + ("" if active else " · no filters"))
+    summary_row.button("Clear filters", key=f"{prefix}_clear", icon=":material/filter_alt_off:",
+                       type="tertiary", on_click=clear_filters, disabled=not active)
+    what = st.session_state.pop(f"{prefix}_notice", None)
+    if what in SHOWABLE:
+        notice.info(f"Showing exactly the **{total:,}** {noun} {SHOWABLE[what][1]}, soonest deadline first. "
+                    "Your other filters were cleared.", icon=":material/filter_alt:")
+    return view
+
+
+def _filter_widgets(current: Scope, prefix: str, types: tuple[str, ...]) -> ReturnFilters:
+    """The filter inputs, as ReturnFilters (the last good ones after a bad input)."""
     c1, c2, c3 = st.columns([2, 1, 1])
     search = c1.text_input("Search", key="q", bind="query-params", max_chars=MAX_SEARCH_LENGTH,
                            placeholder="Return ID, order ID, SKU or tracking number",
@@ -51,119 +250,189 @@ def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain
                              bind="query-params", placeholder="Any reason")
     c4, c5, c6 = st.columns([2, 1, 1])
     marketplace = c4.multiselect("Marketplace Status", loaders.marketplace_statuses(), key="mstatus",
-                                 bind="query-params", placeholder="Any TikTok status")
+                                 bind="query-params", placeholder="Any TikTok status",
+                                 help="TikTok's own status value (the grid shows it in words).")
     created = c5.date_input("Created between", value=(), key="created", bind="query-params", format="YYYY-MM-DD",
                             max_value=date(2100, 1, 1))
     sku_text = c6.text_input("SKU", key="sku", bind="query-params", max_chars=2000,
                              placeholder="One or more, separated by spaces")
-    t1, t2, t3, t4 = st.columns(4)
-    due_soon = t1.toggle(f"Due within {domain.DUE_SOON_HOURS} h", key="due", bind="query-params")
-    overdue = t2.toggle("Overdue", key="overdue", bind="query-params")
-    flagged = t3.toggle("Mismatch or unmapped", key="flagged", bind="query-params")
-    arbitration = t4.toggle("In arbitration", key="arbitration", bind="query-params")
+    flags = {key: column.toggle(label, key=key, bind="query-params")
+             for column, (key, (_, label)) in zip(st.columns(len(FLAG_LABELS)), FLAG_LABELS.items(), strict=True)}
 
     last_key = f"{prefix}_last_filters"
     try:
         days = tuple(created or ())
-        filters = ReturnFilters(
+        return ReturnFilters(
             shop_ids=current.shop_ids, types=tuple(picked_types), reasons=tuple(reasons),
             marketplace_statuses=tuple(marketplace), skus=parse_skus(sku_text or ""),
             created_from=days[0] if days else None, created_to=days[-1] if days else None,
-            due_soon=due_soon, overdue=overdue, flagged=flagged, arbitration=arbitration,
-            search=(search or "").strip(),
+            search=(search or "").strip(), **{field: flags[key] for key, (field, _) in FLAG_LABELS.items()},
         )
     except FilterError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md_escape(exc), icon=":material/error:")
         filters = st.session_state.get(last_key) or ReturnFilters()
-        filters = filters.with_(shop_ids=current.shop_ids)
-
-    if narrow is not None:
-        filters = narrow(filters)
-    status_counts(loaders.status_counts(filters))
-    statuses = st.pills("Status", list(domain.STATUSES), selection_mode="multi", key="status", bind="query-params",
-                        help="Our processing status; the counts above are under the other filters.")
-    filters = filters.with_(statuses=tuple(statuses or ()))
-    st.session_state[last_key] = filters
-    return filters
+        return filters.with_(shop_ids=current.shop_ids, statuses=())
 
 
-def status_counts(counts: dict[str, int]) -> None:
-    """One number per Status (and Unmapped when TikTok sent a status we do not know)."""
-    names = list(domain.STATUSES) + (["Unmapped"] if counts.get("Unmapped") else [])
-    columns = st.columns(len(names) + 1)
-    columns[0].metric("All", f"{sum(counts.values()):,}")
-    for column, name in zip(columns[1:], names, strict=True):
-        column.metric(name, f"{counts.get(name, 0):,}")
+def _sort_widgets(filters: ReturnFilters) -> GridView:
+    """Sort by, order and rows per page (sorting and paging run in the database)."""
+    s1, s2, s3 = st.columns([2, 2, 1])
+    sort_by = s1.selectbox("Sort by", SORTABLE, index=SORTABLE.index(DEFAULT_SORT), key="sort", bind="query-params")
+    order = s2.selectbox("Order", ORDERS, key="order", bind="query-params")
+    size = s3.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(DEFAULT_SIZE), key="size",
+                        bind="query-params")
+    return GridView(filters, sort_by, order, size)
 
 
-def with_deadline_flags(page: pd.DataFrame) -> pd.DataFrame:
-    """Add the Deadline column (domain.deadline_state: overdue / due soon, none for a closed case) before Due By."""
-    # worked out at each draw, not in the cached page: a deadline passes while the page stays cached
-    now = utcnow()
-    flags = [DEADLINE_MARKS.get(domain.deadline_state(status, due_by, now), "")
-             for status, due_by in zip(page["Status"], page["Due By"], strict=True)]
-    page = page.copy()
-    page.insert(page.columns.get_loc("Due By"), DUE_COLUMN, pd.Series(flags, index=page.index, dtype="object"))
-    return page
+def list_query(view: GridView, page: int) -> dict[str, str | list[str]]:
+    """The list's own query string (filters, sort, size, page), for the way back from a return."""
+    query = filters_to_query(view.filters)
+    for key, value, default in (("sort", view.sort_by, DEFAULT_SORT), ("order", view.order, DEFAULT_ORDER),
+                                ("size", str(view.size), str(DEFAULT_SIZE)), ("page", str(page), "1")):
+        if value != default:
+            query[key] = value
+    return query
 
 
-COLUMN_CONFIG = {
-    "Created At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
-    "Updated At": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
-    "Due By": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="TikTok's deadline for the seller (UTC)"),
-    "Refund Total": st.column_config.NumberColumn(format="%.2f"),
-    DUE_COLUMN: st.column_config.TextColumn(help=f"Overdue, or due within {domain.DUE_SOON_HOURS} h"),
-    "Mismatch": st.column_config.CheckboxColumn(help="Our Status disagrees with TikTok's status"),
-    "Unmapped Status": st.column_config.CheckboxColumn(help="TikTok sent a status we do not know yet"),
+# --- the table ---------------------------------------------------------------------------------
+
+ACTIONS_COLUMN = "Actions"
+OPEN = "Open"
+DECIDE = "Decide"
+ACCOUNT_COLUMN = "Account"  # the shop's name where the store has its ID (Account ID)
+REFUND_COLUMN = "Refund Total"
+DUE_COLUMN = "Due By"
+FLAGS_COLUMN = "Flags"
+ROW_HEIGHT = 35  # st.dataframe's row (and header) height in pixels
+FLAG_ARBITRATION, FLAG_MISMATCH, FLAG_UNMAPPED = "⚖️", "≠", "?"
+# pixels per column (the Return ID's 19 digits take 150): they add up to the width the Returns page has
+# at 1440 px with the sidebar open, so Due By and Actions show without sideways scrolling
+COLUMN_WIDTHS: dict[str, int] = {
+    "Marketplace Order ID": 70, ACCOUNT_COLUMN: 76, "Type": 78, "Status": 78, "Marketplace Status": 96,
+    "Reason": 96, "Created At": 60, "Updated At": 60, REFUND_COLUMN: 78, DUE_COLUMN: 108, FLAGS_COLUMN: 36,
+    ACTIONS_COLUMN: 52,  # a ⋮ menu: Open, Decide
 }
 
 
-ACTIONS_COLUMN = "Actions"
-OPEN = ":material/open_in_new: Open"
-DECIDE = ":material/gavel: Approve / Reject"
+def shop_names(current: Scope) -> dict[str, str]:
+    """Account ID -> the shop's name."""
+    return {a.shop_id: a.name for a in current.accounts}
 
 
-def with_actions(page: pd.DataFrame) -> pd.DataFrame:
-    """An Actions column in place of the page's CAN_DECIDE: Open for every row, plus Approve / Reject
-    while TikTok waits for the seller (domain.can_decide, the rule the decision panel offers by)."""
-    decidable = list(page[returns.CAN_DECIDE])
-    page = page.drop(columns=[returns.CAN_DECIDE])
-    page[ACTIONS_COLUMN] = [[OPEN, DECIDE] if can else [OPEN] for can in decidable]
-    return page
+def money(amount: object, currency: object) -> str:
+    """'96.40 USD' (exact: the Decimal's own digits, at least two decimals), '' when there is none."""
+    if amount is None or amount != amount:
+        return ""
+    return f"{amount:,.2f} {currency or ''}".strip()
 
 
-def open_detail(row: pd.Series) -> None:
-    """Open a grid row's return on the detail page."""
-    st.switch_page(DETAIL_PAGE, query_params={"id": row["Marketplace Return ID"], "shop": row["Account ID"]})
+def due_text(status: str | None, due_by: object, now, *, relative: bool = False) -> str:
+    """'🔴 14 Dec, 09:30' (overdue), '🟠 …' (due within 24 h), the time alone otherwise, '' without Due By.
+
+    `relative` puts how far off it is first: '🟠 in 5 h · 14 Dec, 09:30'.
+    """
+    if due_by is None or due_by != due_by:
+        return ""
+    icon = DEADLINE_ICONS.get(domain.deadline_state(status, due_by, now))
+    text = local_time(due_by, labelled=False, now=now)
+    if relative:
+        text = f"{until(due_by, now)} · {text}"
+    return f"{icon} {text}" if icon else text
 
 
-@st.dialog("Approve or reject on TikTok", width="large")
-def action_dialog(shop_id: str, return_id: str) -> None:
-    """The detail page's decision panel, opened from the grid's Actions column."""
-    ret = loaders.find_return(return_id, shop_id)
-    if ret is None:
-        st.warning(f"Return {return_id} is no longer in the store.")
-        return
-    account = next((a for a in loaders.accounts() if a.shop_id == shop_id), None)
-    st.markdown(f"**Return {return_id}** · {ret['type'] or ret['return_type']} · `{ret['marketplace_status']}`"
-                + (f" · due {utc_text(ret['due_by'])}" if ret["due_by"] is not None else ""))
-    decisions.render_actions(db(), account, ret)
-    st.page_link(DETAIL_PAGE, label="Open the full return", icon=":material/open_in_new:",
-                 query_params={"id": return_id, "shop": shop_id})
+def flags_text(row: pd.Series) -> str:
+    """Arbitration, mismatch and unmapped status as a mark each (the column's help says which is which)."""
+    marks = ((row["Arbitration"], FLAG_ARBITRATION), (row["Mismatch"], FLAG_MISMATCH),
+             (row["Unmapped Status"], FLAG_UNMAPPED))
+    return " ".join(mark for present, mark in marks if present)
 
 
-def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns") -> None:
-    """Sort, page, show and export the filtered returns; picking a row opens its detail page."""
+def grid_frame(page: pd.DataFrame, names: dict[str, str], *, relative_due: bool = False) -> pd.DataFrame:
+    """The page as the grid shows it: the seed columns in their order with words for people, then
+    Refund Total, Due By (with its deadline mark), Flags and Actions.
+
+    Worked out at each draw, not in the cached page: a deadline passes while the page stays cached.
+    """
+    now = utcnow()
+    shown = pd.DataFrame(index=page.index)
+    shown["Marketplace Return ID"] = page["Marketplace Return ID"]
+    shown["Marketplace Order ID"] = page["Marketplace Order ID"]
+    shown[ACCOUNT_COLUMN] = [names.get(s, s) for s in page["Account ID"]]
+    shown["Type"] = page["Type"]
+    shown["Status"] = page["Status"].fillna("Unmapped")
+    shown["Marketplace Status"] = [domain.marketplace_status_label(s) for s in page["Marketplace Status"]]
+    shown["Reason"] = page["Reason"]
+    shown["Created At"] = page["Created At"]
+    shown["Updated At"] = page["Updated At"]
+    shown[REFUND_COLUMN] = [money(a, c) for a, c in zip(page["Refund Total"], page["Currency"], strict=True)]
+    shown[DUE_COLUMN] = [due_text(s, d, now, relative=relative_due)
+                         for s, d in zip(page["Status"], page["Due By"], strict=True)]
+    shown[FLAGS_COLUMN] = [flags_text(row) for _, row in page.iterrows()]
+    shown[ACTIONS_COLUMN] = [[OPEN, DECIDE] if can else [OPEN] for can in page[returns.CAN_DECIDE]]
+    return shown
+
+
+def grid_columns(names: dict[str, str], prefix: str) -> dict:
+    """Widths that fit every column at 1440 px with the sidebar open (see returns.py's wide_page); what a
+    cell shortens is explained in its header's help and shown whole on the return's page."""
+    status_words = "  \n".join(f"{label}: `{code}`" for code, label in domain.MARKETPLACE_STATUS_LABELS.items())
+    shops = "  \n".join(f"{md_escape(name)}: {md_escape(shop_id, code=True)}" for shop_id, name in names.items())
+    text = st.column_config.TextColumn
+    return {
+        "Marketplace Return ID": text(width=150, help="TikTok's return ID."),
+        "Marketplace Order ID": text(width=COLUMN_WIDTHS["Marketplace Order ID"],
+                                     help="TikTok's order ID; whole on the return's page and in exports."),
+        ACCOUNT_COLUMN: text(width=COLUMN_WIDTHS[ACCOUNT_COLUMN],
+                             help=f"The shop. Its Account ID (TikTok's shop ID) is in every export:  \n{shops}"),
+        "Type": text(width=COLUMN_WIDTHS["Type"]),
+        "Status": text(width=COLUMN_WIDTHS["Status"], help="Our processing status."),
+        "Marketplace Status": text(width=COLUMN_WIDTHS["Marketplace Status"],
+                                   help="TikTok's status in words. Its exact value, shown on the return's page and "
+                                        f"in every export:  \n{status_words}"),
+        "Reason": text(width=COLUMN_WIDTHS["Reason"], help="TikTok's reason text; whole on the return's page."),
+        "Created At": time_column(width=COLUMN_WIDTHS["Created At"], date_only=True,
+                                  help="When the buyer asked (the time is on the return's page)."),
+        "Updated At": time_column(width=COLUMN_WIDTHS["Updated At"], date_only=True, help="TikTok's last change."),
+        REFUND_COLUMN: text(width=COLUMN_WIDTHS[REFUND_COLUMN], alignment="right",
+                            help="The refund the buyer asks for."),
+        DUE_COLUMN: text(width=COLUMN_WIDTHS[DUE_COLUMN], help="TikTok's deadline for the seller: 🔴 overdue, 🟠 due "
+                                                            f"within {domain.DUE_SOON_HOURS} h. {zone_note()}"),
+        FLAGS_COLUMN: text(width=COLUMN_WIDTHS[FLAGS_COLUMN], help=f"{FLAG_ARBITRATION} a TikTok arbitration is open "
+                                                                f"or was held · {FLAG_MISMATCH} our Status disagrees "
+                                                                f"with TikTok's · {FLAG_UNMAPPED} a TikTok status we "
+                                                                "do not know yet"),
+        ACTIONS_COLUMN: st.column_config.ButtonColumn(
+            ACTIONS_COLUMN, key=f"{prefix}_action", width=COLUMN_WIDTHS[ACTIONS_COLUMN],
+            help="Open the return; Decide approves or rejects it on TikTok while TikTok waits for the seller."),
+    }
+
+
+def open_detail(row: pd.Series, came_from: str = "returns", list_query: dict | None = None) -> None:
+    """Open a grid row's return on the detail page, remembering the list it came from."""
+    st.switch_page(DETAIL_PAGE, query_params=navigation.return_query(
+        row["Marketplace Return ID"], row["Account ID"], came_from, list_query or {}))
+
+
+def table_height(rows: int) -> int:
+    """Tall enough for every row and the header: the page scrolls, the table has no scroll box of its own."""
+    return (max(rows, 1) + 1) * ROW_HEIGHT + 3
+
+
+def returns_table(view: GridView, current: Scope, *, prefix: str, noun: str = "returns",
+                  came_from: str = "returns") -> dict[str, str | list[str]]:
+    """Page, show and export the filtered returns; picking a row opens its detail page.
+
+    Returns the list's query string (filters, sort, size, page): the way back from a return.
+    """
+    filters = view.filters
     total = loaders.return_count(filters)
-    s1, s2, s3 = st.columns([2, 2, 1])
-    sort_by = s1.selectbox("Sort by", SORTABLE, index=SORTABLE.index("Created At"), key="sort",
-                           bind="query-params")
-    order = s2.selectbox("Order", ORDERS, key="order", bind="query-params")
-    size = s3.selectbox("Rows per page", PAGE_SIZES, index=PAGE_SIZES.index(50), key="size", bind="query-params")
-    pages = max(1, -(-total // size))
+    if total == 0 and loaders.return_count(ReturnFilters(shop_ids=filters.shop_ids)) == 0:
+        empty_store(noun)
+        return list_query(view, 1)
+    pages = max(1, -(-total // view.size))
 
     # a new filter or sort starts again on page 1
-    view_key = (filters, sort_by, order, size)
+    view_key = (filters, view.sort_by, view.order, view.size)
     previous = st.session_state.get(f"{prefix}_view")
     if (previous is not None and previous != view_key) or st.session_state.get("page", 1) > pages:
         st.session_state["page"] = 1
@@ -173,33 +442,48 @@ def returns_table(filters: ReturnFilters, *, prefix: str, noun: str = "returns")
     f1, f2 = st.columns([3, 2], vertical_alignment="center")
     with f2:
         page_number = st.pagination(pages, key="page", bind="query-params", width="stretch")
-    offset = (page_number - 1) * size
-    page = loaders.grid_page(filters, sort_by, order == ORDERS[0], size, offset)
+    offset = (page_number - 1) * view.size
+    page = loaders.grid_page(filters, view.sort_by, view.descending, view.size, offset)
     first = offset + 1 if total else 0
-    f1.caption(f"Showing {first:,}–{offset + len(page):,} of **{total:,}** {noun}")
+    f1.caption(f"Showing {first:,}–{offset + len(page):,} of **{total:,}** {noun} · {zone_note()}")
+    back = list_query(view, page_number)
 
     with table_slot:
         if total == 0:
-            st.info(f"No {noun} match these filters." if not filters.is_empty() else f"No {noun} yet.",
-                    icon=":material/filter_alt_off:")
+            st.info(f"No {noun} match these filters.", icon=":material/filter_alt_off:")
+        names = shop_names(current)
         event = st.dataframe(
-            with_actions(with_deadline_flags(page)), key=f"{prefix}_grid", on_select="rerun",
-            selection_mode="single-row", hide_index=True, width="stretch",
-            column_config=COLUMN_CONFIG | {ACTIONS_COLUMN: st.column_config.ButtonColumn(
-                ACTIONS_COLUMN, key=f"{prefix}_action",
-                help="Open the return, or approve / reject it on TikTok while TikTok waits for the seller")},
+            grid_frame(page, names), key=f"{prefix}_grid", on_select="rerun", selection_mode="single-row",
+            hide_index=True, width="stretch", height=table_height(len(page)), row_height=ROW_HEIGHT,
+            column_config=grid_columns(names, prefix),
         )
-        click = st.session_state.get(f"{prefix}_action")
-        if click is not None and 0 <= click["row"] < len(page):
-            row = page.iloc[click["row"]]
-            if click["label"] == DECIDE:
-                action_dialog(row["Account ID"], row["Marketplace Return ID"])
-            else:
-                open_detail(row)
-        elif event.selection.rows:
-            open_detail(page.iloc[event.selection.rows[0]])
-        st.caption("Select a row to open the return; **Actions** approves or rejects on TikTok.")
-    export_buttons(filters, sort_by=sort_by, descending=order == ORDERS[0], prefix=prefix, total=total)
+        follow_row(page, event.selection.rows, prefix=prefix, came_from=came_from, back=back)
+    export_buttons(filters, sort_by=view.sort_by, descending=view.descending, prefix=prefix, total=total)
+    return back
+
+
+def follow_row(page: pd.DataFrame, selected: list[int], *, prefix: str, came_from: str, back: dict) -> None:
+    """A click in a list of returns: Decide opens the decision panel, Open (or selecting the row)
+    opens the return's page; both remember the list (`back`) for the way back."""
+    click = st.session_state.get(f"{prefix}_action")
+    if click is not None and 0 <= click["row"] < len(page):
+        row = page.iloc[click["row"]]
+        if click["label"] == DECIDE:
+            decisions.open_decision_dialog(db(), loaders.accounts(), row["Account ID"], row["Marketplace Return ID"],
+                                           navigation.return_query(row["Marketplace Return ID"], row["Account ID"],
+                                                                   came_from, back))
+        else:
+            open_detail(row, came_from, back)
+    elif selected:
+        open_detail(page.iloc[selected[0]], came_from, back)
+
+
+def empty_store(noun: str, where: str = "in the sidebar") -> None:
+    """Before the first sync: what to press and what happens then."""
+    st.info(f"**No {noun} yet.** Press **Sync Returns** ({where}). Returns Desk then fetches every "
+            "return of your shops from TikTok in the background, and lists them here, the ones waiting for "
+            "your decision first. The first sync of a large shop takes a minute or two; you can keep working "
+            "meanwhile.", icon=":material/sync:")
 
 
 def export_file(filters: ReturnFilters, suffix: str, *, sort_by: str, descending: bool) -> Callable[[], bytes]:
@@ -219,7 +503,7 @@ def export_buttons(filters: ReturnFilters, *, sort_by: str, descending: bool, pr
     """CSV, Excel and Parquet of exactly the filtered rows, in the grid's order."""
     stamp = utcnow().strftime("%Y%m%d-%H%M")
     columns = st.columns(len(EXPORTS) + 1, vertical_alignment="center")
-    columns[0].markdown(f"**Export** the {total:,} filtered rows:")
+    columns[0].markdown(f"**Export** the {total:,} filtered rows (times in UTC):")
     for column, (label, suffix, mime) in zip(columns[1:], EXPORTS, strict=True):
         too_big = suffix == ".xlsx" and total > returns.EXCEL_MAX_ROWS
         column.download_button(

@@ -7,23 +7,22 @@ sync), which the data stamp notices within seconds. Every cached loader is keyed
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from returns_core import config, demo, jobs
+from returns_core import config, demo, jobs, sync
 from returns_core.explain import explain_error
-from returns_core.secretbox import ENV_KEY
+from returns_core.secretbox import configured_key
 from returns_core.store import sync_runs
-from returns_core.store.db import UPGRADE_TIME, Database
+from returns_core.store.db import UPGRADE_TIME, Database, keep_files_private
 
 # How long a reading of the data stamp stands: how soon a cron sync in another process shows up.
 STAMP_TTL_S = 5
 
-DataVersion = tuple  # (database path, finished syncs, edits here, the store's data stamp)
+DataVersion = tuple  # (database path, finished syncs, edits here, store set-ups, the store's data stamp)
 
 
 def secret_section(name: str) -> dict:
@@ -36,14 +35,14 @@ def secret_section(name: str) -> dict:
 
 
 def encryption_key() -> str | None:
-    """The store's key as the app reads it: secrets.toml [returns_desk] encryption_key, else the
-    environment (None: the key file beside the database). The webhook receiver (server.py) reads it here too."""
+    """The store's key: secretbox's one rule (secrets.toml [returns_desk] encryption_key, else
+    $RETURNS_DESK_KEY; None: the key file beside the database), with secrets.toml as Streamlit read
+    it. The CLI reads the same files itself; the webhook receiver (server.py) reads the key here."""
     try:
-        section = st.secrets.get("returns_desk") or {}
-        key = section.get("encryption_key")
+        secrets = dict(st.secrets)
     except (FileNotFoundError, KeyError, AttributeError):  # no secrets file: st.secrets raises
-        key = None
-    return str(key) if key else os.environ.get(ENV_KEY)
+        secrets = {}
+    return configured_key(secrets)
 
 
 @dataclass
@@ -57,9 +56,10 @@ class Runtime:
     demo_error: str | None = None  # why the demo shop could not be created, if it could not
 
     @property
-    def version(self) -> tuple[int, int]:
-        """What this process knows changed: finished syncs and edits."""
-        return self.jobs.version, self.edits
+    def version(self) -> tuple[int, int, int]:
+        """What this process knows changed: finished syncs, edits, and set-ups of the store (a store
+        deleted or replaced while the app runs is set up again: nothing read from the old one stands)."""
+        return self.jobs.version, self.edits, self.db.generation
 
     def close(self) -> None:
         """Stop the schedule (the cache releases the runtime)."""
@@ -69,10 +69,12 @@ class Runtime:
 @st.cache_resource(show_spinner=False, on_release=lambda runtime: runtime.close())
 def _runtime(path: str, key: str | None) -> Runtime:
     """Open (and upgrade) the store, start the background syncs, create the demo shop if wanted."""
+    keep_files_private()  # the store's WAL and spill files hold customer data
     db = Database(path, key=key)
     upgrading = db.upgrade_pending()
     with st.spinner(f"Upgrading the data store to this version ({UPGRADE_TIME})...") if upgrading else nullcontext():
         db.migrate()
+    sync.close_stale_runs(db)  # a run that a killed sync left "running" shows as interrupted, not running forever
     sync_jobs = jobs.SyncJobs(db)
     runtime = Runtime(db, sync_jobs, jobs.AutoSync(sync_jobs).start())
     try:

@@ -1,4 +1,5 @@
-"""A return's own workflow: move Status by hand, add a note, and show our history.
+"""A return's own workflow: move Status by hand, add a note, and show our history; and the note
+that TikTok dates the return in the future.
 
 UI only: the rules and the writes live in returns_core.workflow. The forms read the return fresh
 from the store (a change acts on the return as it is now); the history is a cached loader.
@@ -11,9 +12,20 @@ from collections.abc import Mapping
 import streamlit as st
 
 from app_ui import identity, loaders, widgets
-from returns_core import domain, review, workflow
+from app_ui.formatting import local_time, md_escape, time_column
+from returns_core import domain, ingest, review, workflow
 from returns_core.store import returns
-from returns_core.store.db import Database
+from returns_core.store.db import Database, utcnow
+
+
+def render_future_note(return_row: Mapping) -> None:
+    """Say so when TikTok dates the return's last update in the future (ingest.FUTURE_MARGIN_S)."""
+    updated_at = return_row.get("updated_at")
+    if ingest.from_the_future(updated_at, utcnow()):
+        st.warning(f"From the future: TikTok dates this return's last update {local_time(updated_at)}, more than "
+                   f"{ingest.FUTURE_MARGIN_S // 60} minutes after this computer's clock. It is kept as TikTok sent "
+                   "it, but syncs do not count it as progress. If many returns show this, check this computer's "
+                   "clock.", icon=":material/update:")
 
 
 def render_status_change(db: Database, return_row: Mapping, actor: str | None = None,
@@ -25,7 +37,7 @@ def render_status_change(db: Database, return_row: Mapping, actor: str | None = 
     widgets.show_flash(key)
     row = returns.find_return(db, return_id, shop_id)
     if row is None:
-        st.warning(f"Return {return_id} is not in the store.")
+        st.warning(f"Return {md_escape(return_id)} is not in the store.")
         return
     current = row["status"]
     if domain.is_closed(current):
@@ -45,7 +57,7 @@ def render_status_change(db: Database, return_row: Mapping, actor: str | None = 
         try:
             workflow.change_status(db, shop_id, return_id, target, actor or "", note)
         except workflow.WorkflowError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         widgets.flash(key, "success", f"Status moved from {current} to {target}.")
         widgets.changed()
@@ -68,7 +80,7 @@ def render_note(db: Database, return_row: Mapping, actor: str | None = None,
         try:
             workflow.add_note(db, shop_id, return_id, actor or "", text)
         except workflow.WorkflowError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))
             return
         widgets.flash(key, "success", "Note added.")
         widgets.changed()
@@ -81,7 +93,7 @@ def render_history(db: Database, shop_id: str, return_id: str) -> None:
         st.caption("No history yet.")
         return
     st.dataframe(frame, hide_index=True, key=widgets.form_key("history", shop_id, return_id), column_config={
-        "When (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        "When (UTC)": time_column("When"),  # the export keeps UTC; the screen shows the viewer's zone
     })
     st.download_button(
         "Export history (CSV)", data=lambda: review.history_csv(db, shop_id, return_id),

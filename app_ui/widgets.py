@@ -1,4 +1,5 @@
-"""Small pieces the forms and lists share: a return's key, messages kept across a rerun, a pager.
+"""Small pieces the forms and lists share: a return's key, messages kept across a rerun, a pager,
+the Sync Returns button.
 
 Session keys of the return forms start with "wf_".
 """
@@ -9,7 +10,12 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from app_ui import runtime
+from app_ui import identity, runtime
+from app_ui.account_view import scope
+from app_ui.formatting import md_escape
+from returns_core import roles
+
+WATCHED_KEY = "sidebar_watched"  # the syncs this session started: each gets a toast when it ends
 
 
 def return_key(return_row: Mapping) -> tuple[str, str]:
@@ -57,3 +63,23 @@ def page_number(total: int, page_size: int, key: str) -> int:
     if st.session_state.get(key, 1) > pages:
         st.session_state[key] = pages
     return int(st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=key))
+
+
+def start_sync() -> None:
+    """Start a background sync of every usable account in view (the Sync Returns button)."""
+    started = runtime.current().jobs.start(scope().usable, trigger="app")
+    st.session_state.setdefault(WATCHED_KEY, set()).update(job.id for job in started)
+
+
+def sync_button(where, *, key: str, running: bool, kind: str = "primary", width: str = "stretch") -> None:
+    """Sync Returns: the sidebar's, and the one at the top of the Returns page on a phone (same rules).
+
+    `running`: a sync of an account in view runs now (from the caller's one reading of the jobs).
+    """
+    chosen = scope()
+    help_text = "Sync every active account" if chosen.selected is None else f"Sync {md_escape(chosen.selected.name)}"
+    if not chosen.usable:
+        help_text = "No active account in view: connect, reconnect or enable one on the Accounts page."
+    may_sync = roles.ACT in identity.current_permissions()
+    where.button("Sync Returns", key=key, type=kind, icon=":material/sync:", width=width, on_click=start_sync,
+                 disabled=not chosen.usable or running or not may_sync, help=help_text)

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.build_store import ACCOUNT_NAME, BENCH_KEY, DEFAULT_OUT, SEED, SHOPS, SIZES, store_path  # noqa: E402
+from bench.build_store import ACCOUNT_NAME, BENCH_KEY, BIG, DEFAULT_OUT, SEED, SHOPS, SIZES, store_path  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SYNC_RETURNS = 2500
@@ -317,7 +317,7 @@ def main() -> None:
     if args.render_worker:
         return render_worker(args.render_worker[0], int(args.render_worker[1]))
 
-    chosen = {label: SIZES.get(label) or int(label) for label in args.sizes}
+    chosen = {label: {**SIZES, **BIG}.get(label) or int(label) for label in args.sizes}
     sizes = {"2k": 2_000, "5k": 5_000} if args.smoke else chosen
     repeat = 1 if args.smoke else args.repeat
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else DEFAULT_OUT)

@@ -11,6 +11,7 @@ show, log and cache. Where the rest of an account's life happens:
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,46 @@ class AccountError(ValueError):
 
 class AccountNotFoundError(AccountError, LookupError):
     """No account has that name or shop id."""
+
+
+class AccountInputError(AccountError):
+    """What was typed to connect an account cannot be used (a name, a credential, an address)."""
+
+
+# --- account names: one rule for the CLI and the Accounts page -------------------------------------
+
+MAX_NAME_LENGTH = 100
+# Unicode's bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): invisible
+# characters that reorder the text after them, so "Shop\u202eA" shows as another name than it is.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _hidden_characters(text: str) -> list[str]:
+    """The invisible characters in `text` that may not be in a name: text-direction and control
+    characters (line breaks and tabs are spaces: a name's spaces are collapsed)."""
+    return sorted({c for c in text if c in BIDI_CONTROLS or (unicodedata.category(c) == "Cc" and not c.isspace())})
+
+
+def without_hidden_characters(text: str) -> str:
+    """`text` without the characters a name may not hold (for names built from TikTok's shop names)."""
+    hidden = set(_hidden_characters(text))
+    return "".join(c for c in text if c not in hidden)
+
+
+def clean_name(name: str | None) -> str:
+    """An account name as it is kept: spaces collapsed; refused when empty, too long, or holding
+    invisible text-direction or control characters (AccountInputError, one line)."""
+    hidden = _hidden_characters(name or "")
+    if hidden:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in hidden)
+        raise AccountInputError(f"The account name contains invisible characters that change how it reads ({codes}); "
+                                "type the name again without them.")
+    clean = " ".join((name or "").split())
+    if not clean:
+        raise AccountInputError("Give the account a name.")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise AccountInputError(f"The account name is too long ({len(clean)} characters; at most {MAX_NAME_LENGTH}).")
+    return clean
 
 
 @dataclass(frozen=True)
@@ -120,5 +161,5 @@ def mark_invalid(db: Database, shop_id: str, reason: str) -> None:
 
 
 def mark_valid(db: Database, shop_id: str) -> None:
-    """Clear an Invalid flag after TikTok accepted the account's tokens again."""
+    """Clear an Invalid flag. When: `tiktok_session` decides (TikTok answered a call for the shop)."""
     store.mark_valid(db, shop_id)

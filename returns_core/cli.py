@@ -1,8 +1,12 @@
 """The command line (DESIGN.md, "Command line": a contract that tests and users rely on).
 
 Expected failures (bad credentials, a busy database, network down, bad arguments, unknown
-account) print ONE line "error: ..." on stderr and exit non-zero; never a traceback.
+account, a file that cannot be written) print ONE line "error: ..." on stderr, worded by
+returns_core.explain, and exit 1, or 2 for bad arguments; never a traceback.
 Set RETURNS_DEBUG=1 to see tracebacks of unexpected errors.
+
+Only `accounts add` creates a store (and says so); every other command refuses a store that is
+not there, so a mistyped --db is an error rather than a new, empty store.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 from returns_core import config, domain
-from returns_core.secretbox import SecretKeyError
-from returns_core.store.db import UPGRADE_TIME, Database, StoreError
-from returns_core.tiktok import errors
+from returns_core.explain import FailureKind, explain, explain_connect
+from returns_core.secretbox import key_file_for
+from returns_core.store.db import UPGRADE_TIME, Database, keep_files_private
 
 ENV_APP_SECRET = "RETURNS_APP_SECRET"
 ENV_ACCESS_TOKEN = "RETURNS_ACCESS_TOKEN"
@@ -123,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--account", action="append", default=[], metavar="NAME",
                       help="sync only this account (repeatable)")
     sync.add_argument("--full", action="store_true", help="re-read every return (still never deletes)")
+    sync.add_argument("--concurrency", type=int, default=None, metavar="N",
+                      help="shops synced at once, 1-64 (default: the store's setting, else 8); "
+                           "--save-concurrency keeps it")
+    sync.add_argument("--save-concurrency", action="store_true",
+                      help="keep --concurrency as the setting the app and later syncs use")
     sync.set_defaults(func=cmd_sync)
 
     export = commands.add_parser("export", parents=[db_opt], help="export the (filtered) returns grid",
@@ -180,8 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _db(args: argparse.Namespace) -> Database:
-    db = Database(config.db_path(args.db))
+def _store_path(args: argparse.Namespace, *, create: bool = False) -> Path:
+    """The store the command works on: it must exist unless the command creates one (`create`)."""
+    if args.db is not None and not args.db.strip():
+        raise CliError("--db is empty: give the store's file, or leave --db out to use $RETURNS_DB or "
+                       "data/returns.duckdb", EXIT_USAGE)
+    path = config.db_path(args.db)
+    if path.is_dir():
+        raise CliError(f"{path} is a folder, not a store file: check --db (or $RETURNS_DB)", EXIT_USAGE)
+    if not create and not path.exists():
+        raise CliError(f"There is no store at {path}: check --db (or $RETURNS_DB); `accounts add` creates "
+                       "a new one", EXIT_USAGE)
+    return path
+
+
+def _db(args: argparse.Namespace, *, create: bool = False) -> Database:
+    db = Database(_store_path(args, create=create))
     if db.upgrade_pending():
         _err(f"Upgrading {db.path.name} to this version's schema ({UPGRADE_TIME}) ...")
         db.migrate()
@@ -196,43 +219,68 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
     """accounts add NAME ..."""
     from returns_core import accounts as acc
     from returns_core import connect
-    from returns_core.explain import authorization_refused, explain_error
+    from returns_core.tiktok import errors
 
     secret = args.app_secret or os.environ.get(ENV_APP_SECRET)
     if not secret:
         raise CliError(f"--app-secret is required (or set {ENV_APP_SECRET})", EXIT_USAGE)
+    access = args.access_token or os.environ.get(ENV_ACCESS_TOKEN)
+    refresh = args.refresh_token or os.environ.get(ENV_REFRESH_TOKEN)
+    if not args.auth_code:
+        if not access:
+            raise CliError(f"give --auth-code, or --access-token (or {ENV_ACCESS_TOKEN}) with --refresh-token",
+                           EXIT_USAGE)
+        if not refresh:
+            raise CliError(f"--refresh-token is required with an access token (or set {ENV_REFRESH_TOKEN})",
+                           EXIT_USAGE)
     auth_base = args.auth_base or (config.DEFAULT_AUTH_BASE if args.api_base == config.DEFAULT_API_BASE
                                    else args.api_base)
-    db = _db(args)
-    before = {a.shop_id for a in acc.list_accounts(db)}
+    path = _store_path(args, create=True)
+    new_store = _NewStore(path) if not path.exists() else None
+    db = _db(args, create=True)
     options = dict(shop_cipher=args.shop_cipher, api_base=args.api_base.rstrip("/"),
                    auth_base=auth_base.rstrip("/"))
     try:
+        before = {a.shop_id for a in acc.list_accounts(db)}
         if args.auth_code:
             added = connect.add_accounts_with_auth_code(db, args.name, args.app_key, secret, args.auth_code,
                                                         **options)
         else:
-            access = args.access_token or os.environ.get(ENV_ACCESS_TOKEN)
-            refresh = args.refresh_token or os.environ.get(ENV_REFRESH_TOKEN)
-            if not access:
-                raise CliError(f"give --auth-code, or --access-token (or {ENV_ACCESS_TOKEN}) with --refresh-token",
-                               EXIT_USAGE)
-            if not refresh:
-                raise CliError(f"--refresh-token is required with an access token (or set {ENV_REFRESH_TOKEN})",
-                               EXIT_USAGE)
             added = connect.add_accounts_with_tokens(db, args.name, args.app_key, secret, access, refresh,
                                                      **options)
-    except errors.AuthError as exc:
-        if not authorization_refused(exc):
-            raise CliError(explain_error(exc)) from None
-        raise CliError(f"TikTok refused the credentials: {exc}") from None
-    except errors.TikTokError as exc:
-        raise CliError(explain_error(exc)) from None
+    except BaseException as exc:
+        if new_store is not None:
+            new_store.discard()  # a refused connect leaves nothing behind, not even an empty store
+        if isinstance(exc, errors.TikTokError):
+            raise CliError(explain_connect(exc).message) from None
+        raise
+    if new_store is not None:
+        print(f"Created a new store at {path}.")
     for account in added:
         verb = "Reconnected" if account.shop_id in before else "Added"
         print(f"{verb} account {account.name!r}: shop {account.shop_name or '?'} ({account.shop_id}, "
               f"{account.region or '?'}), status {account.status}")
     return EXIT_OK
+
+
+class _NewStore:
+    """A store `accounts add` is about to create at `path`, and the folders made for it: removed again
+    when the connect is refused."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.folders = [folder for folder in path.parents if not folder.exists()]
+        self.files = [path, path.with_name(path.name + ".wal")]
+        if not key_file_for(path).exists():
+            self.files.append(key_file_for(path))
+
+    def discard(self) -> None:
+        for leftover in self.files:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        for folder in self.folders:  # innermost first; only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _when(value: datetime | None) -> str:
@@ -282,14 +330,34 @@ def cmd_accounts_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """sync [--account NAME]... [--full]"""
+    """sync [--account NAME]... [--full] [--concurrency N [--save-concurrency]]"""
     from returns_core.accounts import Account
-    from returns_core.sync import SyncProgress, SyncResult, accounts_to_sync, sync_accounts
+    from returns_core.sync import (
+        Overall,
+        SyncProgress,
+        SyncResult,
+        accounts_to_sync,
+        check_concurrency,
+        concurrency_setting,
+        set_concurrency,
+        sync_accounts,
+    )
 
+    if args.save_concurrency and args.concurrency is None:
+        raise CliError("--save-concurrency needs --concurrency N", EXIT_USAGE)
+    if args.concurrency is not None:
+        try:
+            check_concurrency(args.concurrency)
+        except ValueError as exc:
+            raise CliError(f"--concurrency: {exc}", EXIT_USAGE) from None
     db = _db(args)
+    if args.save_concurrency:
+        set_concurrency(db, args.concurrency)
+    concurrency = args.concurrency or concurrency_setting(db)
     chosen = accounts_to_sync(db, args.account)
     if not chosen:
         raise CliError("No enabled accounts to sync; connect one with `accounts add` or enable one.")
+    many = len(chosen) > 1
 
     def progress(p: SyncProgress) -> None:
         if p.done:
@@ -304,8 +372,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     def finished(result: SyncResult) -> None:
         print(result.summary(), flush=True)
 
-    results = sync_accounts(db, chosen, full=args.full, on_progress=progress, on_start=starting,
-                            on_result=finished, trigger="cli")
+    shown = [-1]
+
+    def overall(o: Overall) -> None:
+        # the whole round after each finished shop ("37 of 200 shops, 18,204 returns"), once per shop
+        if many and o.done != shown[0]:
+            shown[0] = o.done
+            _err(o.line())
+
+    results = sync_accounts(db, chosen, full=args.full, concurrency=concurrency, on_progress=progress,
+                            on_start=starting, on_result=finished, on_overall=overall, trigger="cli")
     failed = sum(1 for result in results if not result.ok)
     if failed:
         raise CliError(f"{failed} of {len(chosen)} account(s) failed to sync (see above)")
@@ -387,31 +463,34 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--state FILE] [live flags]"""
     from returns_core.tiktok.sandbox import server
+    from returns_core.tiktok.sandbox.catalogue import MAX_SHOPS
+    from returns_core.tiktok.sandbox.core import SandboxStateError
+    from returns_core.tiktok.sandbox.world import MAX_RETURNS_PER_SHOP
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0-65535, not {args.port}", EXIT_USAGE)
-    if args.returns < 0 or args.shops < 1:
-        raise CliError("--returns must be 0 or more and --shops 1 or more", EXIT_USAGE)
+    if not 0 <= args.returns <= MAX_RETURNS_PER_SHOP:
+        raise CliError(f"--returns must be 0 or more and at most {MAX_RETURNS_PER_SHOP:,} per shop, not "
+                       f"{args.returns:,}", EXIT_USAGE)
+    if not 1 <= args.shops <= MAX_SHOPS:
+        raise CliError(f"--shops must be 1 or more and at most {MAX_SHOPS}, not {args.shops:,}", EXIT_USAGE)
+    state = Path(args.state) if args.state else None
+    if state is not None and (state.is_dir() or not state.parent.is_dir()):
+        raise CliError(f"--state {state} must be a file in a folder that exists", EXIT_USAGE)
     try:
         live = server.live_options(args)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
-        server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=args.state, out=sys.stdout,
-                             **live)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
+            server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=state, out=sys.stdout,
+                                 **live)
+    except SandboxStateError as exc:  # already says what is wrong with the file and what to do
+        raise CliError(f"--state: {exc}", EXIT_USAGE) from None
     return EXIT_OK
 
 
 # --- entry point --------------------------------------------------------------------------------
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from returns_core.accounts import AccountError
-    from returns_core.filters import FilterError
-    from returns_core.sync import ReturnNotFoundError
-
-    return (CliError, AccountError, StoreError, errors.TikTokError, FilterError, SecretKeyError,
-            ReturnNotFoundError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -419,20 +498,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get(ENV_DEBUG, "").strip() not in ("", "0")
     logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    keep_files_private()  # the store, its WAL, exports and backups hold customer data
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         _err("error: interrupted")
         return 130
-    except _expected_errors() as exc:
+    except CliError as exc:
         _err(f"error: {_one_line(exc)}")
-        return exc.code if isinstance(exc, CliError) else EXIT_FAILED
+        return exc.code
     except Exception as exc:
-        if debug:
-            raise
-        _err(f"error: unexpected {exc.__class__.__name__}: {_one_line(exc)} (set {ENV_DEBUG}=1 for details)")
-        return EXIT_FAILED
+        failure = explain(exc)  # the one place that words every failure
+        if failure.kind is FailureKind.UNEXPECTED:
+            if debug:
+                raise
+            _err(f"error: unexpected {exc.__class__.__name__}: {_one_line(exc)} (set {ENV_DEBUG}=1 for details)")
+            return EXIT_FAILED
+        _err(f"error: {_one_line(failure)}")
+        return EXIT_USAGE if failure.kind is FailureKind.INPUT else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

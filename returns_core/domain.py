@@ -60,6 +60,38 @@ STATUS_MAP: dict[str, str] = {
 }
 MARKETPLACE_STATUSES: tuple[str, ...] = tuple(STATUS_MAP)
 
+# TikTok's return_status in words, for the screen. The verbatim value stays in the store, in every
+# export and on the return's page; a status not listed here is shown verbatim.
+MARKETPLACE_STATUS_LABELS: dict[str, str] = {
+    "RETURN_OR_REFUND_REQUEST_PENDING": "Request awaits seller",
+    "REPLACEMENT_REQUEST_PENDING": "Replacement awaits seller",
+    "EXCHANGE_REQUEST_PENDING": "Exchange awaits seller",
+    "AWAITING_BUYER_SHIP": "Buyer to ship item",
+    "BUYER_SHIPPED_ITEM": "Buyer shipped item",
+    "AWAITING_BUYER_RESPONSE": "Awaiting buyer's answer",
+    "RETURN_OR_REFUND_REQUEST_SUCCESS": "Approved, refund pending",
+    "REPLACEMENT_REQUEST_REFUND_SUCCESS": "Replacement refund approved",
+    "EXCHANGE_REQUEST_REFUND_SUCCESS": "Exchange refund approved",
+    "RETURN_OR_REFUND_REQUEST_COMPLETE": "Refunded",
+    "REPLACEMENT_REQUEST_COMPLETE": "Replacement completed",
+    "EXCHANGE_REQUEST_COMPLETE": "Exchange completed",
+    "REFUND_OR_RETURN_REQUEST_REJECT": "Request rejected",
+    "REJECT_RECEIVE_PACKAGE": "Returned parcel rejected",
+    "REPLACEMENT_REQUEST_REJECT": "Replacement rejected",
+    "RETURN_OR_REFUND_REQUEST_CANCEL": "Request cancelled",
+    "REPLACEMENT_REQUEST_CANCEL": "Replacement cancelled",
+    "EXCHANGE_REQUEST_CANCEL": "Exchange cancelled",
+}
+assert set(MARKETPLACE_STATUS_LABELS) == set(STATUS_MAP), "every known TikTok status has its words"
+assert len(set(MARKETPLACE_STATUS_LABELS.values())) == len(MARKETPLACE_STATUS_LABELS), "one status per label"
+
+
+def marketplace_status_label(marketplace_status: str | None) -> str:
+    """TikTok's return_status in words; a status we do not know yet stays verbatim, none is ''."""
+    if not marketplace_status:
+        return ""
+    return MARKETPLACE_STATUS_LABELS.get(marketplace_status, marketplace_status)
+
 # Steps a user may take by hand between TikTok's own changes. Closing steps (Refund, Rejected,
 # Cancelled) are further checked against TikTok's status by `manual_transition_error`.
 ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -244,6 +276,15 @@ DECISION_LABELS: dict[str, str] = {
     "REJECT_REPLACEMENT": "Reject the replacement request",
 }
 
+# What TikTok does by itself when Due By passes without the seller's answer: it approves (DESIGN.md,
+# "TikTok auto-approves when a seller does not answer in time"; the sandbox does the same).
+IF_NOBODY_ANSWERS: dict[str, str] = {
+    "SELLER_RESPOND_REFUND": "TikTok approves the refund by itself",
+    "SELLER_RESPOND_RETURN": "TikTok approves the return by itself (the buyer then ships the item back)",
+    "SELLER_RESPOND_RECEIVE_PACKAGE": "TikTok accepts the returned package and refunds the buyer by itself",
+    "SELLER_RESPOND_REPLACEMENT": "TikTok approves the replacement by itself",
+}
+
 
 def seller_next_action(return_type: str | None, marketplace_status: str | None,
                        next_action: str | None) -> str | None:
@@ -256,6 +297,11 @@ def seller_decisions(return_type: str | None, marketplace_status: str | None,
     """(approve decisions, reject decisions) that fit this return now; both empty when nothing fits."""
     action = seller_next_action(return_type, marketplace_status, next_action)
     return DECISIONS_BY_NEXT_ACTION.get(action or "", ((), ()))
+
+
+def if_nobody_answers(return_type: str | None, marketplace_status: str | None, next_action: str | None) -> str | None:
+    """What TikTok does when the seller lets the deadline pass, or None when TikTok waits for no decision."""
+    return IF_NOBODY_ANSWERS.get(seller_next_action(return_type, marketplace_status, next_action) or "")
 
 
 def can_decide(return_type: str | None, marketplace_status: str | None, next_action: str | None) -> bool:

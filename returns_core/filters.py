@@ -46,6 +46,7 @@ class ReturnFilters:
     overdue: bool = False  # domain.deadline_state is OVERDUE (an open case, deadline passed)
     flagged: bool = False  # mismatch or unmapped status
     arbitration: bool = False  # arbitration_status present
+    waiting: bool = False  # TikTok waits for the seller's decision (domain.can_decide): "Waiting for you"
     review_outcomes: tuple[str, ...] = ()  # "" stands for "not signed off yet"
     search: str = ""  # return ID, order ID, SKU or tracking number
 
@@ -108,6 +109,7 @@ QUERY_FLAG_KEYS: dict[str, str] = {
     "overdue": "overdue",
     "flagged": "flagged",
     "arbitration": "arbitration",
+    "waiting": "waiting",
 }
 
 

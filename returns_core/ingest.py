@@ -10,10 +10,9 @@ loads them as typed tables, never row by row (docs/streamlit_duckdb.md B4).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
@@ -21,12 +20,17 @@ import pyarrow as pa
 
 from returns_core import domain
 
-logger = logging.getLogger(__name__)
-
 _MONEY = pa.decimal128(18, 4)
 _TIME = pa.timestamp("us")
 _QUANTUM = Decimal("0.0001")
 _MONEY_LIMIT = Decimal(10) ** 14  # DECIMAL(18,4) holds 14 integer digits
+# How far ahead of this computer's clock TikTok may date an update before we call it "from the
+# future". TikTok accepts a request signed up to 5 minutes behind its own clock (docs/tiktok_api.md,
+# `timestamp`), so on any sync that works at all its update_times run at most ~5 minutes ahead of
+# ours; twice that leaves room. A later update_time means a clock is wrong (ours or TikTok's, or the
+# demo shop's after our clock was set back): the return is kept and flagged, but the watermark never
+# moves past now + this margin, or every later incremental sync would ask for nothing.
+FUTURE_MARGIN_S = 10 * 60
 
 RETURN_SCHEMA = pa.schema([
     ("shop_id", pa.string()),
@@ -88,9 +92,11 @@ class PageCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    quarantined: int = 0  # objects that are not returns, kept aside (see split_page)
 
     def __add__(self, other: PageCounts) -> PageCounts:
-        return PageCounts(self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged)
+        return PageCounts(self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged,
+                          self.quarantined + other.quarantined)
 
 
 # --- field readers: TikTok may omit or garble anything ------------------------------------------
@@ -138,6 +144,11 @@ def _dict(value: Any) -> dict:
 
 def _dicts(value: Any) -> list[dict]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def from_the_future(updated_at: datetime | None, now: datetime) -> bool:
+    """True when TikTok dates an update more than FUTURE_MARGIN_S after `now` (both naive UTC)."""
+    return updated_at is not None and updated_at > now + timedelta(seconds=FUTURE_MARGIN_S)
 
 
 def update_time(obj: Mapping[str, Any]) -> int | None:
@@ -254,20 +265,42 @@ def line_item_rows(shop_id: str, obj: Mapping[str, Any]) -> list[dict[str, Any]]
     return list(rows.values())
 
 
-def dedupe_latest(return_objects: Iterable[Any]) -> list[dict]:
-    """One object per return_id: the one with the latest update_time (the later one on a tie)."""
+@dataclass(frozen=True)
+class Malformed:
+    """An object of a page that cannot be stored as a return: kept aside as it came (quarantined)."""
+
+    reason: str
+    payload: str  # the object as received, as canonical JSON text
+    update_time: int | None
+
+
+def malformed_reason(obj: Any) -> str | None:
+    """Why a page's object cannot be stored as a return, or None when it can."""
+    if not isinstance(obj, dict):
+        return f"not a return object (a JSON {type(obj).__name__})"
+    if _text(obj.get("return_id")) is None:
+        return "no return_id"
+    return None
+
+
+def split_page(return_objects: Iterable[Any]) -> tuple[list[dict], list[Malformed]]:
+    """A page's objects as (one object per return_id, the latest by update_time; the malformed ones).
+
+    Nothing is dropped: an object that cannot be a return comes back as `Malformed`, to be kept.
+    """
     latest: dict[str, dict] = {}
+    malformed: list[Malformed] = []
     for obj in return_objects:
-        if not isinstance(obj, dict):
+        reason = malformed_reason(obj)
+        if reason is not None:
+            malformed.append(Malformed(reason, canonical_json(obj),
+                                       update_time(obj) if isinstance(obj, dict) else None))
             continue
-        return_id = _text(obj.get("return_id"))
-        if return_id is None:
-            logger.warning("skipped a return object without return_id")
-            continue
+        return_id = _text(obj["return_id"]) or ""
         kept = latest.get(return_id)
         if kept is None or (update_time(obj) or 0) >= (update_time(kept) or 0):
             latest[return_id] = obj
-    return list(latest.values())
+    return list(latest.values()), malformed
 
 
 class StoredReturn(NamedTuple):
@@ -300,7 +333,7 @@ class PagePlan:
 
 
 def page_return_ids(objects: Iterable[dict]) -> list[str]:
-    """The return ids of a page's objects (as `dedupe_latest` left them: each has one)."""
+    """The return ids of a page's objects (as `split_page` left them: each has one)."""
     return [_text(obj["return_id"]) or "" for obj in objects]
 
 
@@ -318,7 +351,7 @@ def _same_payload(stored: str | None, obj: dict, text: str) -> bool:
 
 def plan_page(shop_id: str, objects: list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime
               ) -> PagePlan:
-    """What writing a page changes, given what the store holds of its returns (`dedupe_latest` objects)."""
+    """What writing a page changes, given what the store holds of its returns (`split_page` objects)."""
     returns: list[dict[str, Any]] = []
     line_items: list[dict[str, Any]] = []
     changed_ids: list[str] = []
@@ -360,13 +393,22 @@ def _plan_return(shop_id: str, obj: dict, old: StoredReturn | None, synced_at: d
     return row, items, changes
 
 
-def page_watermark(return_objects: Iterable[Any]) -> int | None:
-    """The highest update_time on a page: what a committed page covers."""
+def page_watermark(return_objects: Iterable[Any], now: datetime | None = None) -> int | None:
+    """The highest update_time on a page that is neither garbled nor from the future (at `now`, naive
+    UTC; default the current time): what a committed page covers."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     # only times the store can hold: a garbled one (e.g. milliseconds) would push the watermark past
-    # every real update_time, and no later incremental sync would fetch anything again
+    # every real update_time, and no later incremental sync would fetch anything again; one from the
+    # future would do the same (FUTURE_MARGIN_S)
     times = [t for t in (update_time(o) for o in return_objects if isinstance(o, dict))
-             if t is not None and to_utc(t) is not None]
+             if t is not None and (at := to_utc(t)) is not None and not from_the_future(at, now)]
     return max(times) if times else None
+
+
+def count_from_the_future(return_objects: Iterable[Any], now: datetime) -> int:
+    """How many of a page's returns TikTok dates in the future (see FUTURE_MARGIN_S)."""
+    return sum(1 for o in return_objects
+               if malformed_reason(o) is None and from_the_future(to_utc(update_time(o)), now))
 
 
 RECORD_SCHEMA = pa.schema([

@@ -1,7 +1,8 @@
 """Syncs that run in the background of the app, and the auto-sync schedule.
 
-The app must stay usable while an account syncs, so each sync runs in a plain thread (its own
-database connections, no Streamlit) and reports progress into a `SyncJob` that pages poll.
+The app must stay usable while accounts sync, so each round (a Sync click, a schedule tick) runs
+in a plain thread (its own database connections, no Streamlit), syncing its accounts side by side
+(sync.sync_accounts), and reports each account's progress into its `SyncJob`, which pages poll.
 `SyncJobs` is the registry for one app process; `AutoSync` is the thread that starts syncs on
 the schedule chosen in the sidebar (kept in the `settings` table, so every session sees it).
 A cron sync in another process coexists: the store waits briefly on the file lock.
@@ -79,10 +80,21 @@ class SyncJob:
     def running(self) -> bool:
         return self.state == RUNNING
 
+    @property
+    def fetched(self) -> int:
+        """The returns read from TikTok so far."""
+        return self.new + self.updated + self.unchanged
+
     def summary(self) -> str:
-        """What the sync did (or has done so far), in one line."""
-        of_total = f" of {self.total_count:,}" if self.total_count else ""
-        return (f"{self.pages} page(s){of_total}: {self.new:,} new, {self.updated:,} updated, "
+        """Where the sync is ("1,800 of 2,016 returns (36 pages)"), or, once done, what it did.
+
+        Counts are returns; pages only say how many requests that took, in brackets.
+        """
+        pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}"
+        if self.running:
+            of_total = f" of {self.total_count:,}" if self.total_count else ""
+            return f"{self.fetched:,}{of_total} returns ({pages})"
+        return (f"{self.fetched:,} returns ({pages}): {self.new:,} new, {self.updated:,} updated, "
                 f"{self.unchanged:,} unchanged")
 
 
@@ -97,16 +109,20 @@ def advice_for(failure: FailureKind | None, account_status: str | None) -> str:
 
 
 class SyncFunction(Protocol):
-    """How a background job syncs one account (sync.sync_account; tests pass a stand-in)."""
+    """How background jobs sync a round of accounts (sync.sync_accounts; tests pass a stand-in).
 
-    def __call__(self, db: Database, account: Account, *, on_progress: Callable[[SyncProgress], None],
-                 trigger: str, full: bool) -> SyncResult: ...
+    It reports each account's progress and result as they come (`on_progress`, `on_result`, keyed by
+    the account's shop_id) and returns every result."""
+
+    def __call__(self, db: Database, accounts: list[Account], *, on_progress: Callable[[SyncProgress], None],
+                 on_result: Callable[[SyncResult], None], trigger: str, full: bool) -> list[SyncResult]: ...
 
 
-def _default_sync(db: Database, account: Account, *, on_progress: Callable[[SyncProgress], None], trigger: str,
-                  full: bool) -> SyncResult:
-    """The real sync of one account."""
-    return sync.sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger)
+def _default_sync(db: Database, accounts: list[Account], *, on_progress: Callable[[SyncProgress], None],
+                  on_result: Callable[[SyncResult], None], trigger: str, full: bool) -> list[SyncResult]:
+    """The real sync of a round: the accounts side by side, as many at once as the setting says."""
+    return sync.sync_accounts(db, accounts, full=full, concurrency=sync.concurrency_setting(db),
+                              on_progress=on_progress, on_result=on_result, trigger=trigger)
 
 
 def _account_status(db: Database, shop_id: str) -> str | None:
@@ -136,9 +152,10 @@ class SyncJobs:
         return self._version
 
     def start(self, accounts: Iterable[Account], *, trigger: str = "app", full: bool = False) -> list[SyncJob]:
-        """Start one background sync per account; an account already syncing keeps its running job."""
+        """Start a background round syncing these accounts side by side (sync.sync_accounts: one writer,
+        a bounded number fetching); an account already syncing keeps its running job."""
         started: list[SyncJob] = []
-        threads: list[threading.Thread] = []
+        new: dict[str, tuple[int, Account]] = {}  # shop_id -> (job id, account), this round's
         with self._lock:
             for account in accounts:
                 current = self._running_for(account.shop_id)
@@ -147,13 +164,16 @@ class SyncJobs:
                     continue
                 job = SyncJob(next(self._ids), account.shop_id, account.name, trigger, utcnow())
                 self._jobs[job.id] = job
-                thread = threading.Thread(target=self._run, args=(job.id, account, trigger, full), daemon=True,
-                                          name=f"sync-{account.shop_id}")
-                self._threads[job.id] = thread
-                threads.append(thread)
+                new[account.shop_id] = (job.id, account)
                 started.append(job)
+            thread = None
+            if new:
+                thread = threading.Thread(target=self._run, args=(new, trigger, full), daemon=True,
+                                          name=f"sync-round-{min(job_id for job_id, _ in new.values())}")
+                for job_id, _ in new.values():
+                    self._threads[job_id] = thread
             self._forget_old()
-        for thread in threads:
+        if thread is not None:
             thread.start()
         return started
 
@@ -175,20 +195,39 @@ class SyncJobs:
                 # in the same step as the state: whoever sees the job finished also sees new data
                 self._version += 1
 
-    def _run(self, job_id: int, account: Account, trigger: str, full: bool) -> None:
-        """The job's thread: sync, report progress into the job, then its counts or its failure."""
+    def _run(self, round_: dict[str, tuple[int, Account]], trigger: str, full: bool) -> None:
+        """The round's thread: sync, report each account's progress into its job, then its outcome."""
 
         def on_progress(p: SyncProgress) -> None:
-            self._update(job_id, pages=p.pages, new=p.new, updated=p.updated, unchanged=p.unchanged,
-                         total_count=p.total_count)
+            if p.shop_id in round_:
+                self._update(round_[p.shop_id][0], pages=p.pages, new=p.new, updated=p.updated,
+                             unchanged=p.unchanged, total_count=p.total_count)
+
+        def on_result(result: SyncResult) -> None:
+            if result.shop_id in round_:
+                self._settle(*round_[result.shop_id], result)
 
         try:
-            result = self._sync(self.db, account, on_progress=on_progress, trigger=trigger, full=full)
+            results = self._sync(self.db, [account for _, account in round_.values()], on_progress=on_progress,
+                                 on_result=on_result, trigger=trigger, full=full)
         except Exception as exc:  # noqa: BLE001 - a background thread must always report, never die silently
-            logger.exception("sync of %s failed", account.shop_id)
+            logger.exception("sync round failed")
             crash = explain(exc)
-            self._fail(job_id, account, crash.message, crash.kind)
+            for job_id, account in round_.values():
+                if self._still_running(job_id):
+                    self._fail(job_id, account, crash.message, crash.kind)
             return
+        for result in results:  # an outcome the round did not report as it came (a stand-in)
+            if result.shop_id in round_ and self._still_running(round_[result.shop_id][0]):
+                on_result(result)
+
+    def _still_running(self, job_id: int) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job is not None and job.running
+
+    def _settle(self, job_id: int, account: Account, result: SyncResult) -> None:
+        """Finish the job with the sync's counts, or as failed with what to do about it."""
         counts = {"pages": result.pages, "new": result.new, "updated": result.updated, "unchanged": result.unchanged}
         if result.error:
             self._fail(job_id, account, result.error, result.failure, **counts)

@@ -12,13 +12,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 
 import pandas as pd
 
 from returns_core import domain
 from returns_core.filters import ReturnFilters
-from returns_core.store import history
+from returns_core.spreadsheet import safe_frame
+from returns_core.store import history, records
 from returns_core.store.db import Database, utcnow
 from returns_core.store.returns import RESYNC_LIMIT, find_return, queue_rows, reconciliation_rows
 
@@ -59,6 +61,70 @@ def outcome_label(outcome: str | None) -> str:
     if not outcome:
         return NOT_SIGNED_OFF_LABEL
     return domain.REVIEW_OUTCOMES.get(outcome, outcome)
+
+
+# --- the buyer's own words and evidence (TikTok's records) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Video:
+    url: str
+    cover: str | None
+    seconds: int | None
+
+
+@dataclass(frozen=True)
+class BuyerEvidence:
+    """What the buyer said and showed, from TikTok's records of the return (Get Return Records)."""
+
+    comments: tuple[str, ...]
+    photos: tuple[str, ...]
+    videos: tuple[Video, ...]
+    fetched_at: datetime | None  # None: the records were never fetched
+
+    @property
+    def empty(self) -> bool:
+        return not (self.comments or self.photos or self.videos)
+
+
+def web_url(value: object) -> str | None:
+    """An http(s) address from TikTok, or None: nothing else may become a link or an image on the page."""
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
+
+
+def buyer_evidence(db: Database, shop_id: str, return_id: str) -> BuyerEvidence:
+    """The buyer's comments, photos and videos in the records as last fetched (the buyer's records only)."""
+    payloads, fetched_at = records.record_payloads(db, shop_id, return_id)
+    comments: list[str] = []
+    photos: list[str] = []
+    videos: list[Video] = []
+    for record in payloads:
+        # TikTok's own example spells the role "Buyer"
+        if str(record.get("role") or "").upper() != "BUYER":
+            continue
+        note = record.get("note")
+        if isinstance(note, str) and note.strip() and note.strip() not in comments:
+            comments.append(note.strip())
+        photos += [url for image in record.get("images") or () if isinstance(image, dict)
+                   and (url := web_url(image.get("url")))]
+        for video in record.get("videos") or ():
+            if isinstance(video, dict) and (url := web_url(video.get("url"))):
+                millis = video.get("duration_millis")
+                seconds = round(millis / 1000) if isinstance(millis, int | float) and millis > 0 else None
+                videos.append(Video(url, web_url(video.get("cover")), seconds))
+    return BuyerEvidence(tuple(comments), tuple(dict.fromkeys(photos)), tuple(videos), fetched_at)
+
+
+def items_with_quantity(items: pd.DataFrame) -> pd.DataFrame:
+    """A return's line items (store.returns.return_line_items) one row per SKU, with how many: TikTok sends one
+    line item per unit and no quantity (docs/tiktok_api.md 4.1). Refund is the SKU's total, still Decimal."""
+    keys = ["Image", "Product", "Variant", "SKU", "SKU ID", "Currency"]
+    if items.empty:
+        return pd.DataFrame(columns=[*keys, "Qty", "Refund"])
+    grouped = items.groupby(keys, dropna=False, sort=False)
+    out = grouped.size().rename("Qty").to_frame().join(
+        grouped["Refund"].agg(lambda refunds: sum((r for r in refunds if r is not None and r == r), Decimal(0))))
+    return out.reset_index()
 
 
 # --- review queue -----------------------------------------------------------------------------
@@ -226,5 +292,5 @@ def history_csv(db: Database, shop_id: str, return_id: str) -> str:
         columns=["Account ID", "Marketplace Return ID", "When (UTC)", "Who", "What", "From", "To", "Note", "Details"],
     )
     out = io.StringIO()
-    frame.to_csv(out, index=False)
+    safe_frame(frame).to_csv(out, index=False)  # notes and names never run as formulas in a spreadsheet
     return out.getvalue()

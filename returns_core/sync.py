@@ -1,12 +1,24 @@
-"""One account's sync: TikTok (or the sandbox) -> client -> ingest -> store.
+"""Syncing shops: TikTok (or the sandbox) -> client -> ingest -> store.
+
+Many shops at once (an agency runs hundreds): at most `concurrency` shops fetch at a time, each on
+its own thread, through clients that share their app's pace at TikTok (tiktok/ratelimit.py: the
+limit is per app, and a refusal for one shop slows them all). Every page is written by one writer,
+the thread that called `sync_accounts`, through one FileHold: parallel fetching never turns into
+writers queueing for the file, and another process waiting for it (the app, a cron sync) still gets
+its turn. A shop that fails ends with its own outcome; the others go on.
 
 Incremental by TikTok's update_time: each run asks for `update_time >= watermark - overlap`,
 sorted by update_time ascending, and commits page by page (return_writes.upsert_page), so the watermark
 only ever covers pages that are in the store. A run that dies keeps what it committed; the next
 run re-reads from the last committed page. Nothing is ever deleted.
 
+What TikTok sends is not trusted blindly: an update_time from the future (ingest.FUTURE_MARGIN_S)
+is stored and flagged but never moves the watermark, and an object that is not a return (no
+return_id) is kept aside, quarantined, in the same transaction as its page, and reported.
+
 Two syncs of one account never run at once: an OS lock file per account beside the database
-(fcntl.flock, released by the kernel if the process dies).
+(fcntl.flock, released by the kernel if the process dies). A run row a dead process left
+"running" is closed as interrupted when the next sync starts (close_stale_runs).
 """
 
 from __future__ import annotations
@@ -18,20 +30,28 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+import duckdb
 import httpx
 
 from returns_core import accounts as acc
 from returns_core.accounts import Account
 from returns_core.explain import REAUTH_REASON, Failure, FailureKind, explain
-from returns_core.ingest import PageCounts, page_watermark
+from returns_core.ingest import (
+    FUTURE_MARGIN_S,
+    PageCounts,
+    count_from_the_future,
+    from_the_future,
+    page_watermark,
+    to_utc,
+)
 from returns_core.secretbox import SecretKeyError
-from returns_core.store import sync_runs
+from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
 from returns_core.store.return_writes import store_records, upsert_page
 from returns_core.tiktok import errors
@@ -41,14 +61,25 @@ logger = logging.getLogger(__name__)
 
 OVERLAP_SECONDS = 10 * 60  # re-read a margin below the watermark: late commits on TikTok's side
 PAGE_SIZE = 50  # TikTok's maximum for Search Returns
-# Pages fetched ahead while earlier ones are written. When pages arrive faster than a write
-# takes (a nearby server), the writer commits all that are waiting in one transaction, up to
-# BATCH_PAGES: the cost of opening and closing the file is then shared. Each page is still
+# Pages fetched ahead, per shop fetching, while earlier ones are written. When pages arrive faster
+# than a write takes (a nearby server), the writer commits all that are waiting in one transaction per
+# shop, up to BATCH_PAGES: the cost of opening and closing the file is then shared. Each page is still
 # committed whole or not at all, and the watermark still follows the committed data.
 PREFETCH_PAGES = 20
 BATCH_PAGES = 20
+# Shops fetching at once. Each waits on the network most of the time, so a handful keep the one
+# writer busy; the app's pace at TikTok (tiktok/ratelimit.py), not this, bounds the request rate.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+CONCURRENCY_SETTING = "sync_concurrency"
+# A sync that finds its account's lock taken looks again for this long before it gives up: the lock
+# may only be probed for an instant (close_stale_runs), which must not turn a sync away as running.
+LOCK_GRACE_S = 0.05
+# What a failing write to the store raises beneath our own StoreError: DuckDB's errors (a full disk
+# fails the commit: 'Could not write file "...wal"') and the operating system's (the lock file).
+STORE_WRITE_ERRORS = (duckdb.Error, OSError)
 
-T = TypeVar("T")
+_END = object()  # a shop's fetching ended (with its error, if any)
 
 
 class SyncBusyError(RuntimeError):
@@ -89,6 +120,9 @@ class SyncResult:
     run_id: int | None
     full: bool = False
     failure: FailureKind | None = None  # what kind of failure `error` is: callers decide by it, not by the words
+    from_future: int = 0  # returns TikTok dated in the future (stored and flagged; the watermark stops short)
+    quarantined: int = 0  # objects that are not returns (no return_id), kept aside in quarantined_returns
+    watermark_repaired: bool = False  # the watermark was in the future: everything was read again
 
     @property
     def ok(self) -> bool:
@@ -98,11 +132,35 @@ class SyncResult:
     def fetched(self) -> int:
         return self.new + self.updated + self.unchanged
 
+    def notes(self) -> list[str]:
+        """What the sync found wrong in TikTok's data, in words (empty when nothing was)."""
+        notes = []
+        if self.watermark_repaired:
+            notes.append("the watermark was in the future (a clock was wrong), so every return was read again")
+        if self.from_future:
+            notes.append(f"{_count(self.from_future, 'return')} dated in the future by TikTok (more than "
+                         f"{FUTURE_MARGIN_S // 60} min after this computer's clock): stored and flagged; "
+                         "check this computer's clock")
+        if self.quarantined:
+            notes.append(f"{_count(self.quarantined, 'object')} from TikTok without a return_id: not synced, "
+                         "kept aside in quarantined_returns")
+        return notes
+
     def summary(self) -> str:
         """One line for a log, the CLI or a toast."""
         counts = (f"{self.pages} page(s), {self.new} new, {self.updated} updated, {self.unchanged} unchanged "
                   f"in {self.duration_s:.1f} s")
-        return f"{self.account}: {counts}" + (f"; FAILED: {self.error}" if self.error else "")
+        return (f"{self.account}: {counts}" + "".join(f"; {note}" for note in self.notes())
+                + (f"; FAILED: {self.error}" if self.error else ""))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def not_synced(account: Account, failure: Failure, *, full: bool = False) -> SyncResult:
+    """The outcome of an account whose sync never got to run its pages."""
+    return SyncResult(account.shop_id, account.name, 0, 0, 0, 0, 0.0, failure.message, None, full, failure.kind)
 
 
 # --- the per-account lock -----------------------------------------------------------------------
@@ -116,16 +174,21 @@ def sync_lock_path(db: Database, shop_id: str) -> Path:
 
 @contextmanager
 def account_lock(db: Database, account: Account) -> Iterator[None]:
-    """Hold the account's sync lock, or raise SyncBusyError at once (never waits)."""
+    """Hold the account's sync lock, or raise SyncBusyError (after at most LOCK_GRACE_S)."""
     path = sync_lock_path(db, account.shop_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            # flock locks belong to the open file, so a second open in this process conflicts too
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SyncBusyError(f"A sync of {account.name} is already running") from None
+        deadline = time.monotonic() + LOCK_GRACE_S
+        while True:
+            try:
+                # flock locks belong to the open file, so a second open in this process conflicts too
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SyncBusyError(f"A sync of {account.name} is already running") from None
+                time.sleep(0.005)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:
@@ -136,151 +199,81 @@ def account_lock(db: Database, account: Account) -> Iterator[None]:
         os.close(fd)
 
 
+def sync_running(db: Database, shop_id: str) -> bool:
+    """True while some process (this one included) holds the account's sync lock."""
+    try:
+        fd = os.open(sync_lock_path(db, shop_id), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no sync of it ever ran beside this database
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # held for an instant (see LOCK_GRACE_S)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def close_stale_runs(db: Database) -> int:
+    """Close as failed the runs a dead sync left "running" (SIGKILL, a power cut, a full disk that kept
+    it from writing its outcome); returns how many. The kernel drops a sync's lock with its process, so
+    a run whose account's lock nobody holds has no sync behind it. Called when a sync round or the app
+    starts; never raises (a store that cannot be written now is left for the next start)."""
+    try:
+        running = sync_runs.running(db)
+        return sync_runs.close_interrupted(db, [run_id for run_id, shop_id in running
+                                                if not sync_running(db, shop_id)])
+    except (StoreError, *STORE_WRITE_ERRORS) as exc:
+        logger.warning("could not close the runs a stopped sync left running: %s", exc)
+        return 0
+
+
 # --- the sync -----------------------------------------------------------------------------------
 
 
 def _failure(exc: BaseException) -> Failure:
     """Why a sync failed: its kind and one line (a refused authorization in the words the Accounts page shows)."""
+    if isinstance(exc, STORE_WRITE_ERRORS):
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return Failure(FailureKind.STORE, f"Could not write to the database ({first}); the pages saved before "
+                                          "are kept: free disk space or fix the file, then sync again")
     failure = explain(exc)
     if failure.kind is FailureKind.AUTHORIZATION:
         return Failure(failure.kind, REAUTH_REASON)
     return failure
 
 
-def sync_account(db: Database, account: Account, *, full: bool = False,
-                 on_progress: Callable[[SyncProgress], None] | None = None, trigger: str = "cli",
-                 transport: httpx.BaseTransport | None = None, page_size: int = PAGE_SIZE,
-                 overlap_s: int = OVERLAP_SECONDS, **client_options) -> SyncResult:
-    """Sync one account incrementally (or everything with full=True); never raises for expected failures."""
-    started = time.monotonic()
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a run starts reading, given the account's watermark."""
 
-    def result(pages: int, counts: PageCounts, failure: Failure | None, run_id: int | None) -> SyncResult:
-        return SyncResult(account.shop_id, account.name, pages, counts.new, counts.updated, counts.unchanged,
-                          round(time.monotonic() - started, 3), failure.message if failure else None, run_id, full,
-                          failure.kind if failure else None)
-
-    if not account.enabled:
-        disabled = Failure(FailureKind.DISABLED, f"The account {account.name} is disabled; enable it to sync")
-        return result(0, PageCounts(), disabled, None)
-    try:
-        with account_lock(db, account):
-            return _locked_sync(db, account, full, on_progress, trigger, transport, page_size, overlap_s,
-                                client_options, result)
-    except SyncBusyError as exc:
-        return result(0, PageCounts(), Failure(FailureKind.BUSY, str(exc)), None)
-    except StoreError as exc:
-        return result(0, PageCounts(), Failure(explain(exc).kind, str(exc)), None)
+    filters: dict  # the Search Returns filters: update_time_ge, or none for a full read
+    from_scratch: bool  # a full read: its first committed page sets the watermark anew, even below the old one
+    repaired: bool  # the watermark was from the future, so an incremental sync reads everything once
 
 
-def _locked_sync(db: Database, account: Account, full: bool, on_progress: Callable[[SyncProgress], None] | None,
-                 trigger: str, transport: httpx.BaseTransport | None, page_size: int, overlap_s: int,
-                 client_options: dict, result: Callable[..., SyncResult]) -> SyncResult:
-    """The sync proper, under the account's lock: one run row, pages committed one by one."""
-    started = time.monotonic()
-    run_id, mark = sync_runs.start(db, account.shop_id, full=full, trigger=trigger)
-    filters: dict = {}
-    if not full and mark is not None:
-        filters["update_time_ge"] = max(0, int(mark) - overlap_s)
-    pages, counts, total = 0, PageCounts(), None
-    failure: Failure | None = None
-
-    def report(done: bool = False) -> None:
-        if on_progress is not None:
-            on_progress(SyncProgress(pages, counts.new, counts.updated, counts.unchanged, total, done,
-                                     failure.message if failure else None, account.name, account.shop_id))
-
-    try:
-        # the session marks the account Invalid when TikTok refuses its authorization
-        with tiktok_session(db, account, transport=transport, **client_options) as client:
-            pages_in_order = client.iter_return_pages(filters, page_size=page_size, sort_field="update_time",
-                                                      sort_order="ASC")
-            with db.hold() as share, closing(prefetch(pages_in_order, PREFETCH_PAGES, BATCH_PAGES,
-                                                      on_wait=share.release)) as fetched:
-                for batch in fetched:
-                    share.before_write()
-                    objects = [obj for page in batch for obj in page.return_orders]
-                    # pages come in update_time order, so the batch's watermark is its last page's
-                    counts += upsert_page(db, account.shop_id, objects, synced_at=utcnow(),
-                                          new_watermark=page_watermark(objects), run_id=run_id, pages=len(batch))
-                    pages += len(batch)
-                    total = batch[-1].total_count
-                    report()
-    except errors.TikTokError as exc:
-        failure = _failure(exc)
-        logger.warning("sync of %s failed: %s", account.name, exc)
-    except (StoreError, acc.AccountError, SecretKeyError) as exc:
-        failure = _failure(exc)
-        logger.warning("sync of %s failed: %s", account.name, failure)
-    except BaseException as exc:
-        # a bug or an interrupt: record the run as failed, then let it surface
-        error = f"Interrupted: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        _safe(lambda: sync_runs.finish(db, run_id, time.monotonic() - started, error))
-        raise
-    error = failure.message if failure else None
-    _safe(lambda: sync_runs.wrap_up(db, run_id, time.monotonic() - started, error))
-    report(done=True)
-    return result(pages, counts, failure, run_id)
+def start_point(mark: int | None, *, full: bool, overlap_s: int = OVERLAP_SECONDS) -> StartPoint:
+    """Where a run with this watermark starts: below it by the overlap, or from the start."""
+    # a watermark from the future (left by a version without FUTURE_MARGIN_S, or by a clock set back)
+    # says nothing about what is stored: read everything again, as --full does, and derive it anew
+    at = to_utc(mark) if mark is not None else None
+    repaired = not full and mark is not None and (at is None or from_the_future(at, utcnow()))
+    if full or repaired or mark is None:
+        return StartPoint({}, full or repaired, repaired)
+    return StartPoint({"update_time_ge": max(0, int(mark) - overlap_s)}, False, False)
 
 
-def prefetch(source: Iterator[T], depth: int = 1, batch: int = 1,
-             on_wait: Callable[[], None] | None = None) -> Iterator[list[T]]:
-    """Yield `source`'s items in order, in lists, while a thread fetches up to `depth` ahead.
-
-    Each list holds the next item plus whatever else is already fetched, up to `batch` items:
-    fetching (network) overlaps with writing (disk), and fast sources get fewer, larger writes.
-    `on_wait` is called whenever the consumer would have to wait for the source.
-    The source's exception is raised here, after the items that came before it.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    end = object()
-
-    def put(item: tuple) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in source:
-                if not put((item, None)):
-                    return
-            put((end, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put((None, exc))
-
-    worker = threading.Thread(target=produce, name="sync-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            if on_wait is not None and ready.empty():
-                on_wait()
-            item, exc = ready.get()
-            items: list[T] = []
-            last = None  # the end marker or an error, handled after the items before it
-            while exc is None and item is not end:
-                items.append(item)
-                if len(items) >= batch:
-                    break
-                try:
-                    item, exc = ready.get_nowait()
-                except queue.Empty:
-                    break
-            else:
-                last = (item, exc)
-            if items:
-                yield items
-            if last is not None:
-                if last[1] is not None:
-                    raise last[1]
-                return
-    finally:
-        stop.set()
-        worker.join(timeout=60)
+def commit_pages(db: Database, shop_id: str, objects: list, *, run_id: int, pages: int, first: bool,
+                 start: StartPoint) -> tuple[PageCounts, int]:
+    """Commit a run's next pages (their objects in update_time order) with the watermark they cover;
+    returns what they did and how many of their returns TikTok dates in the future."""
+    now = utcnow()
+    # pages come in update_time order, so their watermark is the last page's (the last time not from the future)
+    counts = upsert_page(db, shop_id, objects, synced_at=now, new_watermark=page_watermark(objects, now),
+                         run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first)
+    return counts, count_from_the_future(objects, now)
 
 
 def _safe(step: Callable[[], object]) -> None:
@@ -298,25 +291,280 @@ def accounts_to_sync(db: Database, names: Sequence[str] = ()) -> list[Account]:
     return [a for a in acc.list_accounts(db) if a.enabled]
 
 
+# --- syncing shops: at most N fetching, one writer ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overall:
+    """Where a sync of several shops is: after every write and every finished shop."""
+
+    shops: int
+    done: int
+    returns: int  # read and committed so far, every shop
+    failed: int
+
+    def line(self) -> str:
+        """ "37 of 200 shops, 18,204 returns" (and how many failed)."""
+        failed = f", {self.failed:,} failed" if self.failed else ""
+        return f"{self.done:,} of {self.shops:,} shops, {self.returns:,} returns{failed}"
+
+
+def check_concurrency(value: int) -> int:
+    """The number of shops to fetch at once, or ValueError saying what is allowed."""
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise ValueError(f"Shops synced at once must be 1-{MAX_CONCURRENCY}, not {value}.")
+    return value
+
+
+def concurrency_setting(db: Database) -> int:
+    """How many shops the app and the CLI sync at once: the store's setting, else DEFAULT_CONCURRENCY."""
+    stored = settings.get_setting(db, CONCURRENCY_SETTING)
+    try:
+        return check_concurrency(int(stored)) if stored is not None else DEFAULT_CONCURRENCY
+    except ValueError:
+        logger.warning("ignoring the setting %s=%r: not 1-%d", CONCURRENCY_SETTING, stored, MAX_CONCURRENCY)
+        return DEFAULT_CONCURRENCY
+
+
+def set_concurrency(db: Database, value: int) -> None:
+    """Keep how many shops to sync at once (ValueError when out of range)."""
+    settings.set_setting(db, CONCURRENCY_SETTING, str(check_concurrency(value)))
+
+
+class _Shop:
+    """One shop's sync inside a round: its lock, its run row, its counts and its outcome."""
+
+    def __init__(self, db: Database, account: Account, full: bool, overlap_s: int,
+                 on_progress: Callable[[SyncProgress], None] | None):
+        self.db, self.account, self.full = db, account, full
+        self._overlap_s, self._on_progress = overlap_s, on_progress
+        self.started = time.monotonic()
+        self.run_id: int | None = None
+        self.start = StartPoint({}, full, False)
+        self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
+        self.failure: Failure | None = None
+        self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
+        self._held = ExitStack()
+
+    def begin(self, trigger: str) -> bool:
+        """Take the shop's lock and open its run; False (with `failure` set) when it cannot sync now."""
+        if not self.account.enabled:
+            self.failure = Failure(FailureKind.DISABLED, f"The account {self.account.name} is disabled; "
+                                                         "enable it to sync")
+            return False
+        try:
+            self._held.enter_context(account_lock(self.db, self.account))
+            self.run_id, mark = sync_runs.start(self.db, self.account.shop_id, full=self.full, trigger=trigger)
+            self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
+        except SyncBusyError as exc:
+            self.failure = Failure(FailureKind.BUSY, str(exc))
+        except StoreError as exc:
+            self.failure = Failure(explain(exc).kind, str(exc))
+        except STORE_WRITE_ERRORS as exc:  # the run could not even be opened (a full disk, the lock file)
+            self.fail(exc)
+        if self.failure is not None:
+            self._held.close()
+            return False
+        return True
+
+    def write(self, pages: list) -> None:
+        """Commit pages (in update_time order) with their watermark, then report progress; a failure
+        (a full disk, a bug, a progress listener that raises) ends this shop only."""
+        objects = [obj for page in pages for obj in page.return_orders]
+        try:
+            done, future = commit_pages(self.db, self.account.shop_id, objects, run_id=self.run_id,
+                                        pages=len(pages), first=self.pages == 0, start=self.start)
+            self.counts, self.pages = self.counts + done, self.pages + len(pages)
+            self.from_future += future
+            self.total = pages[-1].total_count
+            self.report()
+        except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """The shop's sync failed (TikTok, the store, its account or a bug): say why, stop its fetcher."""
+        if self.failure is None:
+            if isinstance(exc, (errors.TikTokError, StoreError, acc.AccountError, SecretKeyError,
+                                *STORE_WRITE_ERRORS)):
+                self.failure = _failure(exc)
+            else:
+                logger.warning("sync of %s failed unexpectedly", self.account.name, exc_info=exc)
+                self.failure = Failure(FailureKind.UNEXPECTED, f"Unexpected {_one_line(exc)}")
+            logger.warning("sync of %s failed: %s", self.account.name, self.failure.message)
+        self.stopped.set()
+
+    def report(self, done: bool = False) -> None:
+        if self._on_progress is not None:
+            self._on_progress(SyncProgress(self.pages, self.counts.new, self.counts.updated, self.counts.unchanged,
+                                           self.total, done, self.failure.message if self.failure else None,
+                                           self.account.name, self.account.shop_id))
+
+    def finish(self, interrupted: BaseException | None = None) -> SyncResult:
+        """Close the run row (failed on a failure or an interrupt), release the lock, give the outcome."""
+        self.stopped.set()
+        seconds = time.monotonic() - self.started
+        if interrupted is not None:
+            self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})")
+        error = self.failure.message if self.failure else None
+        try:
+            if self.run_id is not None:
+                # when even this write fails (the disk is still full), the run stays "running" until
+                # the next start closes it (close_stale_runs); the outcome returned still says it
+                _safe(lambda: sync_runs.finish(self.db, self.run_id, seconds, error))
+        finally:
+            self._held.close()
+        if interrupted is None:
+            self.report(done=True)
+        return SyncResult(self.account.shop_id, self.account.name, self.pages, self.counts.new,
+                          self.counts.updated, self.counts.unchanged, round(seconds, 3), error, self.run_id,
+                          self.full, self.failure.kind if self.failure else None, self.from_future,
+                          self.counts.quarantined, self.start.repaired)
+
+
+def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
+           client_options: dict) -> None:
+    """A fetch thread: the shop's pages in update_time order into `out`, then its end (with its error)."""
+
+    def put(item: tuple) -> bool:
+        while not shop.stopped.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        # the session marks the account Invalid when TikTok refuses its authorization
+        with tiktok_session(shop.db, shop.account, transport=transport, **client_options) as client:
+            for page in client.iter_return_pages(shop.start.filters, page_size=page_size, sort_field="update_time",
+                                                 sort_order="ASC"):
+                if not put((shop, page, None)):
+                    return
+        put((shop, _END, None))
+    except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
+        put((shop, _END, exc))
+
+
 def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, full: bool = False,
+                  concurrency: int = DEFAULT_CONCURRENCY,
                   on_progress: Callable[[SyncProgress], None] | None = None,
                   on_start: Callable[[Account], None] | None = None,
-                  on_result: Callable[[SyncResult], None] | None = None, trigger: str = "cli",
-                  transport: httpx.BaseTransport | None = None, **options) -> list[SyncResult]:
-    """Sync several accounts one after the other (default: every enabled account).
+                  on_result: Callable[[SyncResult], None] | None = None,
+                  on_overall: Callable[[Overall], None] | None = None, trigger: str = "cli",
+                  transport: httpx.BaseTransport | None = None, page_size: int = PAGE_SIZE,
+                  overlap_s: int = OVERLAP_SECONDS, **client_options) -> list[SyncResult]:
+    """Sync these accounts (default: every enabled one), at most `concurrency` fetching at once.
 
-    `on_start` hears of each account before its sync, `on_result` of its result right after.
+    Every page is written here, on the calling thread, through one FileHold: one writer for the store
+    however many shops fetch. Each account gets its result, in the order given: a shop that fails
+    (TikTok, a store that cannot be written, a bug) ends with its own one line and the others go on.
+    An interrupt (Ctrl-C) closes every open run as failed, gives every account not yet synced its
+    "not synced" result, and is raised. Runs a dead process left "running" are closed first.
+    `on_start` hears of each account as its sync begins, `on_result` of its result as it ends,
+    `on_overall` of the whole round after every write.
     """
-    results = []
-    for account in accounts_to_sync(db) if accounts is None else accounts:
-        if on_start is not None:
-            on_start(account)
-        result = sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger,
-                              transport=transport, **options)
+    check_concurrency(concurrency)
+    close_stale_runs(db)
+    order = list(accounts_to_sync(db) if accounts is None else accounts)
+    results: dict[int, SyncResult] = {}
+    pending = deque(enumerate(order))
+    active: dict[int, _Shop] = {}
+    position_of: dict[int, int] = {}  # id(shop) -> its place in `order`
+    work: queue.Queue = queue.Queue(maxsize=concurrency * PREFETCH_PAGES)
+    returns_done = 0
+
+    def settle(position: int, result: SyncResult) -> None:
+        nonlocal returns_done
+        results[position] = result
+        returns_done += result.fetched
         if on_result is not None:
             on_result(result)
-        results.append(result)
-    return results
+        overall()
+
+    def overall() -> None:
+        if on_overall is not None:
+            running = sum(s.counts.new + s.counts.updated + s.counts.unchanged for s in active.values())
+            on_overall(Overall(len(order), len(results), returns_done + running,
+                               sum(1 for r in results.values() if not r.ok)))
+
+    def finish(position: int, interrupted: BaseException | None = None) -> None:
+        settle(position, active.pop(position).finish(interrupted))
+
+    def start_more() -> None:
+        while pending and len(active) < concurrency:
+            position, account = pending.popleft()
+            if on_start is not None:
+                on_start(account)
+            shop = _Shop(db, account, full, overlap_s, on_progress)
+            position_of[id(shop)] = position
+            active[position] = shop
+            if not shop.begin(trigger):
+                finish(position)
+                continue
+            threading.Thread(target=_fetch, args=(shop, work, transport, page_size, client_options), daemon=True,
+                             name=f"sync-fetch-{account.shop_id}").start()
+
+    try:
+        with db.hold() as share:
+            start_more()
+            while active:
+                if work.empty():
+                    share.release()  # waiting on the network: let other processes have the file
+                items = [work.get()]
+                while len(items) < BATCH_PAGES:
+                    try:
+                        items.append(work.get_nowait())
+                    except queue.Empty:
+                        break
+                # the pages waiting together are one write per shop, its end after them
+                grouped: dict[int, tuple[_Shop, list, tuple | None]] = {}
+                for shop, page, exc in items:
+                    position = position_of[id(shop)]
+                    if position not in active:
+                        continue  # a shop that already failed: its late pages are dropped
+                    _, pages, end = grouped.get(position, (shop, [], None))
+                    if page is _END:
+                        end = (exc,)
+                    else:
+                        pages.append(page)
+                    grouped[position] = (shop, pages, end)
+                for position, (shop, pages, end) in grouped.items():
+                    if pages and shop.failure is None:
+                        share.before_write()
+                        shop.write(pages)
+                        overall()
+                    if end is not None and end[0] is not None:
+                        shop.fail(end[0])
+                    if shop.failure is not None or end is not None:
+                        finish(position)
+                start_more()
+            if results:
+                _safe(db.checkpoint)  # the round's WAL folded into the file, once for every shop
+    except BaseException as exc:  # Ctrl-C, or the process asked to stop: every account gets its outcome
+        for position in list(active):
+            finish(position, interrupted=exc)
+        while pending:
+            position, left = pending.popleft()
+            settle(position, not_synced(left, Failure(FailureKind.UNEXPECTED, "Not synced: the sync was "
+                                                                               "interrupted before this account"),
+                                        full=full))
+        raise
+    return [results[i] for i in range(len(order))]
+
+
+def sync_account(db: Database, account: Account, *, full: bool = False,
+                 on_progress: Callable[[SyncProgress], None] | None = None, trigger: str = "cli",
+                 transport: httpx.BaseTransport | None = None, page_size: int = PAGE_SIZE,
+                 overlap_s: int = OVERLAP_SECONDS, **client_options) -> SyncResult:
+    """Sync one account incrementally (or everything with full=True); never raises for expected failures."""
+    return sync_accounts(db, [account], full=full, concurrency=1, on_progress=on_progress, trigger=trigger,
+                         transport=transport, page_size=page_size, overlap_s=overlap_s, **client_options)[0]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 class ReturnNotFoundError(LookupError):

@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -27,6 +30,7 @@ from returns_core.store import schema
 from returns_core.store.db import Database
 from returns_core.tiktok.client import RetryPolicy, TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+from tests.conftest import ROOT
 
 # retries that don't make a test sleep: 3 attempts, at most 50 ms apart
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
@@ -201,3 +205,89 @@ def version_1_store(path: Path, shop_id: str) -> Path:
                     "(?, 'R1', 'L2', '222', NULL, 'Mug', 'USD', 2.5), (?, 'R1', 'L1', '111', 'TEE-M', 'Tee', 'USD', 1)",
                     [shop_id, shop_id])
     return path
+
+
+def side_by_side(sync_one):
+    """A round stand-in for jobs.SyncJobs (and sync.sync_accounts) made of a one-account stand-in: the
+    accounts synced side by side, as the real round does, each progress and result reported as it comes.
+    A stand-in that raises makes the round raise, after the others ended."""
+
+    def sync_round(db, accounts, *, on_progress=None, on_result=None, trigger="app", full=False, **_):
+        results: dict[int, object] = {}
+        heard = threading.Lock()
+
+        def one(position: int, account) -> None:
+            try:
+                result = sync_one(db, account, on_progress=on_progress, trigger=trigger, full=full)
+            except BaseException as exc:  # noqa: BLE001 - raised by the round below
+                results[position] = exc
+                return
+            with heard:
+                if on_result is not None:
+                    on_result(result)
+            results[position] = result
+
+        threads = [threading.Thread(target=one, args=(i, a), daemon=True) for i, a in enumerate(accounts)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ordered = [results[i] for i in range(len(threads))]
+        for outcome in ordered:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return ordered
+
+    return sync_round
+
+
+# --- the CLI and a reader in other processes --------------------------------------------------
+
+
+def run_cli(db: Database, env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "returns_core", "--db", str(db.path), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, lines: list[str], timeout: float = 60) -> threading.Thread:
+    """Read proc's stderr (on a thread, into `lines`, to its end) until a line contains `text`; returns the
+    thread, to join once the process ends (then `lines` holds all of stderr)."""
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if text in line:
+                seen.set()
+        seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert seen.wait(timeout) and proc.poll() is None, "".join(lines)
+    return reader
+
+
+# A reader process: what a user's page load does, in a loop, until the stop file exists; it prints each
+# count it saw and, at the end, a JSON report with its reads, counts and errors.
+READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from returns_core.filters import ReturnFilters
+    from returns_core.store import analytics, returns
+    from returns_core.store.db import Database
+
+    path, key, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    db = Database(path, key=key)
+    counts, errors, reads = [], [], 0
+    while not stop.exists():
+        try:  # what a user's page load does: counts, one grid page, the analytics KPIs
+            counts.append(returns.count_returns(db, ReturnFilters()))
+            returns.grid_page(db, ReturnFilters(search="1"), limit=50)
+            returns.status_counts(db, ReturnFilters())
+            analytics.kpis(db, ReturnFilters())
+            reads += 1
+            print(f"saw {counts[-1]}", flush=True)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    print(json.dumps({"reads": reads, "counts": counts, "errors": errors}), flush=True)
+""")

@@ -334,7 +334,7 @@ def test_the_accounts_page_tests_a_connection_and_shows_a_refusal_as_a_failure(a
     demo = demo_shop.ensure_demo_account(app_db)
     at = open_app("app_pages/accounts.py")
     at.button(key="accounts_test").click().run()
-    assert [s.value for s in at.success][0].startswith("OK: TikTok accepts the token")
+    assert shown(at.success)[0].startswith("OK: TikTok accepts the token")
 
     with tiktok_session(app_db, demo) as client:
         tokens = (client._access_token, client._refresh_token)
@@ -342,5 +342,227 @@ def test_the_accounts_page_tests_a_connection_and_shows_a_refusal_as_a_failure(a
         sandbox.revoke(token)
     at.button(key="accounts_test").click().run()
     assert not at.exception
-    assert [e.value for e in at.error][0].startswith(f"Failed: {REAUTH_REASON}")
+    assert shown(at.error)[0].startswith(f"Failed: {REAUTH_REASON}")
     assert at.dataframe[0].value.set_index("Name").loc[demo.name, "Status"] == "Invalid"
+
+
+# --- names: one rule for the CLI and the Accounts page (issue 15, item 14) --------------------------
+
+
+def never_called() -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"TikTok was asked ({request.url.path}) although the input was refused")
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("char", sorted(acc.BIDI_CONTROLS), ids=lambda c: f"U+{ord(c):04X}")
+def test_a_name_with_text_direction_characters_is_refused_before_tiktok_is_asked(db, char):
+    name = f"Main{char}kcab"
+    refused = f"invisible characters that change how it reads \\(U\\+{ord(char):04X}\\)"
+    with pytest.raises(acc.AccountInputError, match=refused):
+        conn.add_accounts_with_tokens(db, name, "appkey1", SECRET, ACCESS, REFRESH, api_base=API, auth_base=AUTH,
+                                      transport=never_called())
+    with pytest.raises(acc.AccountInputError, match="invisible characters"):
+        conn.add_accounts_with_auth_code(db, name, "appkey1", SECRET, "GOOD", api_base=API, auth_base=AUTH,
+                                         transport=never_called())
+    assert acc.list_accounts(db) == []
+
+
+def test_a_shop_name_from_tiktok_loses_text_direction_characters_in_the_account_name(db):
+    shops = [{**SHOPS[0], "name": "Alpha\u202eKU"}, SHOPS[1]]
+    added = connect(db, "Main", shops)
+    assert [a.name for a in added] == ["Main - AlphaKU", "Main - Beta US"]
+
+
+def test_the_command_line_refuses_such_a_name_in_one_line(db, db_key, monkeypatch, capsys):
+    from returns_core import cli
+
+    monkeypatch.setenv("RETURNS_DESK_KEY", db_key)
+    code = cli.main(["--db", str(db.path), "accounts", "add", "Shop\u2067A", "--app-key", "k", "--app-secret", "s",
+                     "--access-token", "t", "--refresh-token", "r", "--api-base", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: The account name contains invisible characters") and \
+        err.count("\n") == 1 and "U+2067" in err
+
+
+# --- connecting says which credential is wrong (issue 10, Build 8) -----------------------------------
+
+
+@pytest.fixture
+def one_shop(sandbox_server, sandbox):
+    """The served sandbox with its one shop (marker below), and the CLI to connect it."""
+    return sandbox_server.url
+
+
+def cli_add(monkeypatch, capsys, db, key, *args) -> tuple[int, str]:
+    from returns_core import cli
+
+    monkeypatch.setenv("RETURNS_DESK_KEY", key)
+    code = cli.main(["--db", str(db.path), "accounts", "add", *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.mark.sandbox(shops=1, returns=10)
+def test_each_refused_credential_gets_its_own_sentence(db, db_key, sandbox, one_shop, monkeypatch, capsys):
+    from returns_core import explain as ex
+    from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+    from tests.conftest import free_port
+
+    url = one_shop
+    tokens = sandbox.issue_tokens()
+    where = ["--api-base", url, "--auth-base", url]
+
+    def add(name: str, *, key: str = SANDBOX_APP_KEY, secret: str = SANDBOX_APP_SECRET, code: str | None = None,
+            access: str | None = None, base: list[str] = where) -> tuple[int, str]:
+        creds = ["--auth-code", code] if code else ["--access-token", access or tokens["access_token"],
+                                                    "--refresh-token", tokens["refresh_token"]]
+        return cli_add(monkeypatch, capsys, db, db_key, name, "--app-key", key, "--app-secret", secret, *creds, *base)
+
+    said = {
+        "wrong app secret (tokens)": add("A", secret="not-the-secret"),
+        "wrong app secret (code)": add("A", secret="not-the-secret", code=sandbox.issue_auth_code()),
+        "wrong app key": add("A", key="no-such-app"),
+        "wrong access token": add("A", access="TTP_forged"),
+        "used authorization code": add("A", code="TTP_never_issued"),
+        "unreachable host": add("A", base=["--api-base", f"http://127.0.0.1:{free_port()}"]),
+    }
+    expected = {
+        "wrong app secret (tokens)": ex.APP_SECRET_REFUSED, "wrong app secret (code)": ex.APP_CREDENTIALS_REFUSED,
+        "wrong app key": ex.APP_KEY_REFUSED, "wrong access token": ex.ACCESS_TOKEN_REFUSED,
+        "used authorization code": ex.AUTH_CODE_REFUSED,
+        "unreachable host": ex.UNREACHABLE.split(" (")[0],
+    }
+    for case, (status, text) in said.items():
+        assert status == 1 and text.startswith(f"error: {expected[case]}") and text.count("\n") == 1, (case, text)
+        assert "not-the-secret" not in text and "TTP_forged" not in text
+    assert acc.list_accounts(db) == []
+
+    shop = sandbox.shops[0]
+    assert add("Main") == (0, f"Added account 'Main': shop {shop['name']} ({shop['id']}, {shop['region']}), "
+                              "status Active\n")
+    status, text = add("Other")
+    assert status == 1 and text.startswith(f"error: Shop {shop['name']} ({shop['id']}) is already connected as "
+                                           "'Main': to renew its authorization, reconnect 'Main'")
+    assert len(set(expected.values())) == len(expected)  # each its own sentence
+
+
+# --- the Accounts page: a failed connect keeps what was typed; a duplicate costs no code ------------
+
+
+def fill(at, prefix: str, **values: str) -> None:
+    for field, value in values.items():
+        at.text_input(key=f"{prefix}_{field}").input(value)
+
+
+def typed(at, prefix: str, *fields: str) -> dict[str, str]:
+    return {field: at.text_input(key=f"{prefix}_{field}").value for field in fields}
+
+
+def shown(elements) -> list[str]:
+    return [str(e.value).replace("\\", "") for e in elements]  # as shown: Markdown escapes removed
+
+
+def page_errors(at) -> list[str]:
+    return shown(at.error)
+
+
+@pytest.mark.sandbox(shops=1, returns=10)
+def test_a_failed_connect_keeps_what_was_typed_and_the_fixed_retry_connects(app_db, sandbox, sandbox_server):
+    from returns_core import explain as ex
+    from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+    from tests.apptest import open_app
+
+    url, code = sandbox_server.url, sandbox.issue_auth_code()
+    at = open_app("app_pages/accounts.py")
+    entered = {"name": "Main", "app_key": SANDBOX_APP_KEY, "app_secret": "wrong-secret", "code": code,
+               "api_base": url, "auth_base": url}
+    fill(at, "accounts_oauth", **entered)
+    at.button(key="FormSubmitter:accounts_add_oauth-Exchange the code and connect").click().run()
+    assert not at.exception, at.exception
+    assert page_errors(at)[0].startswith(f"Could not connect: {ex.APP_CREDENTIALS_REFUSED}")
+    assert typed(at, "accounts_oauth", *entered) == entered, "the form was cleared after a failed connect"
+
+    at.text_input(key="accounts_oauth_app_secret").input(SANDBOX_APP_SECRET)  # fix the one wrong field
+    at.button(key="FormSubmitter:accounts_add_oauth-Exchange the code and connect").click().run()
+    assert not at.exception and not page_errors(at), page_errors(at)
+    assert shown(at.success)[0].startswith("Connected: Main (")
+    assert typed(at, "accounts_oauth", "name", "app_secret", "code") == {"name": "", "app_secret": "", "code": ""}
+    assert [a.name for a in acc.list_accounts(app_db)] == ["Main"]
+
+
+@pytest.mark.sandbox(shops=1, returns=10)
+def test_a_taken_name_is_refused_before_the_code_is_spent_and_a_shop_connected_again_is_renewed(
+        app_db, sandbox, sandbox_server):
+    from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+    from tests.apptest import open_app
+
+    url = sandbox_server.url
+    [main] = conn.add_accounts_with_auth_code(app_db, "Main", SANDBOX_APP_KEY, SANDBOX_APP_SECRET,
+                                              sandbox.issue_auth_code(), api_base=url, auth_base=url)
+    code = sandbox.issue_auth_code()  # the seller authorized the app again
+    at = open_app("app_pages/accounts.py")
+    fill(at, "accounts_oauth", name="main", app_key=SANDBOX_APP_KEY, app_secret=SANDBOX_APP_SECRET, code=code,
+         api_base=url, auth_base=url)
+    at.button(key="FormSubmitter:accounts_add_oauth-Exchange the code and connect").click().run()
+    assert page_errors(at)[0].startswith("Could not connect: An account named 'Main' exists already: to give it new "
+                                         "credentials use Reconnect")
+
+    # the code was not spent: the same code connects under another name, and since TikTok says it is
+    # Main's shop again, Main is renewed with it rather than the code wasted
+    at.text_input(key="accounts_oauth_name").input("Second")
+    at.button(key="FormSubmitter:accounts_add_oauth-Exchange the code and connect").click().run()
+    assert not at.exception and not page_errors(at), page_errors(at)
+    said = shown(at.success)[0]
+    assert said.startswith(f"Connected: Main ({main.shop_id})")
+    assert "Main was already connected: it now uses this new authorization" in said
+    assert [a.name for a in acc.list_accounts(app_db)] == ["Main"]
+    with pytest.raises(errors.AuthCodeInvalidError, match="already used"):  # it was spent once, by the renewal
+        conn.add_accounts_with_auth_code(app_db, "Third", SANDBOX_APP_KEY, SANDBOX_APP_SECRET, code, api_base=url,
+                                         auth_base=url)
+
+
+def test_the_accounts_page_refuses_a_text_direction_name_and_keeps_the_form(app_db):
+    from tests.apptest import open_app
+
+    at = open_app("app_pages/accounts.py")
+    entered = {"name": "Shop\u202eA", "app_key": "k", "app_secret": "s", "access": "TTP_a", "refresh": "TTP_r",
+               "api_base": "http://127.0.0.1:9", "auth_base": "http://127.0.0.1:9"}
+    fill(at, "accounts_add", **entered)
+    at.button(key="FormSubmitter:accounts_add_tokens-Connect").click().run()
+    assert not at.exception, at.exception
+    assert page_errors(at)[0].startswith("Could not connect: The account name contains invisible characters that "
+                                         "change how it reads (U+202E)")
+    assert typed(at, "accounts_add", *entered) == entered
+    assert acc.list_accounts(app_db) == []
+
+
+@pytest.mark.parametrize(("exc", "sentence"), [
+    (errors.AuthError("Invalid credentials. The `sign` query parameter is invalid.", code=errors.SIGN_INVALID),
+     "APP_SECRET_REFUSED"),
+    (errors.AuthError("Invalid app_key or app_secret.", code=errors.COMMON_PARAM_INVALID), "APP_CREDENTIALS_REFUSED"),
+    (errors.AuthError("Invalid app secret", code=errors.COMMON_PARAM_INVALID), "APP_CREDENTIALS_REFUSED"),
+    (errors.AuthError("Invalid app_key: no app has this key.", code=errors.COMMON_PARAM_INVALID), "APP_KEY_REFUSED"),
+    (errors.AuthError("Invalid credentials. The x-tts-access-token is invalid.", code=errors.COMMON_PARAM_INVALID),
+     "ACCESS_TOKEN_REFUSED"),
+    (errors.AuthCodeInvalidError("Invalid auth code", code=errors.AUTH_CODE_INVALID), "AUTH_CODE_REFUSED"),
+    (errors.RefreshTokenInvalidError("Refresh token refused: it was already used", code=errors.AUTH_CODE_INVALID),
+     "REFRESH_TOKEN_REFUSED"),
+    (errors.AuthError("Access denied: scope", code=errors.SCOPE_MISSING), "SCOPE_REFUSED"),
+    (errors.AuthError("IP not in the allow-list", code=errors.IP_NOT_ALLOWED), "ADDRESS_REFUSED"),
+    (errors.TransportError("ConnectError talking to api.example/authorization/202309/shops"), "UNREACHABLE"),
+], ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_connect_failures_name_the_field_to_fix(exc, sentence):
+    from returns_core import explain as ex
+
+    failure = ex.explain_connect(exc)
+    assert failure.message.startswith(getattr(ex, sentence).split(" ({")[0]), failure.message
+    assert "\n" not in failure.message and str(exc) in failure.message
+
+
+def test_a_refused_request_time_while_connecting_is_still_the_clock():
+    from returns_core import explain as ex
+
+    refused = errors.AuthError("Invalid timestamp: it is more than 30 seconds ahead.", code=errors.COMMON_PARAM_INVALID)
+    assert ex.explain_connect(refused).kind is FailureKind.CLOCK

@@ -13,6 +13,7 @@ from returns_core import jobs
 from returns_core.explain import CLOCK_REASON, REAUTH_REASON, FailureKind
 from returns_core.store.db import utcnow
 from returns_core.sync import SyncProgress, SyncResult, sync_account
+from tests.reliability import side_by_side
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class GatedSync:
 
     def __call__(self, db, account, *, on_progress, trigger, full):
         self.calls.append((account.shop_id, trigger))
-        on_progress(SyncProgress(1, 3, 1, 0, 100))
+        on_progress(SyncProgress(1, 3, 1, 0, 100, account=account.name, shop_id=account.shop_id))
         self.first_page.set()
         assert self.gate.wait(10)
         if self.raises:
@@ -49,24 +50,25 @@ ALPHA = FakeAccount("7001", "Alpha")
 
 def test_a_sync_runs_in_the_background_and_reports_progress_then_counts(db):
     sync = GatedSync()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     [job] = registry.start([ALPHA])
     assert sync.first_page.wait(5)
     running = registry.get(job.id)
     assert running.running and (running.pages, running.new, running.updated, running.total_count) == (1, 3, 1, 100)
-    assert "1 page(s) of 100: 3 new, 1 updated" in running.summary()
+    assert running.summary() == "4 of 100 returns (1 page)"  # returns counted as returns, pages in brackets
     assert registry.version == 0
     sync.gate.set()
     assert registry.wait(5)
     done = registry.get(job.id)
     assert (done.state, done.pages, done.new, done.updated) == (jobs.DONE, 2, 5, 1)
     assert done.finished_at is not None and done.error is None
+    assert done.summary() == "6 returns (2 pages): 5 new, 1 updated, 0 unchanged"
     assert registry.version == 1
 
 
 def test_a_second_sync_of_the_same_account_joins_the_running_one(db):
     sync = GatedSync()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     [first] = registry.start([ALPHA])
     [second] = registry.start([ALPHA])
     assert second.id == first.id
@@ -78,7 +80,7 @@ def test_a_second_sync_of_the_same_account_joins_the_running_one(db):
 def test_several_accounts_sync_side_by_side(db):
     sync = GatedSync()
     sync.gate.set()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     started = registry.start([ALPHA, FakeAccount("7002", "Beta")], trigger="auto")
     registry.wait(5)
     assert sorted(sync.calls) == [("7001", "auto"), ("7002", "auto")]
@@ -95,7 +97,7 @@ def test_several_accounts_sync_side_by_side(db):
 def test_a_failed_sync_says_why_and_what_to_do(db, error, failure, advice):
     sync = GatedSync(error=error, failure=failure)
     sync.gate.set()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     [job] = registry.start([ALPHA])
     registry.wait(5)
     failed = registry.get(job.id)
@@ -114,7 +116,7 @@ def test_a_wrong_clock_gets_the_clock_advice_not_the_busy_advice(db, sandbox_acc
         return sync_account(db, account, full=full, on_progress=on_progress, trigger=trigger,
                                  clock=lambda: time.time() + 3600)
 
-    registry = jobs.SyncJobs(db, sync=sync_an_hour_ahead)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync_an_hour_ahead))
     [job] = registry.start([account])
     assert registry.wait(30)
     failed = registry.get(job.id)
@@ -126,7 +128,7 @@ def test_a_wrong_clock_gets_the_clock_advice_not_the_busy_advice(db, sandbox_acc
 def test_a_crashing_sync_is_reported_not_lost(db):
     sync = GatedSync(raises=RuntimeError("boom\nsecond line"))
     sync.gate.set()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     [job] = registry.start([ALPHA])
     registry.wait(5)
     failed = registry.get(job.id)
@@ -156,7 +158,7 @@ def test_due_for_auto_sync_picks_active_accounts_not_synced_within_the_interval(
 def test_auto_sync_tick_starts_nothing_when_off_and_due_accounts_when_on(db):
     sync = GatedSync()
     sync.gate.set()
-    registry = jobs.SyncJobs(db, sync=sync)
+    registry = jobs.SyncJobs(db, sync=side_by_side(sync))
     schedule = jobs.AutoSync(registry, list_accounts=lambda _db: [ALPHA])
     assert schedule.tick() == []
     jobs.set_auto_sync(db, "Hourly")
@@ -167,7 +169,7 @@ def test_auto_sync_tick_starts_nothing_when_off_and_due_accounts_when_on(db):
 
 
 def test_auto_sync_thread_stops_when_asked(db):
-    schedule = jobs.AutoSync(jobs.SyncJobs(db, sync=GatedSync()), check_every=0.01,
+    schedule = jobs.AutoSync(jobs.SyncJobs(db, sync=side_by_side(GatedSync())), check_every=0.01,
                              list_accounts=lambda _db: []).start()
     schedule.stop()
     assert not schedule._thread.is_alive()

@@ -7,6 +7,7 @@ R8 with a TikTok status we do not map.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -42,6 +43,11 @@ def open_page():
         return open_app(page, actor=name, user=user, login=login, **query)
 
     return run
+
+
+def shown(at: AppTest) -> str:
+    """Every text on the screen as a reader sees it: Markdown's backslash escapes (md_escape) taken out."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", texts(at))
 
 
 def queue(at: AppTest):
@@ -109,11 +115,17 @@ def test_queue_filters_by_outcome_and_by_the_sidebar_account(app_db, open_page):
     assert list(queue(alpha)["Marketplace Return ID"]) == ["R2"]
 
 
-def test_sign_off_needs_a_name_without_login(app_db, open_page):
+def test_sign_off_asks_for_a_name_where_it_happens_without_login(app_db, open_page):
     at = open_page(QUEUE_PAGE, name=None)
     select_rows(at, [0])
-    assert "Enter your name in the sidebar" in texts(at)
+    assert at.text_input(key="rq_signoff_name").label.startswith("Who is deciding?")
     assert button(at, "Sign off selected").disabled
+    at.text_input(key="rq_signoff_name").input("Noor")
+    button(at, "Use this name").click().run()
+    assert not button(at, "Sign off selected").disabled
+    button(at, "Sign off selected").click().run()
+    assert not at.exception, at.exception
+    assert find_return(app_db, "R2", ALPHA)["reviewed_by"] == "Noor"
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -217,19 +229,23 @@ def test_approve_shows_the_exact_request_then_sends_it_once_and_shows_the_result
     shop_id, return_id = pending_request(sandbox_db, sandbox)
     key = f"wf_act_{shop_id}_{return_id}"
     at = open_return(shop_id, return_id)
-    approve = at.radio(key=f"{key}_decision").options[0]
-    assert approve.startswith("Approve")
-    button(at, "Review the request").click().run()
-    request = at.json[0].value
+    decision = at.radio(key=f"{key}_decision")
+    assert decision.value is None and button(at, "Review the decision").disabled  # nothing pre-selected
+    approve = next(d for d in decision.options if d.startswith("Approve"))
+    decision.set_value(next(d for d, label in domain.DECISION_LABELS.items() if label == approve)).run()
+    button(at, "Review the decision").click().run()
+    request = next(j.value for j in at.json if "idempotency_key" in j.value)  # the card's, not the raw payload
     assert '"path": "/return_refund/202309/returns/' + return_id + '/approve"' in request.replace("\n", "")
     plan = at.session_state[f"{key}_plan"]
     assert plan.idempotency_key in request
+    assert f"**{plan.summary}**" in shown(at)  # the plain words, above the request
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 0  # nothing sent before confirming
     button(at, "Send to TikTok").click().run()
     assert not at.exception, at.exception
     stored = find_return(sandbox_db, return_id, shop_id)
     assert stored["marketplace_status"] != "RETURN_OR_REFUND_REQUEST_PENDING"
-    assert f"TikTok now shows {stored['marketplace_status']}" in texts(at)
+    label = domain.marketplace_status_label(stored["marketplace_status"])
+    assert f"Status is now {stored['status']}; TikTok now shows “{label}”" in shown(at)
     assert seller_decisions_on_tiktok(sandbox, shop_id, return_id) == 1
     # a second click that arrives with the same open confirmation acts no more
     at.session_state[f"{key}_plan"] = plan
@@ -249,12 +265,13 @@ def test_reject_offers_the_reasons_fetched_live_and_sends_the_chosen_one(sandbox
     at.radio(key=f"{key}_decision").set_value(
         next(d for d, label in domain.DECISION_LABELS.items() if label == reject)).run()
     reasons = at.selectbox(key=f"{key}_reason")
-    assert len(reasons.options) >= 1
-    chosen = reasons.options[-1]
-    reasons.set_value(next(r["name"] for r in at.session_state[f"{key}_reasons"] if r.get("text") == chosen))
+    assert reasons.value is None and len(reasons.options) >= 1  # TikTok's reasons, none pre-selected
+    options = at.session_state[f"{key}_options"][1]
+    offered = next(iter(options.reject_reasons.values()))
+    reasons.set_value(offered[-1]["name"])
     at.text_area(key=f"{key}_comment").input("Item shows signs of use")
-    button(at, "Review the request").click().run()
-    request = at.json[0].value
+    button(at, "Review the decision").click().run()
+    request = next(j.value for j in at.json if "idempotency_key" in j.value)
     assert '"reject_reason"' in request and "Item shows signs of use" in request
     button(at, "Send to TikTok").click().run()
     assert not at.exception, at.exception
@@ -267,15 +284,19 @@ def test_analyst_cannot_approve_or_reject(sandbox_db, sandbox):
     at = open_return(shop_id, return_id, login=True, user=ANALYST)
     assert "Read only: your role is analyst" in texts(at)
     assert at.radio(key=f"wf_act_{shop_id}_{return_id}_decision").disabled
-    assert button(at, "Review the request").disabled
+    assert button(at, "Review the decision").disabled
     assert button(at, "Change status").disabled and button(at, "Add note").disabled
 
 
 def test_manager_can_approve_under_their_email(sandbox_db, sandbox):
     shop_id, return_id = pending_request(sandbox_db, sandbox)
+    key = f"wf_act_{shop_id}_{return_id}"
     at = open_return(shop_id, return_id, login=True, user=MANAGER)
-    assert not button(at, "Review the request").disabled
-    button(at, "Review the request").click().run()
+    assert not [t for t in at.text_input if t.key.endswith("_name")]  # the signed-in user is who decides
+    decision = at.radio(key=f"{key}_decision")
+    decision.set_value(decision.options and next(d for d in domain.DECISION_LABELS if d.startswith("APPROVE")
+                                                 and domain.DECISION_LABELS[d] in decision.options)).run()
+    button(at, "Review the decision").click().run()
     button(at, "Send to TikTok").click().run()
     assert not at.exception, at.exception
     history = review.history_frame(sandbox_db, shop_id, return_id)

@@ -37,7 +37,7 @@ from returns_core.tiktok import errors
 from returns_core.tiktok.client import TikTokClient
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 from tests import ui_fixtures as ui
-from tests.apptest import open_app
+from tests.apptest import open_app, return_ids
 from tests.conftest import ROOT
 from tests.reliability import FAST_RETRY, all_tables, connect, steady_clock
 
@@ -108,7 +108,7 @@ CLI_REJECTS = [
     (["sync", "--account", DROP], 1, "no account named"),
     (["accounts", "disable", "nope"], 1, "no account named 'nope'"),
     (["accounts", "add", "x" * 1000, "--app-key", "k", "--app-secret", "s", "--access-token", "a",
-      "--refresh-token", "r"], 1, "too long"),
+      "--refresh-token", "r"], 2, "too long"),
     (["accounts", "add", "Shop", "--app-key", "k"], 2, "--app-secret is required"),
     (["accounts", "add", "Shop", "--app-key", "k", "--app-secret", "s", "--access-token", "a"], 2,
      "--refresh-token is required"),
@@ -116,17 +116,17 @@ CLI_REJECTS = [
     (["accounts", "add", "Shop", "--app-key", "k", "--app-secret", "s", "--access-token", "a", "--auth-code", "c"],
      2, "not allowed with"),
     (["export"], 2, "required: --out"),
-    (["export", "--out", "{tmp}/returns.txt"], 1, "must end in .csv, .xlsx or .parquet"),
-    (["export", "--out", "{tmp}/returns"], 1, "must end in .csv, .xlsx or .parquet"),
-    (["export", "--out", "{tmp}/missing/folder/returns.csv"], 1, "does not exist"),
+    (["export", "--out", "{tmp}/returns.txt"], 2, "must end in .csv, .xlsx or .parquet"),
+    (["export", "--out", "{tmp}/returns"], 2, "must end in .csv, .xlsx or .parquet"),
+    (["export", "--out", "{tmp}/missing/folder/returns.csv"], 2, "does not exist"),
     (["export", "--out", "{tmp}/r.csv", "--created-from", "2026-02-30"], 2, "not a date; use YYYY-MM-DD"),
     (["export", "--out", "{tmp}/r.csv", "--created-to", "yesterday"], 2, "not a date; use YYYY-MM-DD"),
-    (["export", "--out", "{tmp}/r.csv", "--created-from", "2026-03-01", "--created-to", "2026-01-01"], 1,
+    (["export", "--out", "{tmp}/r.csv", "--created-from", "2026-03-01", "--created-to", "2026-01-01"], 2,
      "backwards"),
     (["export", "--out", "{tmp}/r.csv", "--type", "Teleport"], 2, "unknown type 'teleport'"),
     (["export", "--out", "{tmp}/r.csv", "--status", DROP], 2, "unknown status"),
     (["export", "--out", "{tmp}/r.csv", "--account", "nope"], 1, "no account named 'nope'"),
-    (["export", "--out", "{tmp}/r.csv", "--search", "x" * 10_000], 1, "search text is too long"),
+    (["export", "--out", "{tmp}/r.csv", "--search", "x" * 10_000], 2, "search text is too long"),
     (["backup", "--out", "{tmp}"], 1, "not empty"),
     (["backup"], 2, "required: --out"),
     (["sandbox", "serve", "--port", "99999"], 2, "--port must be 0-65535"),
@@ -180,10 +180,10 @@ def test_paths_with_quotes_work_for_export_and_backup(store, tmp_path, capsys, m
 def test_a_store_path_that_is_no_database_is_one_line(tmp_path, capsys):
     junk = tmp_path / "notes.duckdb"
     junk.write_text("this is not a database\n" * 100)
-    for target in (junk, tmp_path):
+    for target, status, says in ((junk, 1, "is not a Returns Desk store"), (tmp_path, 2, "is a folder")):
         code, _, err = run_main(["--db", str(target), "accounts", "list"], capsys)
-        assert code == 1
-        assert one_line(err).startswith("error: ")
+        assert code == status
+        assert one_line(err).startswith("error: ") and says in err
     assert junk.read_text() == "this is not a database\n" * 100
 
 
@@ -296,7 +296,7 @@ def app_store(store, store_key, monkeypatch) -> Database:
 
 
 def grid_ids(at: AppTest) -> list[str]:
-    return list(at.dataframe[0].value["Marketplace Return ID"])
+    return return_ids(at)  # the grid's, not the "Waiting for you" list above it
 
 
 URL_INPUTS = [
@@ -484,7 +484,9 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "accounts.py": {"_SELECT", "where"},  # a fixed column list; a choice of two fixed conditions
     # the query builder (store/returns.py); overdue and due_soon come from domain.deadline_sql
     "returns.py": {"alias", "column", "col", "name", "direction", "where", "sql", "fmt", "CAN_DECIDE", "overdue",
-                   "due_soon"},
+                   "due_soon", "expr"},  # expr: an export column, a fixed name wrapped by fixed functions
+    # the SQL twin of the spreadsheet rule: a column expression and two fixed patterns
+    "spreadsheet.py": {"expr", "clean", "_CONTROL_SQL", "_FORMULA_START_SQL"},
     # the SQL twins of the rules: an alias, and fixed statuses and actions each put in a literal by sql_literal
     "domain.py": {"alias", "closed", "implied", "action", "decidable"},
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
@@ -492,6 +494,7 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
                      "skus"},  # skus: a fixed list() aggregate, or nothing
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
+    "db.py": {"table", "column"},  # the tables and columns the catalog names (Database.holds_secrets)
     "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
     "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
     # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
@@ -505,7 +508,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
 #   one text each puts in a literal: file paths for COPY and EXPORT DATABASE, which take no parameters);
 SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_share_sql", "group_sql", "responsibility_sql",
                 "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
-                "closed_sql", "can_decide_sql"}  # the SQL twins of domain's rules
+                "closed_sql", "can_decide_sql",  # the SQL twins of domain's rules
+                "safe_cell_sql"}  # the SQL twin of the spreadsheet rule
 # - placeholder lists and joins of fixed column lists, by their exact source.
 SQL_ALLOWED_EXPRESSIONS = {
     "', '.join('?' * len(values))", "', '.join('?' * len(named))", "', '.join('?' * len(f.skus))",

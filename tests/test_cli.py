@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
 import re
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -143,20 +145,23 @@ def test_db_flag_picks_the_store_and_the_secret_may_come_from_env(monkeypatch, c
                 "--auth-code", code, "--api-base", url, "--auth-base", url)
     assert added.returncode == 0, added.stderr
     assert "X " in in_process(monkeypatch, capsys, cli_env, "accounts", "list", "--db", str(other))[1]
-    assert "No accounts yet" in in_process(monkeypatch, capsys, cli_env, "accounts", "list")[1]
+    status, _, err = in_process(monkeypatch, capsys, cli_env, "accounts", "list")  # $RETURNS_DB: none there
+    assert status == 2 and err.startswith(f"error: There is no store at {cli_env['RETURNS_DB']}")
+    assert not Path(cli_env["RETURNS_DB"]).exists()
 
 
 def test_bad_credentials_are_one_line(cli_env, served):
     url, code, _ = served
     result = run(cli_env, "accounts", "add", "Shop", "--app-key", "sandbox-demo-app-key", "--app-secret",
                  "not-the-secret", "--auth-code", code, "--api-base", url, "--auth-base", url)
-    assert_one_line_error(result, "TikTok refused the credentials", 1)
+    assert_one_line_error(result, "TikTok refused the app key or the app secret", 1)
     assert "not-the-secret" not in result.stderr
     tokens = run(cli_env, "accounts", "add", "Shop", "--app-key", "sandbox-demo-app-key", "--app-secret",
                  SANDBOX_SECRET, "--access-token", "TTP_forged", "--refresh-token", "TTP_forged_r",
                  "--api-base", url, "--auth-base", url)
-    assert_one_line_error(tokens, "TikTok refused the credentials", 1)
+    assert_one_line_error(tokens, "TikTok refused the access token", 1)
     assert "TTP_forged" not in tokens.stderr
+    assert not Path(cli_env["RETURNS_DB"]).exists(), "a refused first connect left an empty store behind"
 
 
 def in_process(monkeypatch, capsys, env: dict, *args: str) -> tuple[int, str, str]:
@@ -179,15 +184,16 @@ def in_process(monkeypatch, capsys, env: dict, *args: str) -> tuple[int, str, st
     (("export",), "the following arguments are required: --out", 2),
 ])
 def test_expected_failures_are_one_line_in_a_real_process(cli_env, tmp_path, args, pattern, code):
+    Database(cli_env["RETURNS_DB"]).migrate()
     assert_one_line_error(run(cli_env, *args, cwd=tmp_path), pattern, code)
 
 
 @pytest.mark.parametrize(("args", "pattern", "code"), [
     (("accounts", "disable", "Nobody"), "No account named 'Nobody'", 1),
     (("export", "--out", "x.csv", "--account", "Nobody"), "No account named 'Nobody'", 1),
-    (("export", "--out", "x.txt"), "must end in .csv, .xlsx or .parquet", 1),
+    (("export", "--out", "x.txt"), "must end in .csv, .xlsx or .parquet", 2),
     (("export", "--out", "x.csv", "--created-from", "2024-02-30"), "not a date", 2),
-    (("export", "--out", "x.csv", "--created-from", "2024-03-02", "--created-to", "2024-03-01"), "backwards", 1),
+    (("export", "--out", "x.csv", "--created-from", "2024-03-02", "--created-to", "2024-03-01"), "backwards", 2),
     (("export", "--out", "x.csv", "--status", "Shipped"), "Unknown status 'Shipped'", 2),
     (("export", "--out", "x.csv", "--type", "Swap"), "Unknown type 'Swap'", 2),
     (("accounts", "add", "X", "--app-key", "k", "--access-token", "t", "--refresh-token", "r"),
@@ -202,6 +208,7 @@ def test_expected_failures_are_one_line_in_a_real_process(cli_env, tmp_path, arg
 ])
 def test_expected_failures_are_one_line_and_non_zero(monkeypatch, capsys, cli_env, tmp_path, args, pattern, code):
     monkeypatch.chdir(tmp_path)
+    Database(cli_env["RETURNS_DB"]).migrate()
     status, _, err = in_process(monkeypatch, capsys, cli_env, *args)
     assert status == code
     lines = err.strip().splitlines()
@@ -246,3 +253,63 @@ def test_an_older_store_is_upgraded_once_with_a_word_first(cli_env, tmp_path):
     again = run(cli_env, "export", "--out", str(tmp_path / "again.csv"))
     assert again.returncode == 0 and "Upgrading" not in again.stderr
     assert store.exists()
+
+
+# --- which commands may create a store (issue 15, item 13) -----------------------------------------
+
+# Every command that works on a store, with arguments that would otherwise be fine. Only `accounts add`
+# creates one (it is how a store starts; DESIGN.md's command line).
+READ_COMMANDS = {
+    ("accounts", "list"): (), ("accounts", "disable"): ("Shop",), ("accounts", "enable"): ("Shop",),
+    ("sync",): (), ("export",): ("--out", "{tmp}/returns.csv"), ("alerts",): (),
+    ("backup",): ("--out", "{tmp}/audit"), ("webhooks", "process"): (), ("webhooks", "list"): (),
+}
+CREATING_COMMANDS = {("accounts", "add"), ("sandbox", "serve")}  # sandbox serve has no store at all
+
+
+def test_every_command_is_either_a_read_command_or_meant_to_create():
+    from returns_core.cli import build_parser
+    from tests.test_docs import user_commands
+
+    assert set(user_commands(build_parser())) == set(READ_COMMANDS) | CREATING_COMMANDS
+
+
+@pytest.mark.parametrize("command", list(READ_COMMANDS), ids=" ".join)
+def test_a_command_that_reads_refuses_a_store_that_is_not_there(monkeypatch, capsys, cli_env, tmp_path, command):
+    typo = tmp_path / "mistyped" / "retruns.duckdb"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in READ_COMMANDS[command]]
+    status, out, err = in_process(monkeypatch, capsys, cli_env, "--db", str(typo), *command, *args)
+    assert (status, out) == (2, "")
+    assert err == f"error: There is no store at {typo}: check --db (or $RETURNS_DB); `accounts add` creates a new one\n"
+    assert list(tmp_path.iterdir()) == [], "a mistyped --db created files or folders"
+
+
+def test_an_empty_db_flag_is_refused_not_read_as_the_default(monkeypatch, capsys, cli_env, tmp_path):
+    Database(cli_env["RETURNS_DB"]).migrate()  # the default exists: "" must not quietly mean it
+    for args in (("--db", "", "accounts", "list"), ("accounts", "list", "--db", " ")):
+        status, out, err = in_process(monkeypatch, capsys, cli_env, *args)
+        assert (status, out) == (2, "")
+        assert err.startswith("error: --db is empty: give the store's file") and err.count("\n") == 1
+
+
+def test_accounts_add_creates_a_new_store_says_so_and_makes_it_owner_only(cli_env, served, tmp_path):
+    url, code, _ = served
+    store = tmp_path / "new" / "shop.duckdb"
+    added = subprocess.run([PYTHON, "-m", "returns_core", "--db", str(store), "accounts", "add", "Shop", "--app-key",
+                            "sandbox-demo-app-key", "--app-secret", SANDBOX_SECRET, "--auth-code", code, "--api-base",
+                            url, "--auth-base", url], env=cli_env, capture_output=True, text=True, timeout=60,
+                           preexec_fn=lambda: os.umask(0o022))  # a usual umask: files would be 0644
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines()[0] == f"Created a new store at {store}."
+    assert "Added account 'Shop'" in added.stdout
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    again = run(cli_env, "--db", str(store), "accounts", "list")
+    assert again.returncode == 0 and "Created" not in again.stdout + again.stderr and "Shop" in again.stdout
+
+
+def test_a_refused_first_connect_leaves_no_store_and_no_folder_behind(monkeypatch, capsys, cli_env, tmp_path):
+    store = tmp_path / "new" / "deeper" / "shop.duckdb"
+    status, _, err = in_process(monkeypatch, capsys, cli_env, "--db", str(store), "accounts", "add", "Shop\u202e",
+                                "--app-key", "k", "--app-secret", "s", "--access-token", "t", "--refresh-token", "r")
+    assert status == 2 and "invisible characters" in err
+    assert list(tmp_path.iterdir()) == []

@@ -149,3 +149,37 @@ def test_error_envelopes_conform(contract, sandbox, seller):
     assert conforms(contract, "GET", "/authorization/202309/shops",
                     seller.call("GET", "/authorization/202309/shops"))["code"] == errors.COMMON_PARAM_INVALID
 
+
+
+def test_decision_eligibility_conforms_to_the_newer_contract_and_knows_its_enum(newer, sandbox, seller):
+    import yaml
+
+    from returns_core.tiktok.client import DECISION_ELIGIBILITY_PATH, ELIGIBILITY_DECISIONS
+    from returns_core.tiktok.sandbox.lifecycle import ELIGIBILITY_DECISIONS as SANDBOX_DECISIONS
+    from tests.tiktok_spec import SPEC_DIR
+
+    spec = yaml.safe_load((SPEC_DIR / "tiktok_return_refund_newer.openapi.yaml").read_text())
+    enum = spec["components"]["schemas"]["GetDecisionEligibilityCheckDecisionsItem"]["enum"]
+    assert sorted(ELIGIBILITY_DECISIONS) == sorted(SANDBOX_DECISIONS) == sorted(enum)
+    path = DECISION_ELIGIBILITY_PATH
+    returns = sandbox.returns_for(sandbox.shops[0]["id"])
+    for status in ("RETURN_OR_REFUND_REQUEST_PENDING", "BUYER_SHIPPED_ITEM", "REPLACEMENT_REQUEST_PENDING",
+                   "RETURN_OR_REFUND_REQUEST_COMPLETE"):
+        r = next(x for x in returns if x["return_status"] == status)
+        every = conforms(newer, "GET", path, seller.call("GET", path, {"return_or_cancel_id": r["return_id"]}))
+        assert [d["decision"] for d in every["data"]["decisions"]] == list(SANDBOX_DECISIONS)
+        asked = conforms(newer, "GET", path, seller.call("GET", path, {
+            "return_or_cancel_id": r["return_id"], "check_decisions": "APPROVE_REFUND,REJECT_REFUND,REJECT_RETURN"}))
+        answers = asked["data"]["decisions"]
+        assert [d["decision"] for d in answers] == ["APPROVE_REFUND", "REJECT_REFUND", "REJECT_RETURN"]
+        for answer in answers:
+            assert answer["eligible"] == ("ineligible_code" not in answer)
+            assert ("available_reject_reasons" in answer) == (answer["eligible"] and answer["decision"].startswith(
+                "REJECT"))
+    bad = seller.call("GET", path, {"return_or_cancel_id": returns[0]["return_id"], "check_decisions": "BOGUS"})
+    assert conforms(newer, "GET", path, bad)["code"] == errors.INVALID_PARAMETER
+    missing = seller.call("GET", path)
+    assert conforms(newer, "GET", path, missing)["code"] == errors.INVALID_PARAMETER
+    old_version = seller.call("GET", "/return_refund/202309/decision_eligibility",
+                              {"return_or_cancel_id": returns[0]["return_id"]})
+    assert old_version.json()["code"] == errors.INVALID_VERSION

@@ -590,13 +590,17 @@ def test_decisions_made_by_another_process_are_pushed_by_the_live_one(make_sandb
 def test_serve_flags_tune_the_clock_and_delivery():
     parser = argparse.ArgumentParser()
     add_live_arguments(parser)
-    assert live_options(parser.parse_args([])) == {"tick": 1.0, "webhooks": WebhookSettings()}
+    assert live_options(parser.parse_args([])) == {"tick": 1.0, "webhooks": WebhookSettings(),
+                                                   "app_rate_limit": None}
     tuned = live_options(parser.parse_args(["--tick", "0.2", "--webhook-duplicates", "0", "--webhook-reorder", "0",
-                                            "--webhook-retry-delays", "1,2.5", "--webhook-seed", "3"]))
+                                            "--webhook-retry-delays", "1,2.5", "--webhook-seed", "3",
+                                            "--app-rate-limit", "10"]))
     assert tuned == {"tick": 0.2, "webhooks": WebhookSettings(duplicate_rate=0, reorder_rate=0,
-                                                              retry_delays=(1.0, 2.5), seed=3)}
+                                                              retry_delays=(1.0, 2.5), seed=3),
+                     "app_rate_limit": 10.0}
     assert live_options(parser.parse_args(["--webhook-retry-delays", ""]))["webhooks"].retry_delays == ()
-    for bad in (["--webhook-duplicates", "2"], ["--webhook-retry-delays", "soon"], ["--tick", "0"]):
+    for bad in (["--webhook-duplicates", "2"], ["--webhook-retry-delays", "soon"], ["--tick", "0"],
+                ["--app-rate-limit", "0"]):
         with pytest.raises(ValueError):
             live_options(parser.parse_args(bad))
 

@@ -315,3 +315,75 @@ def test_the_app_takes_its_key_from_secrets_toml(world, monkeypatch, right_key):
     finally:
         st.cache_data.clear()
         st.cache_resource.clear()
+
+
+# --- one key, read the same way by the app and the command line (issue 15, item 4) -------------------
+
+
+@pytest.fixture
+def store_copy(world, tmp_path):
+    """A copy of the synced store (its secrets encrypted with world.key), connected afresh, no key file."""
+    connect(world.db, world.sandbox, world.server.url, name=world.canary)  # Active again, whatever ran before
+    world.db.checkpoint()
+    copy = tmp_path / "store" / "returns.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(world.db.path, copy)
+    return copy
+
+
+def secrets_toml(folder, key: str):
+    (folder / ".streamlit").mkdir(parents=True)
+    (folder / ".streamlit" / "secrets.toml").write_text(f'[returns_desk]\nencryption_key = "{key}"\n')
+
+
+@pytest.mark.parametrize("where", ["project folder", "home folder"])
+def test_the_command_line_reads_the_key_from_secrets_toml_where_streamlit_does(world, store_copy, tmp_path, cli_env,
+                                                                                where):
+    """The README's advice (move the key into secrets.toml, delete the key file) must not break cron."""
+    env = {k: v for k, v in cli_env.items() if k != "RETURNS_DESK_KEY"}
+    project, home = tmp_path / "project", tmp_path / "home"
+    secrets_toml(project if where == "project folder" else home, world.key)
+    project.mkdir(exist_ok=True)
+    env["HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "returns_core", "--db", str(store_copy), "sync"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "synced" in proc.stdout or " new, " in proc.stdout
+    assert not key_file_for(store_copy).exists(), "the CLI made a new key although secrets.toml has one"
+
+
+def test_the_command_line_never_makes_a_new_key_for_a_store_that_holds_secrets(store_copy, tmp_path, cli_env):
+    env = {k: v for k, v in cli_env.items() if k != "RETURNS_DESK_KEY"}
+    env["HOME"] = str(tmp_path / "home")  # no secrets.toml anywhere, no key in the environment
+    proc = subprocess.run([sys.executable, "-m", "returns_core", "--db", str(store_copy), "sync"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert (f"The store {store_copy.name} holds encrypted credentials, but its key was not found in "
+            "`.streamlit/secrets.toml` ([returns_desk] encryption_key), RETURNS_DESK_KEY") in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
+    assert not key_file_for(store_copy).exists(), "a new key was made for secrets it cannot open"
+
+
+def test_a_broken_secrets_toml_is_named_not_skipped(store_copy, tmp_path, cli_env):
+    env = {k: v for k, v in cli_env.items() if k != "RETURNS_DESK_KEY"}
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text("[returns_desk\nencryption_key = \n")
+    proc = subprocess.run([sys.executable, "-m", "returns_core", "--db", str(store_copy), "sync"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"{(tmp_path / '.streamlit' / 'secrets.toml').resolve()} is not valid TOML" in proc.stdout
+    assert not key_file_for(store_copy).exists()
+
+
+def test_the_app_never_makes_a_new_key_for_a_store_that_holds_secrets(world, store_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETURNS_DB", str(store_copy))
+    monkeypatch.delenv("RETURNS_DESK_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    at = open_app("app_pages/accounts.py")
+    at.button(key="accounts_test").click().run()
+    assert not at.exception, at.exception
+    said = [str(e.value).replace("\\", "") for e in at.error]  # as shown: Markdown escapes removed
+    assert said and said[0].startswith(f"Failed: The store {store_copy.name} holds encrypted credentials, but its "
+                                       "key was not found"), said
+    assert not key_file_for(store_copy).exists(), "the app made a new key for secrets it cannot open"

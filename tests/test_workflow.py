@@ -321,13 +321,13 @@ def synced(sandbox, sandbox_accounts) -> Connected:
     return Connected(sandbox, sandbox_accounts)
 
 
-def awaiting(db, shops: Connected, *next_actions: str) -> list[tuple]:
-    """(account, return_id, approve decisions, reject decisions) of a return TikTok waits on, now in the store."""
+def awaiting(db, shops: Connected, *next_actions: str, count: int = 1) -> list[tuple]:
+    """(account, return_id, approve decisions, reject decisions) of `count` returns TikTok waits on, now stored."""
     def waits(obj: dict) -> bool:
         return any(a.get("action") in next_actions for a in obj.get("seller_next_action_response") or ())
 
     found = []
-    for account, return_id in shops.pick(db, waits):
+    for account, return_id in shops.pick(db, waits, count=count):
         stored = row(db, return_id, account.shop_id)
         found.append((account, return_id, *domain.seller_decisions(
             stored["return_type"], stored["marketplace_status"], stored["next_action"])))
@@ -353,7 +353,7 @@ def test_approve_moves_the_return_on_tiktok_and_in_the_store_and_records_history
     after = row(db, return_id, account.shop_id)
     assert after["marketplace_status"] != before["marketplace_status"]
     assert result.marketplace_status == after["marketplace_status"]
-    assert after["marketplace_status"] in result.message
+    assert domain.marketplace_status_label(after["marketplace_status"]) in result.message
     assert after["status"] == domain.mapped_status(after["marketplace_status"])
     assert len(seller_records(db, account, return_id)) == decided_before + 1
     sent = history(db, return_id, "action")
@@ -503,3 +503,171 @@ def test_a_failed_resync_after_a_sent_decision_still_records_it_as_sent(db, sync
                            [plan.idempotency_key]).fetchone()[0] == "ok"
     assert history(db, return_id, "action")[-1][3] == f"{approve[0]}: ok"
     assert send_action(db, account, plan, "Mia").repeated  # a retry never sends it again
+
+
+# --- amounts, plain words and the decisions TikTok accepts (the decision card's logic) -----------
+
+
+@pytest.mark.parametrize(("typed", "amount"), [
+    ("12.50", "12.50"), ("12,50", "12.50"), (" 7 ", "7"), ("0,5", "0.5"), ("3.", "3"), ("1234,5", "1234.5"),
+])
+def test_an_amount_is_read_as_a_person_types_it_with_a_dot_or_a_decimal_comma(typed, amount):
+    from decimal import Decimal
+
+    assert workflow.parse_amount(typed) == Decimal(amount)
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("", "Enter an amount"), ("abc", "is not an amount"), ("12.505", "at most 2 decimals"),
+    ("1,234", "at most 2 decimals"), ("1,234.50", "without a thousands separator"),
+    ("1.234,50", "without a thousands separator"), ("0", "more than 0"), ("-5", "more than 0"),
+    ("12,50 USD", "is not an amount"), ("1e3", "is not an amount"), ("NaN", "is not an amount"),
+])
+def test_an_amount_that_cannot_be_read_for_sure_is_refused_in_words(typed, why):
+    with pytest.raises(WorkflowError, match=why):
+        workflow.parse_amount(typed)
+
+
+def test_a_partial_refund_is_checked_against_the_refund_total_before_anything_is_sent(db):
+    store(db, tiktok_return("R1", "RETURN_OR_REFUND_REQUEST_PENDING"))  # 12.50 GBP, waiting for the seller
+    with pytest.raises(WorkflowError, match=r"less than the refund total \(12.50 GBP\); 99,999.00 GBP is not"):
+        plan_action(db, SHOP, "R1", "OFFER_PARTIAL_REFUND", partial_amount="99999")
+    with pytest.raises(WorkflowError, match="less than the refund total"):
+        plan_action(db, SHOP, "R1", "OFFER_PARTIAL_REFUND", partial_amount="12.50")  # all of it is no partial
+    with pytest.raises(WorkflowError, match="is not an amount"):
+        plan_action(db, SHOP, "R1", "OFFER_PARTIAL_REFUND", partial_amount="twelve")
+    plan = plan_action(db, SHOP, "R1", "OFFER_PARTIAL_REFUND", partial_amount="4,5")
+    assert plan.request["body"] == {"decision": "OFFER_PARTIAL_REFUND",
+                                    "partial_refund": {"amount": "4.50", "currency": "GBP"}}
+    assert plan.summary.startswith("Offer the buyer a partial refund of 4.50 GBP (of 12.50 GBP)")
+
+
+def test_the_confirmation_says_in_plain_words_what_the_decision_does(db):
+    store(db, tiktok_return("R1", "RETURN_OR_REFUND_REQUEST_PENDING", return_type="REFUND"),
+          tiktok_return("R2", "RETURN_OR_REFUND_REQUEST_PENDING"))
+    assert plan_action(db, SHOP, "R1", "APPROVE_REFUND").summary == (
+        "Refund 12.50 GBP to the buyer and close the request.")
+    keep = plan_action(db, SHOP, "R2", "APPROVE_RETURN", buyer_keep_item=True)
+    assert keep.summary.startswith("Refund 12.50 GBP to the buyer now; the buyer keeps the item")
+    assert keep.request["body"] == {"decision": "APPROVE_RETURN", "buyer_keep_item": True}
+    reasons = [{"name": "seller_reject_apply_product_has_been_packed", "text": "The product has been packed"}]
+    reject = plan_action(db, SHOP, "R1", "REJECT_REFUND", reject_reason=reasons[0]["name"], reject_reasons=reasons,
+                         comment="Sent yesterday")
+    assert reject.summary == ("Reject the refund request: the buyer gets no refund (and may appeal to TikTok). "
+                              "The reason TikTok passes on: “The product has been packed”. "
+                              "Your comment: “Sent yesterday”.")
+    with pytest.raises(WorkflowError, match="does not offer that reject reason"):
+        plan_action(db, SHOP, "R1", "REJECT_REFUND", reject_reason="made_up", reject_reasons=reasons)
+
+
+def test_a_decision_tiktok_refuses_now_is_refused_before_sending(db):
+    store(db, tiktok_return("R1", "RETURN_OR_REFUND_REQUEST_PENDING", return_type="REFUND"))
+    # what the card holds after asking TikTok: it accepts the approval only (say, quick refund is active)
+    options = workflow.DecisionOptions(("APPROVE_REFUND",), (), refused={"REJECT_REFUND": "Quick refund is active"},
+                                       asked_tiktok=True)
+    with pytest.raises(WorkflowError, match="REJECT_REFUND does not fit .* decisions that fit: APPROVE_REFUND"):
+        plan_action(db, SHOP, "R1", "REJECT_REFUND", reject_reason="any", options=options)
+    assert plan_action(db, SHOP, "R1", "APPROVE_REFUND", options=options).action == "approve"
+
+
+def test_tiktok_is_asked_which_decisions_it_accepts_and_agrees_with_the_state_rules_on_fresh_returns(db, synced):
+    seen = set()
+    stages = ("SELLER_RESPOND_REFUND", "SELLER_RESPOND_RETURN", "SELLER_RESPOND_RECEIVE_PACKAGE")
+    picked = [p for stage in stages for p in awaiting(db, synced, stage)]
+    for account, return_id, approve, reject in picked:
+        options = workflow.decision_options(db, account, return_id)
+        assert options.asked_tiktok and options.note is None
+        assert (options.approve, options.reject) == (approve, reject)  # OFFER_PARTIAL_REFUND included
+        assert all(options.reject_reasons[d] for d in reject)  # TikTok's reasons come with the answer
+        assert options.refused == {}
+        seen.add(row(db, return_id, account.shop_id)["next_action"])
+    assert seen == set(stages)
+
+
+def test_a_return_that_moved_on_tiktok_since_the_sync_gets_no_decision_and_says_why(db, synced):
+    from returns_core.tiktok_session import tiktok_session
+
+    account, return_id, approve, reject = awaiting(db, synced, "SELLER_RESPOND_REFUND")[0]
+    with tiktok_session(db, account) as client:  # decided elsewhere (TikTok's seller center, a colleague)
+        client.approve_return(return_id, approve[0], idempotency_key="elsewhere-1")
+    options = workflow.decision_options(db, account, return_id)
+    assert options.decisions == ()
+    assert "changed since the last sync" in options.note
+    assert set(options.refused) == set(approve + reject)
+    assert "already decided" in options.refused[approve[0]]
+
+
+def test_when_tiktok_cannot_say_the_state_rules_decide_and_the_card_says_so(db, synced):
+    from returns_core.tiktok.client import DECISION_ELIGIBILITY_PATH
+
+    account, return_id, approve, reject = awaiting(db, synced, "SELLER_RESPOND_RETURN")[0]
+    synced.sandbox.faults.inject("503", count=5, path_prefix=DECISION_ELIGIBILITY_PATH, retry_after=0)
+    options = workflow.decision_options(db, account, return_id)
+    assert not options.asked_tiktok
+    assert (options.approve, options.reject) == (approve, reject)
+    assert options.note.startswith("TikTok could not say which decisions it accepts now")
+
+
+# --- several returns at once ---------------------------------------------------------------------
+
+
+def test_bulk_approve_sends_each_return_with_its_own_key_and_reports_each(db, synced):
+    picked = awaiting(db, synced, "SELLER_RESPOND_REFUND", "SELLER_RESPOND_RETURN", "SELLER_RESPOND_RECEIVE_PACKAGE",
+                      count=3)
+    [(closed_account, closed)] = synced.pick(db, lambda o: o["return_status"] == "RETURN_OR_REFUND_REQUEST_COMPLETE")
+    keys = [(a.shop_id, rid) for a, rid, _, _ in picked] + [(closed_account.shop_id, closed)]
+    decided_before = [len(seller_records(db, account, rid)) for account, rid, _, _ in picked]
+    bulk = workflow.plan_bulk(db, keys, workflow.APPROVE)
+    assert len(bulk.plans) == 3 and len({p.idempotency_key for p in bulk.plans}) == 3
+    assert [o.return_id for o in bulk.left_out] == [closed]
+    accounts = {a.shop_id: a for a in synced.accounts}
+    outcomes = workflow.send_bulk(db, accounts, bulk, "Mia")
+    assert [(o.return_id, o.ok) for o in outcomes] == [(rid, True) for _, rid in keys[:3]] + [(closed, False)]
+    for shop_id, return_id in keys[:3]:
+        assert row(db, return_id, shop_id)["status"] in (domain.ACCEPTED, domain.PENDING)  # moved on
+        assert [(a, v.endswith(": ok")) for a, _, _, v, _, _ in history(db, return_id, "action")] == [("Mia", True)]
+    assert workflow.bulk_summary(workflow.APPROVE, outcomes).startswith(f"Approved 3 of 4. Not done: {closed} (")
+    # the same confirmation sent again (a double click) acts no more
+    again = workflow.send_bulk(db, accounts, bulk, "Mia")
+    assert all(o.ok for o in again[:3])
+    assert [len(seller_records(db, account, rid)) for account, rid, _, _ in picked] == [n + 1 for n in decided_before]
+
+
+def test_a_partial_bulk_failure_names_the_returns_that_failed_and_the_others_go_through(db, synced):
+    from returns_core.tiktok_session import tiktok_session
+
+    picked = awaiting(db, synced, "SELLER_RESPOND_REFUND", "SELLER_RESPOND_RETURN", count=3)
+    (gone_account, gone, gone_approve, _), *others = picked
+    bulk = workflow.plan_bulk(db, [(a.shop_id, rid) for a, rid, _, _ in picked], workflow.APPROVE)
+    with tiktok_session(db, gone_account) as client:  # a colleague decided one meanwhile, on TikTok
+        client.approve_return(gone, gone_approve[0], idempotency_key="colleague-1")
+    outcomes = workflow.send_bulk(db, {a.shop_id: a for a in synced.accounts}, bulk, "Mia")
+    by_id = {o.return_id: o for o in outcomes}
+    assert not by_id[gone].ok and "already decided" in by_id[gone].message
+    assert all(by_id[rid].ok for _, rid, _, _ in others)
+    summary = workflow.bulk_summary(workflow.APPROVE, outcomes)
+    assert summary.startswith("Approved 2 of 3. Not done: " + gone)
+
+
+def test_bulk_reject_uses_one_reason_offered_for_every_selected_return(db, synced):
+    picked = awaiting(db, synced, "SELLER_RESPOND_REFUND", count=3)
+    accounts = {a.shop_id: a for a in synced.accounts}
+    keys = [(a.shop_id, rid) for a, rid, _, _ in picked]
+    reasons = workflow.common_reject_reasons(db, accounts, keys)
+    assert reasons
+    with pytest.raises(WorkflowError, match="Choose the reject reason"):
+        workflow.plan_bulk(db, keys, workflow.REJECT, reject_reasons=reasons)
+    bulk = workflow.plan_bulk(db, keys, workflow.REJECT, reject_reason=reasons[0]["name"], reject_reasons=reasons)
+    assert bulk.summary.startswith(f"Reject {len(keys)} return") and reasons[0]["text"] in bulk.summary
+    outcomes = workflow.send_bulk(db, accounts, bulk, "Mia")
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
+    assert {row(db, rid, shop)["status"] for shop, rid in keys} == {domain.REJECTED}
+
+
+def test_bulk_needs_a_name_and_refuses_more_than_a_page(db):
+    store(db, tiktok_return("R1", "RETURN_OR_REFUND_REQUEST_PENDING", return_type="REFUND"))
+    bulk = workflow.plan_bulk(db, [(SHOP, "R1")], workflow.APPROVE)
+    with pytest.raises(WorkflowError, match="Say who you are"):
+        workflow.send_bulk(db, {}, bulk, " ")
+    with pytest.raises(WorkflowError, match="at most 50"):
+        workflow.plan_bulk(db, [(SHOP, f"R{i}") for i in range(51)], workflow.APPROVE)

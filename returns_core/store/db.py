@@ -10,8 +10,11 @@ threads each get their own connection and DuckDB's MVCC keeps them apart.
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +29,12 @@ import pandas as pd
 
 from returns_core.secretbox import SecretBox, resolve_key
 from returns_core.store.schema import MIGRATIONS
+
+# How long a unit of work waits for another process to let go of the file before saying "busy".
+LOCK_TIMEOUT_S = 30.0
+
+# Store, WAL, exports and backups hold customer data: readable by their owner only, like the key.
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
 
 # DuckDB registers its Python table functions (python_arrow_scan...) on a new database instance
 # just after putting it in its instance cache. A thread that connects in that moment gets the
@@ -50,6 +59,11 @@ def _write_lock(path: Path) -> threading.RLock:
 # rewrites every return once: 0.6 s at 10k, 7.4 s at 100k, 73 s at 1M on 2 cores)
 UPGRADE_TIME = "one time; about 8 s per 100,000 returns"
 
+# While a process upgrades a store it rewrites `<db>.upgrading` this often with its progress; a
+# marker not rewritten for UPGRADE_STALE_S is left over from an upgrade that was killed.
+UPGRADE_BEAT_S = 1.0
+UPGRADE_STALE_S = 10.0
+
 # A waiter retries at least this often, so a writer that pauses a little longer lets it in.
 MAX_RETRY_DELAY_S = 0.1
 # How long a long writer (a sync) leaves the file free when another process waits for it: longer
@@ -63,6 +77,30 @@ class StoreError(Exception):
 
 class StoreBusyError(StoreError):
     """Another process held the database for longer than we were willing to wait."""
+
+
+class StoreUpgradingError(StoreBusyError):
+    """Another process is upgrading the store to this version's schema, and it takes a while."""
+
+
+def keep_files_private() -> None:
+    """From now on, every file this process creates is readable by its owner only (umask 077).
+
+    The CLI and the app call it once at start: DuckDB creates the WAL and its spill files with
+    the process's umask, so that is the only way they are never readable by others, even briefly.
+    """
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def make_private(path: Path) -> None:
+    """Owner-only permissions on a file, or on a folder and everything in it (an export, a backup)."""
+    if path.is_dir() and not path.is_symlink():
+        for inner in path.rglob("*"):
+            if not inner.is_symlink():
+                os.chmod(inner, PRIVATE_FOLDER if inner.is_dir() else PRIVATE_FILE)
+        os.chmod(path, PRIVATE_FOLDER)
+    else:
+        os.chmod(path, PRIVATE_FILE)
 
 
 def utcnow() -> datetime:
@@ -83,29 +121,164 @@ def _applied_migrations(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
+def _schema_complete(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the open file has every migration of this version (a replaced or new file may not)."""
+    return _applied_migrations(con) >= {version for version, _ in MIGRATIONS}
+
+
+def _apply_migration(con: duckdb.DuckDBPyConnection, version: int, sql: str) -> None:
+    """One schema step in its own transaction, recorded in schema_migrations."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, utcnow()])
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+class _UpgradeProgress:
+    """While a store is upgraded, `<db>.upgrading` says how far (rewritten every UPGRADE_BEAT_S), so
+    a process that waits for the file says "being upgraded (step 1 of 2, 40% ...)" rather than "busy"."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, marker: Path, steps: int):
+        self._con, self._marker, self.steps, self.step = con, marker, steps, 0
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._run, name="store-upgrade-progress", daemon=True)
+
+    def __enter__(self) -> _UpgradeProgress:
+        # DuckDB tracks a statement's progress only with its progress bar on; never printed
+        self._con.execute("SET enable_progress_bar = true")
+        self._con.execute("SET enable_progress_bar_print = false")
+        self._write()
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._beat.join()
+        with contextlib.suppress(OSError):
+            self._marker.unlink()
+
+    def _run(self) -> None:
+        while not self._stop.wait(UPGRADE_BEAT_S):
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            percent = float(self._con.query_progress())
+        except duckdb.Error:
+            percent = -1.0
+        state = {"pid": os.getpid(), "started": self._started, "step": max(self.step, 1), "steps": self.steps,
+                 "percent": percent}
+        with contextlib.suppress(OSError):  # best effort: without it, waiters just say "busy"
+            temporary = self._marker.with_name(self._marker.name + ".new")
+            temporary.write_text(json.dumps(state))
+            temporary.replace(self._marker)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(max(seconds, 0)), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+# DuckDB's words for an OS error, and its errno (so callers word it like any other file error)
+_OS_REASONS = {"Permission denied": errno.EACCES, "No space left on device": errno.ENOSPC,
+               "File too large": errno.EFBIG, "Read-only file system": errno.EROFS,
+               "Disk quota exceeded": errno.EDQUOT, "No such file or directory": errno.ENOENT,
+               "Is a directory": errno.EISDIR, "Not a directory": errno.ENOTDIR}
+# the file DuckDB names (plain, or inside the JSON of an async write error), and the errno it gives
+_QUOTED_FILE = re.compile(r'file \\?"(.*?)\\?"', re.IGNORECASE)
+_ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
+
+
+def _store_damaged(path: Path, exc: duckdb.Error) -> StoreError:
+    """The store file itself cannot be read: what is wrong with it, and what to do."""
+    text = " ".join(str(exc).split()).removeprefix("IO Error: ")
+    if "not a valid DuckDB database file" in text:
+        return StoreError(f"{path} is not a Returns Desk store (not a DuckDB database): check --db or $RETURNS_DB.")
+    if any(word in text for word in ("Could not read enough bytes", "Corrupt", "checksum", "truncated")):
+        return StoreError(f"The store {path} is damaged or cut short ({text}): restore it from a backup "
+                          "(`backup` makes one), or move it away to start a new store.")
+    return StoreError(f"Cannot open the store {path}: {text}")
+
+
+def _os_errno(text: str) -> int | None:
+    """The operating system's error number behind a DuckDB I/O error, when it gives one."""
+    given = _ERRNO.search(text)
+    if given:
+        return int(given.group(1))
+    return next((code for reason, code in _OS_REASONS.items() if reason.lower() in text.lower()), None)
+
+
+def io_reason(exc: OSError | duckdb.IOException) -> str:
+    """Why a file could not be written, in the operating system's words ("No space left on device"),
+    whether Python or DuckDB wrote it (DuckDB wraps the reason in its own text, or in JSON)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = " ".join(str(exc).split())
+    code = _os_errno(text)
+    return os.strerror(code) if code else text.removeprefix("IO Error: ")
+
+
+def _file_error(path: Path, exc: duckdb.IOException) -> Exception:
+    """A DuckDB I/O error inside a unit of work, as what it is: the operating system refusing a file
+    (a full disk, a read-only folder: the OSError it was, whether the store's or an export's), or
+    the store's own file damaged (cut short, corrupt)."""
+    text = " ".join(str(exc).split())
+    named = _QUOTED_FILE.search(text)
+    target = Path(named.group(1)) if named else path
+    code = _os_errno(text)
+    if code is not None:
+        return OSError(code, os.strerror(code), str(target))
+    if str(target).startswith(str(path)):  # the store, its WAL or its spill files
+        return _store_damaged(path, exc)
+    return OSError(errno.EIO, text.removeprefix("IO Error: "), str(target))
+
+
 class Database:
     """One DuckDB file. Thread-safe: every use opens its own connection."""
 
-    def __init__(self, path: str | Path, *, key: str | None = None, lock_timeout: float = 30.0):
+    def __init__(self, path: str | Path, *, key: str | None = None, lock_timeout: float | None = None):
         self.path = Path(path)
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout
         self._key = key
         self._migrated = False
         self._migrate_lock = threading.Lock()
+        # how many times this process set the store up; grows when the file was deleted or replaced
+        # under it (see `_open`), so caches keyed by it drop what they read from the old file
+        self.generation = 0
 
     @cached_property
     def box(self) -> SecretBox:
         """Encrypts and decrypts the secrets kept in this database (key resolved on first use)."""
-        return SecretBox(resolve_key(self.path, self._key))
+        return SecretBox(resolve_key(self.path, self._key, holds_secrets=self.holds_secrets))
+
+    def holds_secrets(self) -> bool:
+        """True when the store keeps any encrypted value (a token, an app secret, a channel's URL)."""
+        if not self.path.exists():
+            return False
+        with self.reader() as con:
+            columns = con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND column_name LIKE '%\\_enc' ESCAPE '\\'").fetchall()
+            return any(con.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}" WHERE "{column}" IS NOT NULL)'
+                                   ).fetchone()[0] for table, column in columns)
 
     @property
     def _waiting_file(self) -> Path:
         return self.path.with_name(self.path.name + ".waiting")
+
+    @property
+    def _upgrading_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".upgrading")
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting with jittered backoff while another process holds it."""
@@ -115,15 +288,23 @@ class Database:
         while True:
             try:
                 with _OPEN_CLOSE_LOCK:
+                    new_file = not self.path.exists()
                     con = duckdb.connect(str(self.path))
+                if new_file:
+                    make_private(self.path)
                 # DuckDB draws a progress bar on the terminal for long statements (a migration):
                 # noise in the CLI's output and in cron logs
                 con.execute("SET enable_progress_bar = false")
                 return con
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
-                    raise StoreError(f"Cannot open the database {self.path}: {exc}") from None
+                    raise _store_damaged(self.path, exc) from None
                 if time.monotonic() >= deadline:
+                    upgrade = self.upgrade_elsewhere()
+                    if upgrade is not None:
+                        raise StoreUpgradingError(
+                            f"The store {self.path.name} is being upgraded to this version by another process "
+                            f"({upgrade}; {UPGRADE_TIME}). Try again when it is done.") from None
                     raise StoreBusyError(
                         f"The database {self.path.name} is busy: another process (a sync?) has held it for "
                         f"over {self.lock_timeout:.0f} s. Try again in a moment."
@@ -131,6 +312,23 @@ class Database:
                 self._signal_waiting()
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    def upgrade_elsewhere(self) -> str | None:
+        """How far another process's upgrade of this store is, in words; None when none is running."""
+        marker = self._upgrading_file
+        try:
+            if time.time() - marker.stat().st_mtime > UPGRADE_STALE_S:
+                return None  # left over from an upgrade that was killed; the next opener redoes it
+            state = json.loads(marker.read_text())
+            said = [f"step {int(state['step'])} of {int(state['steps'])}"]
+            if float(state.get("percent", -1)) >= 0:
+                said.append(f"{float(state['percent']):.0f}% of it done")
+            said.append(f"running for {_duration(time.time() - float(state['started']))}")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return "progress unknown"  # caught mid-write: an upgrade is running all the same
+        return ", ".join(said)
 
     def _signal_waiting(self) -> None:
         """Tell the process holding the file that someone waits (see `others_waiting`)."""
@@ -153,13 +351,44 @@ class Database:
             return False
 
     @contextmanager
-    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        self.migrate()
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, closed on exit; DuckDB's I/O errors come out as what they are (`_file_error`)."""
         con = self._connect()
         try:
             yield con
+        except duckdb.IOException as exc:
+            raise _file_error(self.path, exc) from None
         finally:
             _close(con)
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # The app runs for days. When its store is deleted meanwhile (to start over), DuckDB would
+        # quietly make an empty file and every query would miss its table: set a new one up instead
+        # (one stat per unit of work).
+        if self._migrated and not self.path.exists():
+            self._set_up_again()
+        self.migrate()
+        try:
+            with self._connection() as con:
+                yield con
+        except (duckdb.CatalogException, duckdb.BinderException):
+            if self._schema_current():
+                raise  # a bug in a query, not a store that changed
+            # Another file took the store's place (a restored copy, one from an older version): set it
+            # up (upgrade it) now, and say so once; what failed was read from the file it replaced.
+            self._set_up_again()
+            raise StoreError(f"The store {self.path.name} was replaced while this program ran; it is set up "
+                             "again now: try again (reload the page).") from None
+
+    def _schema_current(self) -> bool:
+        with self._connection() as con:
+            return _schema_complete(con)
+
+    def _set_up_again(self) -> None:
+        with self._migrate_lock:
+            self._migrated = False
+        self.migrate()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -231,11 +460,8 @@ class Database:
         """
         if self._migrated or not self.path.exists():
             return False
-        con = self._connect()
-        try:
+        with self._connection() as con:
             done = _applied_migrations(con)
-        finally:
-            _close(con)
         return bool(done) and any(version not in done for version, _ in MIGRATIONS)
 
     def migrate(self) -> None:
@@ -245,26 +471,22 @@ class Database:
         with self._migrate_lock:
             if self._migrated:
                 return
-            con = self._connect()
-            try:
+            with self._connection() as con:
                 done = _applied_migrations(con)
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
                 )
-                for version, sql in MIGRATIONS:
-                    if version in done:
-                        continue
-                    con.execute("BEGIN TRANSACTION")
-                    try:
-                        con.execute(sql)
-                        con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, utcnow()])
-                    except BaseException:
-                        con.execute("ROLLBACK")
-                        raise
-                    con.execute("COMMIT")
-            finally:
-                _close(con)
+                pending = [(version, sql) for version, sql in MIGRATIONS if version not in done]
+                # a new store is set up in an instant; an upgrade of data may take minutes (UPGRADE_TIME),
+                # so other processes are told how far it is instead of a bare "busy"
+                with _UpgradeProgress(con, self._upgrading_file, len(pending)) if done and pending \
+                        else contextlib.nullcontext() as progress:
+                    for step, (version, sql) in enumerate(pending, 1):
+                        if progress is not None:
+                            progress.step = step
+                        _apply_migration(con, version, sql)
             self._migrated = True
+            self.generation += 1
 
     def checkpoint(self) -> None:
         """Fold the WAL into the file so it is self-contained (after a sync, before a backup)."""

@@ -1,8 +1,9 @@
 """Writing returns: a synced page, a return's event records, and a manager's changes.
 
-A page is written in ONE transaction: the returns, their line items, the history rows, the sync
-watermark and the run counters. A crash between pages therefore loses nothing that was
-committed and duplicates nothing on the next run (the upsert is keyed by (shop_id, return_id)).
+A page is written in ONE transaction: the returns, their line items, the history rows, the objects
+kept aside as not returns (quarantine), the sync watermark and the run counters. A crash between
+pages therefore loses nothing that was committed and duplicates nothing on the next run (the upsert
+is keyed by (shop_id, return_id)).
 ingest plans the page from what is stored; this module reads what is stored and writes the plan.
 Reading returns for pages is store/returns.py's job; the reads here serve a write.
 """
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from returns_core import ingest
 from returns_core.ingest import LINE_ITEM_SCHEMA, RECORD_SCHEMA, RETURN_SCHEMA, PageCounts, StoredReturn
-from returns_core.store import history, sync_runs
+from returns_core.store import history, quarantine, sync_runs
 from returns_core.store.db import Database
 
 # Columns a sync may overwrite. Local columns (review_outcome, reviewed_by, reviewed_at,
@@ -44,12 +45,16 @@ def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, synced_at: datetime,
-                new_watermark: int | None = None, run_id: int | None = None, pages: int = 1) -> PageCounts:
+                new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
+                restart_watermark: bool = False) -> PageCounts:
     """Write one page (or `pages` consecutive pages) of TikTok return objects in ONE transaction.
 
     With the watermark the page covers and the run it belongs to, both move in the same transaction.
+    `restart_watermark` (the first page of a full sync) replaces the watermark, even with an earlier
+    one or none. Objects that are not returns are kept aside (store/quarantine.py) in the same
+    transaction and counted as `quarantined`: none is skipped.
     """
-    objects = ingest.dedupe_latest(return_objects)
+    objects, malformed = ingest.split_page(return_objects)
     # one write path per process (db.writer), so no other write of ours can conflict with this one
     with db.writer() as con:
         counts = PageCounts()
@@ -58,7 +63,12 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
             plan = ingest.plan_page(shop_id, objects, stored, synced_at)
             _write_plan(con, shop_id, plan, synced_at)
             counts = plan.counts
-        if new_watermark is not None:
+        if malformed:
+            quarantine.keep(con, shop_id, malformed, synced_at, run_id)
+            counts += PageCounts(quarantined=len(malformed))
+        if restart_watermark:
+            sync_runs.set_watermark(con, shop_id, new_watermark, synced_at)
+        elif new_watermark is not None:
             sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at)
         if run_id is not None:
             sync_runs.add_page(con, run_id, pages, counts)

@@ -9,15 +9,21 @@ cases and "may the seller decide" are the SQL twins of the rules in `domain`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from returns_core import domain
 from returns_core.filters import FilterError, ReturnFilters, check_page, refund_filters
-from returns_core.store.db import Database, utcnow
+from returns_core.spreadsheet import safe_cell_sql
+from returns_core.store.db import Database, StoreError, io_reason, make_private, utcnow
 
 _COLUMN_BY_NAME = dict(domain.GRID_COLUMNS)
 
@@ -67,6 +73,8 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
         parts.append(f"({alias}.mismatch OR {alias}.unmapped)")
     if f.arbitration:
         parts.append(f"{alias}.arbitration_status IS NOT NULL")
+    if f.waiting:
+        parts.append(domain.can_decide_sql(alias))
     if f.review_outcomes:
         named = [o for o in f.review_outcomes if o]
         cond = []
@@ -160,52 +168,100 @@ def deadline_counts(db: Database, shop_ids: tuple[str, ...] = ()) -> tuple[int, 
 
 # --- export ----------------------------------------------------------------------------------
 
+# The kinds of the grid's columns in an export: times, money and yes/no flags keep their types where
+# the format has them; every other column is text, which spreadsheets get neutralised (spreadsheet.py).
+_TIME_COLUMNS = ("created_at", "updated_at", "due_by")
+_MONEY_COLUMNS = ("refund_total",)
+_FLAG_COLUMNS = ("mismatch", "unmapped")
+EXCEL_MONEY_FORMAT = "#,##0.00##"  # two decimals, up to four where TikTok sent more; the value stays exact
+EXCEL_TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+EXCEL_TIME_HEADER = "{} (UTC)"  # Excel has no time zones: the header says what the datetimes are
 
-def export_select(filters: ReturnFilters, *, sort_by: str = "Created At", descending: bool = True) -> tuple[str, list]:
-    """The SELECT behind an export: exactly the filtered rows, the grid's columns and names.
 
-    Times come out as ISO 8601 UTC text so every format (CSV, Excel, Parquet) reads the same.
+def export_header(suffix: str) -> list[str]:
+    """The export's column names: the grid's, with "(UTC)" on the times in Excel (ISO text elsewhere ends in Z)."""
+    return [EXCEL_TIME_HEADER.format(name) if suffix == ".xlsx" and col in _TIME_COLUMNS else name
+            for name, col in domain.GRID_COLUMNS]
+
+
+def export_select(filters: ReturnFilters, *, sort_by: str = "Created At", descending: bool = True,
+                  suffix: str = ".csv") -> tuple[str, list]:
+    """The SELECT behind an export: exactly the filtered rows, the grid's columns in the grid's order.
+
+    - CSV: times as ISO 8601 UTC text, money as exact decimal text, text neutralised for spreadsheets.
+    - Excel: times as UTC datetimes, money as exact decimals, text neutralised.
+    - Parquet: times as ISO 8601 UTC text, money as exact decimals, text raw (a data format, not a sheet).
     """
     where, params = where_clause(filters)
     cols = []
     for name, col in domain.GRID_COLUMNS:
-        if col in ("created_at", "updated_at", "due_by"):
-            cols.append(f"strftime(r.{col}, '%Y-%m-%dT%H:%M:%SZ') AS \"{name}\"")
-        elif col == "refund_total":
-            # money as text, exact: two decimals, more only where TikTok sent more (never a float)
-            cols.append(f"CASE WHEN r.{col} = round(r.{col}, 2) THEN CAST(CAST(r.{col} AS DECIMAL(18,2)) AS VARCHAR) "
-                        f"ELSE rtrim(CAST(r.{col} AS VARCHAR), '0') END AS \"{name}\"")
-        else:
-            cols.append(f'r.{col} AS "{name}"')
+        expr = f"r.{col}"
+        if col in _TIME_COLUMNS:
+            if suffix != ".xlsx":
+                expr = f"strftime({expr}, '%Y-%m-%dT%H:%M:%SZ')"
+        elif col in _MONEY_COLUMNS:
+            if suffix == ".csv":
+                # two decimals, more only where TikTok sent more (never through a float)
+                expr = (f"CASE WHEN {expr} = round({expr}, 2) THEN CAST(CAST({expr} AS DECIMAL(18,2)) AS VARCHAR) "
+                        f"ELSE rtrim(CAST({expr} AS VARCHAR), '0') END")
+        elif col not in _FLAG_COLUMNS and suffix != ".parquet":
+            expr = safe_cell_sql(expr)
+        cols.append(f'{expr} AS "{name}"')
     sql = f"SELECT {', '.join(cols)} FROM returns r WHERE {where} ORDER BY {_order_by(sort_by, descending)}"
     return sql, params
 
 
 def export_returns(db: Database, filters: ReturnFilters, out: str | Path, *, sort_by: str = "Created At",
                    descending: bool = True) -> int:
-    """Write exactly the filtered returns to CSV, Excel or Parquet (by suffix). Returns the row count."""
+    """Write exactly the filtered returns to CSV, Excel or Parquet (by suffix). Returns the row count.
+
+    The app's download buttons and the CLI's `export --out` both come here. The file is written in a
+    fresh private folder beside `out` and renamed onto `out` (owner-only, 0600) only when complete: an
+    existing `out` is replaced whole or not at all, and no other file of the user's is ever touched.
+    """
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise FilterError(f"Cannot export to {out.name}: the file must end in .csv, .xlsx or .parquet.")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise FilterError(f"Cannot export to {out}: the folder {out.parent} does not exist.")
-    sql, params = export_select(filters, sort_by=sort_by, descending=descending)
-    tmp = out.with_name(out.name + ".partial")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise FilterError(f"Cannot export to {out}: it is a {'link' if out.is_symlink() else 'folder'}, "
+                          "not a file; give the path of a new or existing file.")
+    sql, params = export_select(filters, sort_by=sort_by, descending=descending, suffix=suffix)
     with db.reader() as con:
+        # one read transaction (ended when the connection closes): the count and the rows agree
+        con.execute("BEGIN TRANSACTION")
         n = con.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+        if suffix == ".xlsx" and n > EXCEL_MAX_ROWS:
+            raise FilterError(f"{n:,} rows do not fit in one Excel sheet; narrow the filters or export CSV/Parquet.")
+        try:
+            _write_export(con, sql, params, suffix, out, n)
+        except (OSError, duckdb.IOException) as exc:
+            reason = io_reason(exc)  # the operating system's words, also from inside DuckDB's message
+            raise StoreError(f"Cannot write the export to {out}: {reason}. Nothing was written; "
+                             "check the folder's space and permissions, or choose another folder.") from None
+        con.execute("COMMIT")
+    return n
+
+
+def _write_export(con, sql: str, params: list, suffix: str, out: Path, n: int) -> None:
+    """Write the rows under a temporary name beside `out`, then rename it onto `out`."""
+    # a private folder with a name nobody else has (mkdtemp: 0700): DuckDB and openpyxl create their
+    # file with the umask's mode, and the rows are customer data, unreadable to others even half-written
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        tmp = work / f"export{suffix}"
         if suffix == ".xlsx":
-            if n > EXCEL_MAX_ROWS:
-                raise FilterError(
-                    f"{n:,} rows do not fit in one Excel sheet; narrow the filters or export CSV/Parquet.")
-            _write_xlsx(con, sql, params, tmp)
+            _write_xlsx(con, sql, params, tmp, n)
         else:
             fmt = "FORMAT CSV, HEADER" if suffix == ".csv" else "FORMAT PARQUET"
             # COPY streams from DuckDB to the file without going through pandas
             con.execute(f"COPY ({sql}) TO '{_sql_path(tmp)}' ({fmt})", params)
-    # a half-written file never takes the real name
-    tmp.replace(out)
-    return n
+        make_private(tmp)  # 0600
+        os.replace(tmp, out)  # a half-written file never takes the real name
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # our own folder only
 
 
 def _sql_path(path: Path) -> str:
@@ -213,17 +269,44 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_xlsx(con, sql: str, params: list, path: Path, chunk: int = 10_000) -> None:
-    """Stream the export's rows into one Excel sheet, a chunk at a time."""
-    from openpyxl import Workbook
+def _write_xlsx(con, sql: str, params: list, path: Path, n: int, chunk: int = 10_000) -> None:
+    """Stream the export's rows into one Excel sheet an accountant can work with.
 
+    Money is numeric (the exact decimal, with the Currency column beside it), times are datetimes
+    in UTC, the header row is frozen and has an autofilter over all rows.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+
+    header = export_header(".xlsx")
+    kinds = [col for _, col in domain.GRID_COLUMNS]
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("Returns")
-    ws.append([name for name, _ in domain.GRID_COLUMNS])
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{n + 1}"
+    for i, (name, kind) in enumerate(zip(header, kinds, strict=True), start=1):
+        ws.column_dimensions[get_column_letter(i)].width = 40 if kind == "reason_text" else max(12, len(name) + 4)
+    ws.append(header)
+
+    def amount(value: Decimal) -> WriteOnlyCell:
+        # a number cell holding the decimal's own digits: openpyxl would write a Decimal through a float
+        # ("%.16g": 0.07 becomes 0.07000000000000001), so the text goes in and the cell is marked numeric
+        c = WriteOnlyCell(ws, format(value, "f"))
+        c.data_type = "n"
+        c.number_format = EXCEL_MONEY_FORMAT
+        return c
+
+    def moment(value: datetime) -> WriteOnlyCell:
+        c = WriteOnlyCell(ws, value)
+        c.number_format = EXCEL_TIME_FORMAT
+        return c
+
     result = con.execute(sql, params)
     while rows := result.fetchmany(chunk):
         for row in rows:
-            ws.append(list(row))
+            ws.append([v if v is None else amount(v) if kind in _MONEY_COLUMNS else moment(v) if kind in _TIME_COLUMNS
+                       else v for v, kind in zip(row, kinds, strict=True)])
     wb.save(path)
 
 

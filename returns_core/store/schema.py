@@ -269,4 +269,38 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        # One seller authorization (a grant) can cover several shops, each its own account with a
+        # copy of the grant's tokens. TikTok retires a refresh token when it is used, so a refresh
+        # through one shop must reach every shop of the grant (store/accounts.save_tokens writes
+        # them all) and is done once, under the grant's lock (returns_core.tiktok_session).
+        # NULL for accounts from before this: they are linked by their (decrypted) tokens on first
+        # use, which only Python can do (store/accounts.link_grants).
+        """
+        ALTER TABLE accounts ADD COLUMN grant_id VARCHAR;
+        """,
+    ),
+    (
+        6,
+        # Objects of a Search Returns page that cannot be stored as a return (no return_id, not an
+        # object at all), kept as they came instead of being skipped: the page is committed with them,
+        # so the watermark never passes an object that is not kept somewhere. One row per distinct
+        # object and shop; a sync that reads it again counts it (times_seen) instead of adding a row.
+        """
+        CREATE SEQUENCE quarantined_returns_seq;
+        CREATE TABLE quarantined_returns (
+            id            BIGINT PRIMARY KEY DEFAULT nextval('quarantined_returns_seq'),
+            shop_id       VARCHAR NOT NULL,
+            reason        VARCHAR NOT NULL,   -- why it is not a return, in words ('no return_id', ...)
+            update_time   BIGINT,             -- TikTok's update_time on it, when readable
+            payload       VARCHAR NOT NULL,   -- the object exactly as received (canonical JSON text)
+            first_seen_at TIMESTAMP NOT NULL,
+            last_seen_at  TIMESTAMP NOT NULL,
+            first_run_id  BIGINT,             -- the sync runs that met it first and last (NULL: outside a run)
+            last_run_id   BIGINT,
+            times_seen    INTEGER NOT NULL DEFAULT 1
+        );
+        """,
+    ),
 ]

@@ -18,7 +18,8 @@ from returns_core.filters import check_page
 from returns_core.ingest import PageCounts
 from returns_core.store.db import Database, utcnow
 
-INTERRUPTED_REASON = "Interrupted: the sync process stopped before finishing (killed or shut down)"
+INTERRUPTED_REASON = ("Interrupted: the sync stopped before it could record its outcome (its process was killed "
+                      "or shut down, or the database could not be written)")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,23 @@ def start(db: Database, shop_id: str, *, full: bool, trigger: str, at: datetime 
         return run_id, _watermark(con, shop_id)
 
 
+def running(db: Database) -> list[tuple[int, str]]:
+    """(run id, shop_id) of every run marked running."""
+    return db.rows("SELECT id, shop_id FROM sync_runs WHERE state = 'running' ORDER BY id")
+
+
+def close_interrupted(db: Database, run_ids: list[int]) -> int:
+    """Close these runs as interrupted (the ones still running: one may have finished meanwhile);
+    returns how many were closed. The caller knows no sync of theirs is alive (sync.close_stale_runs)."""
+    if not run_ids:
+        return 0
+    with db.writer() as con:
+        closed = con.execute(
+            "UPDATE sync_runs SET state = 'failed', error = ? WHERE list_contains(?::BIGINT[], id) "
+            "AND state = 'running' RETURNING id", [INTERRUPTED_REASON, list(run_ids)]).fetchall()
+    return len(closed)
+
+
 def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: PageCounts) -> None:
     """Count committed pages into their run, inside the pages' own transaction."""
     con.execute(
@@ -64,13 +82,6 @@ def finish(db: Database, run_id: int, duration: float, error: str | None, *, at:
     with db.writer() as con:
         con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
                     [at or utcnow(), duration, "failed" if error else "ok", error, run_id])
-
-
-def wrap_up(db: Database, run_id: int, duration: float, error: str | None) -> None:
-    """The run's outcome, then the WAL folded into the file: one opening of the file for both."""
-    with db.session():
-        finish(db, run_id, duration, error)
-        db.checkpoint()
 
 
 # --- the watermark ------------------------------------------------------------------------------
@@ -89,11 +100,20 @@ def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str) -> int | None:
 
 def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime) -> None:
     """Raise the watermark to `mark`, inside the transaction of the pages it covers; never lower it."""
-    # never backwards: a full re-read starts from the oldest update_time again
+    # never backwards within a sync: pages come in update_time order (a full re-read sets it anew instead)
     con.execute(
         "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT (shop_id) DO UPDATE SET watermark = greatest(coalesce(sync_state.watermark, 0), "
         "excluded.watermark), updated_at = excluded.updated_at",
+        [shop_id, mark, at])
+
+
+def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime) -> None:
+    """Set the watermark to `mark` (None: nothing covered yet), even below the old one: the first page of
+    a full re-read, which derives it again from what it reads (the old one may be from the future)."""
+    con.execute(
+        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (shop_id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
         [shop_id, mark, at])
 
 

@@ -15,7 +15,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
@@ -23,7 +23,8 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from returns_core.config import DEFAULT_API_BASE, DEFAULT_AUTH_BASE
-from returns_core.tiktok import errors, events
+from returns_core.tiktok import errors, events, ratelimit
+from returns_core.tiktok.ratelimit import AppRateLimit
 from returns_core.tiktok.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,13 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # shop-scoped modules need shop_cipher; /authorization/* must not get it (36009004 "Unexpected identifier")
 _SHOP_SCOPED_PREFIXES = ("/return_refund/", "/event/")
 WEBHOOKS_PATH = "/event/202309/webhooks"
+DECISION_ELIGIBILITY_PATH = "/return_refund/202601/decision_eligibility"
+# Get Decision Eligibility's check_decisions enum (spec/tiktok_return_refund_newer.openapi.yaml); no
+# OFFER_PARTIAL_REFUND among them: TikTok cannot be asked about a partial refund offer this way
+ELIGIBILITY_DECISIONS = ("APPROVE_RECEIVED_PACKAGE", "APPROVE_REFUND", "APPROVE_REPLACEMENT", "APPROVE_REQUEST_CANCEL",
+                         "APPROVE_RETURN", "DIRECT_REFUND", "ISSUE_EXCHANGE_REFUND", "ISSUE_REPLACEMENT_REFUND",
+                         "REJECT_RECEIVED_PACKAGE", "REJECT_REFUND", "REJECT_REPLACEMENT", "REJECT_REQUEST_CANCEL",
+                         "REJECT_RETURN")
 
 
 class _RedactQueryFilter(logging.Filter):
@@ -170,7 +178,8 @@ class _Requester:
     """Shared request loop: send, read the envelope, classify, back off and retry."""
 
     def __init__(self, base: str, transport: httpx.BaseTransport | None, retry: RetryPolicy,
-                 timeout: float, sleep: Callable[[float], None], secrets: Callable[[], list[str]]):
+                 timeout: float, sleep: Callable[[float], None], secrets: Callable[[], list[str]],
+                 limit: AppRateLimit | None = None):
         if retry.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be at least 1")
         self.base = base.rstrip("/")
@@ -180,6 +189,7 @@ class _Requester:
         self.retry = retry
         self.sleep = sleep
         self._secrets = secrets
+        self.limit = limit  # the app's shared pace (None: unpaced, as the token host is)
         self._rng = random.Random()
         self.http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
                                  verify=_tls_context())
@@ -238,9 +248,14 @@ class _Requester:
         refreshed = False
         while True:
             attempt += 1
-            query, headers = build()
+            if self.limit is not None:
+                self.limit.acquire()
+            query, headers = build()  # signed after the wait: the timestamp must be fresh
             try:
-                return self.send_once(method, path, query, headers, content)
+                data = self.send_once(method, path, query, headers, content)
+                if self.limit is not None:
+                    self.limit.succeeded()
+                return data
             except errors.TokenExpiredError:
                 # one refresh per call; a second 105002 after a fresh token is a real failure
                 if refreshed or on_token_expired is None or not on_token_expired():
@@ -249,6 +264,8 @@ class _Requester:
                 attempt -= 1  # the refresh is not a failed attempt
                 continue
             except _Retryable as retryable:
+                if self.limit is not None and isinstance(retryable.error, errors.RateLimitedError):
+                    self.limit.refused()  # a signal for every shop of this app, not only this one
                 if attempt >= self.retry.max_attempts:
                     raise retryable.error from None
                 delay = self.retry.delay(attempt, retryable.retry_after, self._rng)
@@ -369,7 +386,8 @@ class TikTokClient:
                  timeout: float = 30.0,
                  on_token_refresh: Callable[[TokenSet], None] | None = None,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 rate_limit: AppRateLimit | None = None):
         self.app_key = app_key
         self._app_secret = app_secret
         self._access_token = access_token
@@ -380,6 +398,8 @@ class TikTokClient:
         self._auth = AuthClient(app_key, app_secret, auth_base=auth_base, transport=transport,
                                 retry=retry, timeout=timeout, sleep=sleep)
         self._http = _Requester(api_base, transport, retry, timeout, sleep, self._secrets)
+        # TikTok's limit is per app: every client of this app in the process shares one pace
+        self._http.limit = rate_limit or ratelimit.for_app(self._http.host, app_key)
 
     def __repr__(self) -> str:
         return (f"TikTokClient(app_key={self.app_key!r}, shop_cipher={self.shop_cipher!r}, "
@@ -485,6 +505,19 @@ class TikTokClient:
         """The reject reasons ({name, text}) valid for this return right now."""
         params = {"return_or_cancel_id": _check_id("return_id", return_id), "locale": locale}
         return _list(self._call("GET", "/return_refund/202309/reject_reasons", params), "reasons")
+
+    def get_decision_eligibility(self, return_id: str, decisions: Sequence[str] = (),
+                                 locale: str = "en-US") -> list[dict]:
+        """Which seller decisions TikTok accepts now for this return (Get Decision Eligibility, 202601): one
+        {decision, eligible, ineligible_code, ineligible_reason, available_reject_reasons} per decision asked."""
+        unknown = [d for d in decisions if d not in ELIGIBILITY_DECISIONS]
+        if unknown:
+            raise ValueError(f"check_decisions cannot ask about {unknown[0]!r}; allowed: {ELIGIBILITY_DECISIONS}")
+        params = {"return_or_cancel_id": _check_id("return_id", return_id), "locale": locale}
+        if decisions:
+            # the spec's array is form style without explode: one parameter, the values joined by commas
+            params["check_decisions"] = ",".join(decisions)
+        return _list(self._call("GET", DECISION_ELIGIBILITY_PATH, params), "decisions")
 
     def approve_return(self, return_id: str, decision: str, *, idempotency_key: str,
                        buyer_keep_item: bool | None = None,

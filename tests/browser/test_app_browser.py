@@ -30,7 +30,8 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
 
     # Sync Returns runs in the background; the sidebar reports the counts when it is done
     page.locator(".st-key-sidebar_sync button").first.click()  # a button with help renders twice
-    expect(sidebar.get_by_text(re.compile(r"synced: [\d,]+ new"))).to_be_visible(timeout=120_000)
+    expect(sidebar.get_by_text(re.compile(r"synced [\d,]+ returns \([\d,]+ pages?\): [\d,]+ new"))).to_be_visible(
+        timeout=120_000)
     wait_for_app_idle(page)
     expect(page.get_by_text(re.compile(r"Showing 1–50 of \*?\*?[\d,]+"))).to_be_visible()
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
@@ -52,7 +53,9 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
     return_id, shop_id = first["Marketplace Return ID"], first["Account ID"]
     open_page(page, f"{app_server.url}/detail?id={return_id}&shop={shop_id}")
     expect(page.get_by_role("heading", name=f"Return {return_id}")).to_be_visible()
-    expect(page.get_by_text("Line items")).to_be_visible()
+    # the decision card: what the buyer asks, and every line item one click away
+    expect(page.get_by_text("the buyer asks for").first).to_be_visible()
+    expect(page.get_by_text("Every line item field")).to_be_visible()
     no_exception(page)
 
     # the reason analytics page draws its charts from the synced data
@@ -64,7 +67,8 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
 
 def test_a_link_with_filters_reproduces_the_view(page, app_server):
     open_page(page, f"{app_server.url}/?type=Refund&due=true")  # the default page lives at /
-    expect(page.locator(".st-key-type").get_by_text("Refund", exact=True)).to_be_visible()
+    # the filters are folded away; their summary says what the link set
+    expect(page.locator(".st-key-returns_summary").get_by_text(re.compile(r"Type: Refund"))).to_be_visible()
     no_exception(page)
     # the sidebar navigation keeps working
     with app_run(page):

@@ -20,10 +20,12 @@ from .catalogue import Catalogue, Shop
 from .envelope import SUCCESS_MESSAGE, ApiFailure, SandboxResponse, encode, new_request_id, respond
 from .lifecycle import (
     APPROVE_DECISIONS,
+    ELIGIBILITY_DECISIONS,
     OFFER_AFTER_RECEIVING,
     REJECT_DECISIONS,
     Decision,
     decision_error,
+    eligibility,
     partial_refund_error,
     reject_reasons,
 )
@@ -58,6 +60,7 @@ ROUTES = (
     _route("POST", _RR + r"/returns/search", {"202309", "202602"}, "_search"),
     _route("GET", _RR + r"/returns/(?P<return_id>[^/]+)/records", {"202309"}, "_records"),
     _route("GET", _RR + r"/reject_reasons", {"202309"}, "_reject_reasons"),
+    _route("GET", _RR + r"/decision_eligibility", {"202601"}, "_decision_eligibility"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/approve", {"202309"}, "_approve"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/reject", {"202309", "202606"}, "_reject"),
     _route("GET", _WEBHOOKS, {"202309"}, "_webhooks_get"),
@@ -184,6 +187,22 @@ class Api:
             raise ApiFailure(errors.INVALID_PARAMETER, "Missing required parameter return_or_cancel_id.")
         case = self._case(call, return_id)
         return encode({"reasons": [{"name": name, "text": text} for name, text in reject_reasons(case)]})
+
+    def _decision_eligibility(self, call: Call) -> bytes:
+        params = call.request.params
+        return_id = params.get("return_or_cancel_id")
+        if not return_id:
+            raise ApiFailure(errors.INVALID_PARAMETER, "Missing required parameter return_or_cancel_id.")
+        # an array in form style without explode: the values joined by commas (spec: explode false)
+        asked = [name for name in (params.get("check_decisions") or "").split(",") if name]
+        unknown = [name for name in asked if name not in ELIGIBILITY_DECISIONS]
+        if unknown:
+            raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid check_decisions value {unknown[0]!r}; possible "
+                                                       f"values: {', '.join(ELIGIBILITY_DECISIONS)}.")
+        case = self._case(call, return_id)
+        # without check_decisions every decision is evaluated, one result each
+        names = dict.fromkeys(asked or ELIGIBILITY_DECISIONS)
+        return encode({"decisions": [eligibility(case, name) for name in names]})
 
     def _approve(self, call: Call) -> bytes:
         body = _json_object(call.request.body)

@@ -79,8 +79,13 @@ _PLANTED_SIZE_CHOICE = _cumulative(PLANTED_SIZE_REASON_WEIGHTS)
 
 
 def return_id_for(create_time: int, shop_index: int, slot: int) -> int:
-    """A unique 19-digit id: two returns share create time, shop and slot only if they are one return."""
-    return _ID_BASE + ((create_time - _ID_EPOCH) << 22 | shop_index << 18 | slot)
+    """A unique 19-digit id: two returns share create time, shop and slot only if they are one return.
+
+    The first 16 shops fit in 4 bits beside the slot (the ids every store made so far holds); shops
+    past them (an agency-sized sandbox) add their group of 16 above the time field, which stays
+    below 2^52 until 2040, so their ids never meet the first 16 shops'."""
+    group, index = divmod(shop_index, 16)
+    return _ID_BASE + (group << 52) + ((create_time - _ID_EPOCH) << 22 | index << 18 | slot)
 
 
 def fmt(amount: Decimal) -> str:

@@ -167,7 +167,7 @@ SHOP_TEMPLATES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("Casa Azul MX", "MX", "LOCAL", ("kitchen", "pets_toys", "outdoor")),
     ("Fjord Active GB", "GB", "LOCAL", ("outdoor", "apparel", "electronics")),
 )
-MAX_SHOPS = 16  # return ids reserve 4 bits for the shop
+MAX_SHOPS = 256  # return ids keep 4 bits for the shop and 4 more for its group of 16 (cases.return_id_for)
 SELLER_NAMES = ("Northwind Trading Co.", "Bluebird Commerce Ltd.", "Juniper Goods LLC", "Copperfield Retail Group")
 
 # --- Products ---------------------------------------------------------------------------------------

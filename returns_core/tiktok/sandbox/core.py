@@ -36,6 +36,7 @@ from .cases import ReturnCase
 from .catalogue import DAY, build_catalogue
 from .envelope import SandboxResponse, new_request_id, respond
 from .faults import ANSWERED_UPFRONT, Fault, Faults
+from .quota import AppQuota
 from .search import ReturnSearch
 from .server import SandboxServer
 from .ticker import Ticker
@@ -58,6 +59,9 @@ STATE_FORMAT = 1
 _MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 
 
+TOO_MANY_MESSAGE = "Too many requests. You've made too many requests in a short period of time."
+
+
 class SandboxStateError(ValueError):
     """The state file cannot be used with these settings (or cannot be read)."""
 
@@ -65,12 +69,15 @@ class SandboxStateError(ValueError):
 class Sandbox:
     def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
                  history_days: int = 90, wall_clock: Callable[[], float] = time.time,
-                 state_path: Path | str | None = None, webhooks: WebhookSettings | None = None):
+                 state_path: Path | str | None = None, webhooks: WebhookSettings | None = None,
+                 app_rate_limit: float | None = None):
         self.seed = seed
         self.app_key = SANDBOX_APP_KEY
         self.app_secret = SANDBOX_APP_SECRET
         self.catalogue = build_catalogue(seed, shops)
         self.faults = Faults()
+        # TikTok's budget per app (None: unlimited, as TikTok looks when the limit is not met)
+        self.quota = AppQuota(app_rate_limit) if app_rate_limit is not None else None
         self._wall = wall_clock
         self._lock = threading.RLock()
         self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days}
@@ -172,6 +179,11 @@ class Sandbox:
         params: dict[str, str] = {}
         for key, value in query:
             params.setdefault(key, value)  # TikTok signs the first value of a repeated key
+        if (self.quota is not None and not path.startswith("/api/v2/token/")
+                # real time, not the world's (which tests may freeze or move): requests per real second
+                and not self.quota.take(params.get("app_key", ""), time.monotonic())):
+            # no Retry-After: TikTok promises none, so a client must pace itself from the refusals
+            return respond(errors.TOO_MANY_REQUESTS, TOO_MANY_MESSAGE, new_request_id(self.now()))
         with self._current():
             wall = self._wall()
             now = int(wall + self._offset)
@@ -285,8 +297,8 @@ class Sandbox:
         request_id = new_request_id(self.now())
         retry_after = {"Retry-After": format(fault.retry_after, "g")} if fault.retry_after is not None else {}
         if fault.kind == "429":
-            response = respond(errors.TOO_MANY_REQUESTS, "Too many requests. You've made too many requests in a "
-                               "short period of time.", request_id, headers=retry_after or {"Retry-After": "1"})
+            response = respond(errors.TOO_MANY_REQUESTS, TOO_MANY_MESSAGE, request_id,
+                               headers=retry_after or {"Retry-After": "1"})
         elif fault.kind == "500":
             response = respond(errors.INTERNAL_ERROR, "Internal error. Please try again later.", request_id)
         elif fault.kind == "503":

@@ -45,6 +45,12 @@ APPROVE_DECISIONS = frozenset({"APPROVE_REFUND", "APPROVE_RETURN", "APPROVE_RECE
 REJECT_DECISIONS = frozenset({"REJECT_REFUND", "REJECT_RETURN", "REJECT_RECEIVED_PACKAGE", "REJECT_REPLACEMENT"})
 OFFER_AFTER_RECEIVING = "OFFER_PARTIAL_REFUND_AFTER_RECEIVING_PKG"  # Reject Return 202606 only
 PARTIAL_OFFERS = frozenset({"OFFER_PARTIAL_REFUND", OFFER_AFTER_RECEIVING})
+# What Get Decision Eligibility (202601) may be asked about: its check_decisions enum. The cancellation
+# decisions, DIRECT_REFUND and ISSUE_EXCHANGE_REFUND never fit a return of this simulator (no type takes them).
+ELIGIBILITY_DECISIONS = ("APPROVE_REQUEST_CANCEL", "APPROVE_REFUND", "APPROVE_RETURN", "APPROVE_RECEIVED_PACKAGE",
+                         "APPROVE_REPLACEMENT", "ISSUE_REPLACEMENT_REFUND", "DIRECT_REFUND", "REJECT_REQUEST_CANCEL",
+                         "REJECT_REFUND", "REJECT_RETURN", "REJECT_RECEIVED_PACKAGE", "REJECT_REPLACEMENT",
+                         "ISSUE_EXCHANGE_REFUND")
 
 # Decisions that can ever apply to a type; anything else "does not fit the request type" (25020004).
 _TYPE_DECISIONS = {
@@ -109,20 +115,40 @@ def reject_reasons(case: ReturnCase) -> tuple[tuple[str, str], ...]:
     return REJECT_REASONS[action] if action else ()
 
 
-def decision_error(case: ReturnCase, decision: Decision) -> tuple[int, str] | None:
-    """Why TikTok would refuse this decision now, as (code, message); None when it fits."""
-    if decision.name not in _TYPE_DECISIONS[case.return_type]:
-        return errors.DECISION_NOT_FIT, (f"Decision {decision.name} does not fit a {case.return_type} request "
+def _stage_error(case: ReturnCase, name: str) -> tuple[int, str] | None:
+    """Why the decision `name` does not fit the case's type and state now, as (code, message); None when it fits."""
+    if name not in _TYPE_DECISIONS[case.return_type]:
+        return errors.DECISION_NOT_FIT, (f"Decision {name} does not fit a {case.return_type} request "
                                          f"(return {case.return_id}).")
     stage = _STAGE_DECISIONS.get((case.return_type, case.status))
     if stage is None:
         return errors.ALREADY_DECIDED, (f"Return {case.return_id} is {case.status}: it is not waiting for a seller "
                                         "decision (already decided or closed).")
-    if decision.name not in stage:
-        return errors.DECISION_NOT_FIT, (f"Decision {decision.name} does not fit return {case.return_id} in "
+    if name not in stage:
+        return errors.DECISION_NOT_FIT, (f"Decision {name} does not fit return {case.return_id} in "
                                          f"status {case.status}; allowed now: {', '.join(sorted(stage))}.")
-    if decision.name == "OFFER_PARTIAL_REFUND" and case.buyer_rejected_partial_refund:
+    if name == "OFFER_PARTIAL_REFUND" and case.buyer_rejected_partial_refund:
         return errors.DECISION_NOT_FIT, "The buyer already rejected a partial refund offer for this return."
+    return None
+
+
+def eligibility(case: ReturnCase, name: str) -> dict:
+    """Get Decision Eligibility's answer for one decision on this return: eligible, or why not (and the reject
+    reasons an eligible reject may give)."""
+    refusal = _stage_error(case, name)
+    if refusal is not None:
+        return {"decision": name, "eligible": False, "ineligible_code": refusal[0], "ineligible_reason": refusal[1]}
+    answer: dict = {"decision": name, "eligible": True}
+    if name in REJECT_DECISIONS:
+        answer["available_reject_reasons"] = [{"name": key, "text": text} for key, text in reject_reasons(case)]
+    return answer
+
+
+def decision_error(case: ReturnCase, decision: Decision) -> tuple[int, str] | None:
+    """Why TikTok would refuse this decision now, as (code, message); None when it fits."""
+    refusal = _stage_error(case, decision.name)
+    if refusal is not None:
+        return refusal
     if decision.name in REJECT_DECISIONS | {OFFER_AFTER_RECEIVING}:
         names = [name for name, _ in reject_reasons(case)]
         if decision.reject_reason not in names:

@@ -130,6 +130,9 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
                                                 "(default TikTok's: %(default)s)")
     parser.add_argument("--webhook-seed", type=int, default=None, metavar="N",
                         help="seed for duplicates and reordering (default: --seed)")
+    parser.add_argument("--app-rate-limit", type=float, default=None, metavar="N",
+                        help="answer 429 (code 36009002) past N requests per second per app, as TikTok "
+                             "does; default: no limit")
 
 
 def live_options(args: argparse.Namespace) -> dict:
@@ -143,20 +146,24 @@ def live_options(args: argparse.Namespace) -> dict:
                          f"{args.webhook_retry_delays!r}") from None
     if not args.tick > 0:
         raise ValueError("--tick must be above 0 seconds")
+    if args.app_rate_limit is not None and not args.app_rate_limit > 0:
+        raise ValueError("--app-rate-limit must be above 0 requests per second")
     settings = WebhookSettings(duplicate_rate=args.webhook_duplicates, reorder_rate=args.webhook_reorder,
                                retry_delays=delays, seed=args.webhook_seed)
-    return {"tick": args.tick, "webhooks": settings}
+    return {"tick": args.tick, "webhooks": settings, "app_rate_limit": args.app_rate_limit}
 
 
 def serve_forever(port: int, seed: int, returns: int, shops: int, state_path: Path | None = None,
                   out: TextIO = sys.stdout, stop: threading.Event | None = None, *,
-                  webhooks: WebhookSettings | None = None, tick: float = 1.0) -> None:
+                  webhooks: WebhookSettings | None = None, tick: float = 1.0,
+                  app_rate_limit: float | None = None) -> None:
     """Run the sandbox on 127.0.0.1:`port` until Ctrl-C (or until `stop` is set), after printing
     the base URL, the sandbox app credentials, a fresh auth code and the command that connects it.
     The world moves every `tick` seconds; `webhooks` tunes delivery (duplicates, reordering, retries)."""
     from .core import Sandbox  # core.py imports this module for Sandbox.serve
 
-    sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path, webhooks=webhooks)
+    sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path, webhooks=webhooks,
+                      app_rate_limit=app_rate_limit)
     with sandbox.serve(host="127.0.0.1", port=port, tick=tick) as server:
         print(_banner(sandbox, server.url, sandbox.issue_auth_code(), returns), file=out, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

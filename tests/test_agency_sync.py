@@ -1,0 +1,159 @@
+"""Many shops synced together (issue 14): bounded fetching, one writer, failures isolated, one line each.
+
+Over real HTTP against the sandbox, with the CLI where a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from returns_core import accounts as acc
+from returns_core import cli
+from returns_core.connect import add_accounts_with_tokens
+from returns_core.explain import REAUTH_REASON
+from returns_core.store.db import Database
+from returns_core.sync import Overall, concurrency_setting, sync_accounts
+from returns_core.tiktok.client import TokenSet
+from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+from tests.conftest import ROOT, wait_until
+from tests.reliability import LOCK_TEXT, READER, SearchGate, duplicates, run_cli, stored_payloads, truth_payloads
+
+
+def connect_shops(db: Database, sandbox, url: str, shop_ids: list[str], name: str
+                  ) -> tuple[list[acc.Account], TokenSet]:
+    """These shops, from one authorization (one grant), as `accounts add` connects them; and its tokens."""
+    tokens = TokenSet.from_data(sandbox.issue_tokens(shop_ids))
+    return add_accounts_with_tokens(db, name, SANDBOX_APP_KEY, SANDBOX_APP_SECRET, tokens.access_token,
+                                    tokens.refresh_token, api_base=url, auth_base=url, is_sandbox=True,
+                                    tokens=tokens), tokens
+
+
+@pytest.fixture
+def agency(make_sandbox):
+    """20 shops of 30 returns each, served over HTTP: (sandbox, server)."""
+    sandbox = make_sandbox(shops=20, returns=30)
+    with sandbox.serve() as server:
+        yield sandbox, server
+
+
+def test_one_shop_with_revoked_tokens_among_twenty_fails_alone_in_one_line(db, db_key, agency, monkeypatch, capsys):
+    sandbox, server = agency
+    ids = [shop["id"] for shop in sandbox.shops]
+    connect_shops(db, sandbox, server.url, ids[1:], "Agency")
+    [lone], lone_tokens = connect_shops(db, sandbox, server.url, ids[:1], "Lone")
+    sandbox.revoke(lone_tokens.access_token)  # the seller of that one shop deauthorized the app
+
+    monkeypatch.setenv("RETURNS_DESK_KEY", db_key)
+    status = cli.main(["--db", str(db.path), "sync"])
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert status == 1 and len(lines) == 20, lines
+    failed = [line for line in lines if "FAILED" in line]
+    assert len(failed) == 1 and failed[0].startswith(f"{lone.name}: 0 page(s), 0 new")
+    assert failed[0].endswith(f"; FAILED: {REAUTH_REASON}")
+    assert err.strip().splitlines()[-1] == "error: 1 of 20 account(s) failed to sync (see above)"
+    synced = sum(len(truth_payloads(sandbox, shop_id)) for shop_id in ids[1:])
+    assert f"20 of 20 shops, {synced:,} returns, 1 failed" in err  # the round's progress, on stderr
+    assert "Traceback" not in err
+    # the other 19 have exactly what TikTok has; the revoked one is marked for reconnecting
+    for shop_id in ids[1:]:
+        assert stored_payloads(db, shop_id) == truth_payloads(sandbox, shop_id)
+    assert stored_payloads(db, ids[0]) == {}
+    assert acc.get_account(db, lone.name).status == acc.INVALID
+    assert all(v == 0 for v in duplicates(db).values())
+
+
+def test_never_more_than_the_chosen_number_of_shops_fetch_at_once(db, agency):
+    sandbox, server = agency
+    connect_shops(db, sandbox, server.url, [shop["id"] for shop in sandbox.shops], "Agency")
+    in_flight: dict[str, int] = {}
+    most = [0]
+    guard = threading.Lock()
+    answer = sandbox.answer
+
+    def counted(method, path, query, *args, **kwargs):
+        cipher = dict(query).get("shop_cipher", "")
+        with guard:
+            in_flight[cipher] = in_flight.get(cipher, 0) + 1
+            most[0] = max(most[0], sum(1 for n in in_flight.values() if n))
+        try:
+            if path.startswith("/return_refund/"):
+                time.sleep(0.05)  # the network's time for a page: shops fetching together overlap here
+            return answer(method, path, query, *args, **kwargs)
+        finally:
+            with guard:
+                in_flight[cipher] -= 1
+
+    sandbox.answer = counted  # the HTTP server asks the instance for every request
+    heard: list[Overall] = []
+    results = sync_accounts(db, concurrency=3, page_size=10, on_overall=heard.append, trigger="test")
+    assert all(r.ok for r in results) and len(results) == 20
+    assert most[0] == 3  # three shops at once, never a fourth
+    total = sum(r.fetched for r in results)
+    assert heard[-1] == Overall(20, 20, total, 0) and heard[-1].line() == f"20 of 20 shops, {total:,} returns"
+    assert [o.done for o in heard] == sorted(o.done for o in heard)
+
+
+def test_the_concurrency_is_a_setting_the_cli_checks_and_keeps(db, db_key, agency, monkeypatch, capsys):
+    sandbox, server = agency
+    connect_shops(db, sandbox, server.url, [sandbox.shops[0]["id"]], "One")
+    monkeypatch.setenv("RETURNS_DESK_KEY", db_key)
+    assert concurrency_setting(db) == 8
+    for bad in (["--concurrency", "0"], ["--concurrency", "65"], ["--save-concurrency"]):
+        assert cli.main(["--db", str(db.path), "sync", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+    assert concurrency_setting(db) == 8
+    assert cli.main(["--db", str(db.path), "sync", "--concurrency", "3", "--save-concurrency"]) == 0
+    assert concurrency_setting(db) == 3
+
+
+def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, db_key, agency, cli_env):
+    sandbox, server = agency
+    ids = [shop["id"] for shop in sandbox.shops]
+    connect_shops(db, sandbox, server.url, ids, "Agency")
+    env = {**cli_env, "RETURNS_DESK_KEY": db_key}
+    script, stop = db.path.parent / "reader.py", db.path.parent / "stop"
+    script.write_text(READER)
+    reader = subprocess.Popen([sys.executable, str(script), str(db.path), db_key, str(stop)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[int] = []
+    reports: list[str] = []
+
+    def listen() -> None:
+        for line in reader.stdout:
+            reports.append(line)
+            if line.startswith("saw "):
+                seen.append(int(line.split()[1]))
+
+    threading.Thread(target=listen, daemon=True).start()
+    wait_until(lambda: seen, "the reader's first read")
+    # the sandbox answers 10 shops' pages (one page each), then holds the round until the reader has
+    # seen them committed
+    gate = SearchGate(sandbox, let_through=10)
+    sync = run_cli(db, env, "sync", "--concurrency", "8")
+    try:
+        assert gate.wait_held(), "the round never asked for more than 10 pages"
+        wait_until(lambda: seen and 0 < seen[-1], "the reader to see the round in progress")
+        assert seen[-1] < sum(len(truth_payloads(sandbox, shop_id)) for shop_id in ids)
+    finally:
+        gate.release()
+    sync_out, sync_err = sync.communicate(timeout=180)
+    stop.touch()
+    reader.wait(60)
+    wait_until(lambda: reports and reports[-1].startswith("{"), "the reader's report")
+    report = json.loads(reports[-1])
+
+    assert sync.returncode == 0, sync_err
+    assert report["errors"] == [] and reader.returncode == 0
+    for text in (sync_out, sync_err, "".join(reports)):
+        assert LOCK_TEXT not in text and "Traceback" not in text
+    assert report["counts"] == sorted(report["counts"])
+    for shop_id in ids:
+        assert stored_payloads(db, shop_id) == truth_payloads(sandbox, shop_id)

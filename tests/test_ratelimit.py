@@ -1,0 +1,150 @@
+"""One pace per TikTok app: unpaced until TikTok refuses, slower for every shop after a refusal,
+recovering gradually; and the sandbox's per-app budget that produces those refusals."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from returns_core.tiktok import ratelimit
+from returns_core.tiktok.client import RetryPolicy, TikTokClient, TokenSet
+from returns_core.tiktok.ratelimit import DECREASE, AppRateLimit
+from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+from returns_core.tiktok.sandbox.quota import AppQuota
+
+
+class Clock:
+    """A fake monotonic clock; sleeping moves it (and records how long each wait was)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def send(limit: AppRateLimit, clock: Clock, n: int, *, every: float = 0.0, refused: bool = False) -> None:
+    """n requests, `every` seconds apart at most (the pace may make them slower), each answered."""
+    for _ in range(n):
+        limit.acquire()
+        if refused:
+            limit.refused()
+        else:
+            limit.succeeded()
+        clock.now += every
+
+
+def test_no_pacing_until_tiktok_refuses():
+    clock = Clock()
+    limit = AppRateLimit(clock=clock, sleep=clock.sleep)
+    send(limit, clock, 500)  # 500 requests in no time at all
+    assert limit.rate is None and clock.waits == []
+
+
+def test_a_refusal_slows_to_below_what_was_achieved_then_the_pace_recovers_gradually():
+    clock = Clock()
+    limit = AppRateLimit(clock=clock, sleep=clock.sleep)
+    send(limit, clock, 40, every=0.05)  # 20 requests/s achieved, all accepted
+    send(limit, clock, 1, refused=True)
+    first = limit.rate
+    assert first == pytest.approx(DECREASE * 20, rel=0.1)
+    # the refused request's retry (and every other request) now waits its turn
+    waits_before = len(clock.waits)
+    send(limit, clock, 10)
+    assert len(clock.waits) > waits_before
+    gaps = clock.waits[waits_before:]
+    assert all(gap <= 1 / first + 1e-9 for gap in gaps)
+
+    # more refusals bring it lower still, but a burst of refusals within a second counts once
+    send(limit, clock, 20)  # a second's worth at the new pace
+    send(limit, clock, 5, refused=True)
+    second = limit.rate
+    assert second < first and second >= first * DECREASE * 0.5
+
+    # then successes bring it back up, a little per second of successes
+    rates = []
+    for _ in range(5):
+        started = clock.now
+        while clock.now - started < 1.0:
+            send(limit, clock, 1)
+        rates.append(limit.rate)
+    assert rates == sorted(rates) and rates[-1] > second
+    assert rates[-1] - second < 5  # gradual: about RECOVERY_PER_S a second, not a jump back
+
+
+def test_every_shop_of_an_app_shares_one_pace_and_other_apps_do_not():
+    a1 = ratelimit.for_app("open-api.example", "app-a")
+    assert ratelimit.for_app("open-api.example", "app-a") is a1
+    assert ratelimit.for_app("open-api.example", "app-b") is not a1
+    assert ratelimit.for_app("other-host.example", "app-a") is not a1
+
+
+def test_paced_requests_from_many_threads_keep_to_the_pace():
+    limit = AppRateLimit()
+    for _ in range(20):
+        limit.acquire()
+    limit.refused()  # 20 requests just now: about 17/s from here
+    pace = limit.rate
+    starts: list[float] = []
+    guard = threading.Lock()
+
+    def shop() -> None:
+        for _ in range(3):
+            limit.acquire()
+            with guard:
+                starts.append(time.monotonic())
+
+    threads = [threading.Thread(target=shop) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    starts.sort()
+    span = starts[-1] - starts[0]
+    # 18 requests at `pace` per second take at least 17 intervals, whichever threads sent them
+    assert span >= 17 / pace * 0.9
+
+
+def test_the_sandbox_budget_refills_at_its_rate():
+    quota = AppQuota(10)
+    assert all(quota.take("app", 0.0) for _ in range(10))  # a burst of one second's worth
+    assert not quota.take("app", 0.0)
+    assert quota.take("other-app", 0.0)  # per app
+    assert not quota.take("app", 0.05) and quota.take("app", 0.1)  # one request per 0.1 s
+    with pytest.raises(ValueError):
+        AppQuota(0)
+
+
+@pytest.mark.sandbox(shops=3, returns=150, app_rate_limit=20)
+def test_over_http_the_app_budget_slows_every_shop_and_each_still_gets_every_return(sandbox, sandbox_server):
+    tokens = TokenSet.from_data(sandbox.issue_tokens())
+    limit = AppRateLimit()
+
+    def shop(index: int) -> None:
+        client = TikTokClient(SANDBOX_APP_KEY, SANDBOX_APP_SECRET, tokens.access_token, tokens.refresh_token,
+                              sandbox.shops[index]["cipher"], api_base=sandbox_server.url,
+                              auth_base=sandbox_server.url, rate_limit=limit,
+                              retry=RetryPolicy(max_attempts=5, base_delay=0.01))
+        with client:
+            for _ in range(2):
+                pages = list(client.iter_return_pages(page_size=10))
+                assert sum(len(p.return_orders) for p in pages) == 150
+
+    threads = [threading.Thread(target=shop, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # every shop got all its returns (each call retried through the refusals), TikTok did refuse,
+    # and the app's pace came down below the sandbox's 20/s
+    assert sandbox.quota.refused > 0 and limit.refusals == sandbox.quota.refused
+    assert limit.rate is not None and limit.rate < 20
+    assert sandbox.quota.allowed == 3 * 2 * 15
+
