@@ -53,7 +53,7 @@ from returns_core.ingest import (
 from returns_core.secretbox import SecretKeyError
 from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
-from returns_core.store.return_writes import store_records, upsert_page
+from returns_core.store.return_writes import store_records, upsert_page, write_page
 from returns_core.tiktok import errors
 from returns_core.tiktok_session import tiktok_session
 
@@ -265,14 +265,16 @@ def start_point(mark: int | None, *, full: bool, overlap_s: int = OVERLAP_SECOND
     return StartPoint({"update_time_ge": max(0, int(mark) - overlap_s)}, False, False)
 
 
-def commit_pages(db: Database, shop_id: str, objects: list, *, run_id: int, pages: int, first: bool,
-                 start: StartPoint) -> tuple[PageCounts, int]:
-    """Commit a run's next pages (their objects in update_time order) with the watermark they cover;
-    returns what they did and how many of their returns TikTok dates in the future."""
+def commit_pages(db: Database | duckdb.DuckDBPyConnection, shop_id: str, objects: list, *, run_id: int,
+                 pages: int, first: bool, start: StartPoint) -> tuple[PageCounts, int]:
+    """Commit a run's next pages (their objects in update_time order) with the watermark they cover, on
+    their own (a Database) or inside the caller's transaction (a connection); returns what they did and
+    how many of their returns TikTok dates in the future."""
     now = utcnow()
     # pages come in update_time order, so their watermark is the last page's (the last time not from the future)
-    counts = upsert_page(db, shop_id, objects, synced_at=now, new_watermark=page_watermark(objects, now),
-                         run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first)
+    write = upsert_page if isinstance(db, Database) else write_page
+    counts = write(db, shop_id, objects, synced_at=now, new_watermark=page_watermark(objects, now),
+                   run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first)
     return counts, count_from_the_future(objects, now)
 
 
@@ -367,19 +369,19 @@ class _Shop:
             return False
         return True
 
-    def write(self, pages: list) -> None:
-        """Commit pages (in update_time order) with their watermark, then report progress; a failure
-        (a full disk, a bug, a progress listener that raises) ends this shop only."""
+    def write(self, pages: list, con: duckdb.DuckDBPyConnection | None = None) -> tuple[PageCounts, int]:
+        """Commit pages (in update_time order) with their watermark: on their own, or inside the round's
+        transaction `con` (then `wrote` once it committed). Returns what they did."""
         objects = [obj for page in pages for obj in page.return_orders]
-        try:
-            done, future = commit_pages(self.db, self.account.shop_id, objects, run_id=self.run_id,
-                                        pages=len(pages), first=self.pages == 0, start=self.start)
-            self.counts, self.pages = self.counts + done, self.pages + len(pages)
-            self.from_future += future
-            self.total = pages[-1].total_count
-            self.report()
-        except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
-            self.fail(exc)
+        return commit_pages(con if con is not None else self.db, self.account.shop_id, objects,
+                            run_id=self.run_id, pages=len(pages), first=self.pages == 0, start=self.start)
+
+    def wrote(self, pages: list, done: PageCounts, future: int) -> None:
+        """Count committed pages in, and report progress."""
+        self.counts, self.pages = self.counts + done, self.pages + len(pages)
+        self.from_future += future
+        self.total = pages[-1].total_count
+        self.report()
 
     def fail(self, exc: BaseException) -> None:
         """The shop's sync failed (TikTok, the store, its account or a bug): say why, stop its fetcher."""
@@ -444,6 +446,31 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
         put((shop, _END, exc))
+
+
+def _commit_together(db: Database, writes: list[tuple[_Shop, list]]) -> None:
+    """Commit several shops' waiting pages in one transaction: a transaction's fixed cost (opening,
+    committing, the WAL) is then shared, which is what lets one writer keep up with many fetchers.
+    When it fails, each shop writes on its own, so the failure is the failing shop's alone (a full disk
+    fails them all, each with its own line). A failure to report progress is that shop's too."""
+    if len(writes) > 1:
+        try:
+            with db.writer() as con:
+                done = [shop.write(pages, con) for shop, pages in writes]
+        except Exception:  # noqa: BLE001 - retried shop by shop below, where it is told to the right shop
+            logger.info("a write of %d shops together failed; writing them one by one", len(writes))
+        else:
+            for (shop, pages), (counts, future) in zip(writes, done, strict=True):
+                try:
+                    shop.wrote(pages, counts, future)
+                except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
+                    shop.fail(exc)
+            return
+    for shop, pages in writes:
+        try:
+            shop.wrote(pages, *shop.write(pages))
+        except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
+            shop.fail(exc)
 
 
 def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, full: bool = False,
@@ -529,11 +556,12 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
                     else:
                         pages.append(page)
                     grouped[position] = (shop, pages, end)
-                for position, (shop, pages, end) in grouped.items():
-                    if pages and shop.failure is None:
-                        share.before_write()
-                        shop.write(pages)
-                        overall()
+                writes = [(shop, pages) for shop, pages, _ in grouped.values() if pages and shop.failure is None]
+                if writes:
+                    share.before_write()
+                    _commit_together(db, writes)
+                    overall()
+                for position, (shop, _pages, end) in grouped.items():
                     if end is not None and end[0] is not None:
                         shop.fail(end[0])
                     if shop.failure is not None or end is not None:

@@ -140,7 +140,7 @@ def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, d
     sync = run_cli(db, env, "sync", "--concurrency", "8")
     try:
         assert gate.wait_held(), "the round never asked for more than 10 pages"
-        wait_until(lambda: seen and 0 < seen[-1], "the reader to see the round in progress")
+        wait_until(lambda: seen and seen[-1] > 0, "the reader to see the round in progress")
         assert seen[-1] < sum(len(truth_payloads(sandbox, shop_id)) for shop_id in ids)
     finally:
         gate.release()

@@ -54,25 +54,33 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
     one or none. Objects that are not returns are kept aside (store/quarantine.py) in the same
     transaction and counted as `quarantined`: none is skipped.
     """
-    objects, malformed = ingest.split_page(return_objects)
     # one write path per process (db.writer), so no other write of ours can conflict with this one
     with db.writer() as con:
-        counts = PageCounts()
-        if objects:
-            stored = _stored(con, shop_id, ingest.page_return_ids(objects))
-            plan = ingest.plan_page(shop_id, objects, stored, synced_at)
-            _write_plan(con, shop_id, plan, synced_at)
-            counts = plan.counts
-        if malformed:
-            quarantine.keep(con, shop_id, malformed, synced_at, run_id)
-            counts += PageCounts(quarantined=len(malformed))
-        if restart_watermark:
-            sync_runs.set_watermark(con, shop_id, new_watermark, synced_at)
-        elif new_watermark is not None:
-            sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at)
-        if run_id is not None:
-            sync_runs.add_page(con, run_id, pages, counts)
-        return counts
+        return write_page(con, shop_id, return_objects, synced_at=synced_at, new_watermark=new_watermark,
+                          run_id=run_id, pages=pages, restart_watermark=restart_watermark)
+
+
+def write_page(con: duckdb.DuckDBPyConnection, shop_id: str, return_objects: Iterable[Any], *,
+               synced_at: datetime, new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
+               restart_watermark: bool = False) -> PageCounts:
+    """upsert_page inside the caller's transaction (a sync round commits several shops' pages at once)."""
+    objects, malformed = ingest.split_page(return_objects)
+    counts = PageCounts()
+    if objects:
+        stored = _stored(con, shop_id, ingest.page_return_ids(objects))
+        plan = ingest.plan_page(shop_id, objects, stored, synced_at)
+        _write_plan(con, shop_id, plan, synced_at)
+        counts = plan.counts
+    if malformed:
+        quarantine.keep(con, shop_id, malformed, synced_at, run_id)
+        counts += PageCounts(quarantined=len(malformed))
+    if restart_watermark:
+        sync_runs.set_watermark(con, shop_id, new_watermark, synced_at)
+    elif new_watermark is not None:
+        sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at)
+    if run_id is not None:
+        sync_runs.add_page(con, run_id, pages, counts)
+    return counts
 
 
 def _stored(con: duckdb.DuckDBPyConnection, shop_id: str, return_ids: list[str]) -> dict[str, StoredReturn]:
