@@ -40,9 +40,10 @@ def not_found(return_id: str, shop_id: str | None) -> None:
 def header(ret: dict) -> None:
     """Status and TikTok's status on one line, and what is wrong with them if anything."""
     arbitration = f" · Arbitration **{shown(ret['arbitration_status'])}**" if ret["arbitration_status"] else ""
+    # TikTok's own code is one hover away (support asks for it), not inline beside its meaning
     st.markdown(f"Status **{ret['status'] or 'Unmapped'}** · TikTok: "
-                f"{shown(domain.marketplace_status_label(ret['marketplace_status']))} "
-                f"{md_escape(ret['marketplace_status'] or 'none', code=True)}{arbitration}")
+                f"{shown(domain.marketplace_status_label(ret['marketplace_status']))}{arbitration}",
+                help=f"TikTok's status, verbatim: {md_escape(ret['marketplace_status'] or 'none', code=True)}")
     st.caption(f"Created {local_time(ret['created_at'])} · Updated {local_time(ret['updated_at'])} · "
                f"Last synced {ago(ret['last_synced_at'])}")
     if ret["mismatch"]:

@@ -5,13 +5,14 @@ import streamlit as st
 
 from app_ui import decisions, filters, loaders, navigation, runtime, widgets
 from app_ui.account_view import Scope, scope
-from app_ui.formatting import ago, zone_note
+from app_ui.formatting import ago, viewer_zone, zone_note
 from returns_core import domain
 from returns_core.filters import ReturnFilters
 
 WAITING_ROWS = 5  # the soonest deadlines shown above the list; "Show all" opens the rest in it
-WAITING_COLUMNS = (filters.DUE_COLUMN, filters.REFUND_COLUMN, "Type", "Reason", "Marketplace Return ID",
-                   filters.ACCOUNT_COLUMN, filters.ACTIONS_COLUMN)
+# Actions first and the return and its reason right after Due By: what a phone shows without scrolling sideways
+WAITING_COLUMNS = (filters.ACTIONS_COLUMN, filters.DUE_COLUMN, "Marketplace Return ID", "Reason",
+                   filters.REFUND_COLUMN, "Type", filters.ACCOUNT_COLUMN)
 PHONE_ONLY = "returns_phone_sync"  # shown only where the sidebar starts folded away (Streamlit: up to 768 px)
 
 
@@ -47,7 +48,7 @@ def waiting_for_you(current: Scope, back: dict) -> None:
     due_soon = loaders.return_count(waiting.with_(due_soon=True))
     st.subheader(f":material/pending_actions: Waiting for you · {total:,}", anchor=False)
     st.caption(f"TikTok waits for your answer, soonest deadline first: 🔴 **{overdue:,}** overdue, "
-               f"🟠 **{due_soon:,}** due within {domain.DUE_SOON_HOURS} h. Tick one to decide it here, or several "
+               f"🟠 **{due_soon:,}** due within {domain.DUE_SOON_HOURS} h. Tick one to decide it, or several "
                "to approve or reject them together.")
     names = filters.shop_names(current)
     decisions.clear_selection_after_decision("waiting_grid", "waiting")
@@ -57,13 +58,15 @@ def waiting_for_you(current: Scope, back: dict) -> None:
         row_height=filters.ROW_HEIGHT, column_order=WAITING_COLUMNS,
         column_config=filters.grid_columns(names, "waiting") | {
             filters.DUE_COLUMN: st.column_config.TextColumn(
-                width=190, help="How long until TikTok decides by itself, and when. 🔴 overdue, 🟠 due within "
-                                f"{domain.DUE_SOON_HOURS} h. {zone_note()}"),
+                f"{filters.DUE_COLUMN} ({viewer_zone()})", width=190,
+                help=f"How long until TikTok decides by itself, and when. 🔴 overdue, 🟠 due within "
+                     f"{domain.DUE_SOON_HOURS} h. {zone_note()}"),
             "Reason": st.column_config.TextColumn(width=200, help="TikTok's reason text."),
         })
     filters.follow_row(page, [], prefix="waiting", came_from="returns", back=back)  # its Actions column
     decisions.decide_selected(runtime.db(), loaders.accounts(), page, event.selection.rows, place="waiting",
-                              detail_query=lambda rid, shop: navigation.return_query(rid, shop, "returns", back))
+                              detail_query=lambda rid, shop: navigation.return_query(rid, shop, "returns", back),
+                              in_dialog=True)  # one screen to decide on, full screen on a phone
     if total > len(page):
         st.button(f"Show all {total:,} in the list", key="returns_show_waiting", icon=":material/list:",
                   type="tertiary", on_click=filters.show_exactly, args=("waiting",))
@@ -72,8 +75,8 @@ def waiting_for_you(current: Scope, back: dict) -> None:
 def wide_page() -> None:
     """On a wide screen, a narrower margin beside the grid: Streamlit's 5 rem on each side would cost
     the grid 96 px, and every column then fits at 1440 px with the sidebar open (filters.COLUMN_WIDTHS)."""
-    st.html("<style>@media (min-width: 1200px) { .stMainBlockContainer { padding-left: 2rem; "
-            "padding-right: 2rem; } }</style>")
+    st.html("<style>@media (min-width: 1200px) { .stMainBlockContainer { padding-left: 1.5rem; "
+            "padding-right: 1.5rem; } }</style>")
 
 
 def render() -> None:

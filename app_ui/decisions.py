@@ -62,7 +62,7 @@ def decision_card(db: Database, account: Account | None, return_row: Mapping, *,
 def what_the_buyer_asks(db: Database, row: Mapping) -> None:
     """Type, the refund asked for with its breakdown, and each item (image, name, SKU, quantity)."""
     currency = row["refund_currency"]
-    kind = row["type"] or domain.display_type(row["return_type"]) or "Request"
+    kind = domain.request_kind(row["return_type"]) or row["type"] or "Request"
     st.markdown(f"**{_md(kind)}** · the buyer asks for **{_md(workflow.money_text(row['refund_total'], currency))}**")
     parts = [f"{label} {_md(workflow.money_text(row[column], currency))}" for label, column in BREAKDOWN
              if row[column] is not None]
@@ -228,8 +228,8 @@ def _choose(db: Database, account: Account, row: Mapping, key: str, *, locked: b
         st.caption(f"Not possible now: {_md(domain.DECISION_LABELS.get(refused, refused))}: {_md(why)}")
     if not options.decisions:
         return
-    decision = st.radio("Decision", options.decisions, index=None, key=f"{key}_decision", disabled=disabled,
-                        format_func=lambda d: domain.DECISION_LABELS.get(d, d), label_visibility="collapsed")
+    decision = st.radio("Decision", _choices(options.decisions), index=None, key=f"{key}_decision",
+                        disabled=disabled, format_func=_choice_label, label_visibility="collapsed")
     reasons: list[dict] | None = None
     if decision in options.reject:
         reasons = _reject_reasons(db, account, row["return_id"], key, options, decision)
@@ -245,17 +245,53 @@ def _choose(db: Database, account: Account, row: Mapping, key: str, *, locked: b
                      max_chars=workflow.MAX_COMMENT_LENGTH)
     elif decision == "OFFER_PARTIAL_REFUND":
         total = _md(workflow.money_text(row["refund_total"], row["refund_currency"]))
-        st.text_input(f"Partial refund amount ({_md(row['refund_currency'] or 'currency unknown')})",
-                      key=f"{key}_amount",
-                      disabled=disabled, placeholder="e.g. 12.50",
-                      help=f"Less than the refund total, {total}. A decimal comma (12,50) is fine.")
-    elif decision == "APPROVE_RETURN":
-        st.checkbox("The buyer keeps the item (refund without a return)", key=f"{key}_keep", disabled=disabled)
-    if error := st.session_state.pop(f"{key}_error", None):
-        st.error(_md(error), icon=":material/error:")
+        box = f"{key}_amount_box"
+        # while a new amount is typed (Streamlit shows "Press Enter to apply"), the error about the old one hides
+        st.html(f'<style>.st-key-{box}:has([data-testid="InputInstructions"]) [data-testid="stAlert"] '
+                "{ display: none; }</style>")
+        with st.container(key=box, gap="small"):
+            st.text_input(f"Partial refund amount ({_md(row['refund_currency'] or 'currency unknown')})",
+                          key=f"{key}_amount", disabled=disabled, placeholder="e.g. 12.50",
+                          on_change=_check_amount, args=(row, key),
+                          help=f"Less than the refund total, {total}. A decimal comma (12,50) is fine.")
+            _error(key)
+    _error(key)
     actor = None if locked else identity.ask_name(key)
     st.button("Review the decision", key=f"{key}_review", type="primary", disabled=not actor or decision is None,
               icon=":material/fact_check:", on_click=_review, args=(db, row, options, reasons, key))
+
+
+def _choices(decisions: Sequence[str]) -> list[str]:
+    """TikTok's decisions, with APPROVE_RETURN's returnless full refund (buyer_keep_item) as a choice of its own
+    right after it: a checkbox under "Approve the return" read like a second partial-refund path."""
+    choices = list(decisions)
+    if "APPROVE_RETURN" in choices:
+        choices.insert(choices.index("APPROVE_RETURN") + 1, domain.RETURNLESS_REFUND)
+    return choices
+
+
+def _choice_label(choice: str) -> str:
+    if choice == domain.RETURNLESS_REFUND:
+        return domain.RETURNLESS_REFUND_LABEL
+    return domain.DECISION_LABELS.get(choice, choice)
+
+
+def _error(key: str) -> None:
+    """The refusal of the last Review (or amount), once."""
+    if error := st.session_state.pop(f"{key}_error", None):
+        st.error(_md(error), icon=":material/error:")
+
+
+def _check_amount(row: Mapping, key: str) -> None:
+    """On a changed partial refund amount: the old refusal goes, a wrong new amount is refused at once."""
+    st.session_state.pop(f"{key}_error", None)
+    typed = st.session_state.get(f"{key}_amount")
+    if not (typed or "").strip():
+        return
+    try:
+        workflow.check_partial_refund(workflow.parse_amount(typed), row["refund_total"], row["refund_currency"])
+    except workflow.WorkflowError as exc:
+        st.session_state[f"{key}_error"] = str(exc)
 
 
 def _forget(key: str, *suffixes: str) -> None:
@@ -283,11 +319,13 @@ def _review(db: Database, row: Mapping, options: workflow.DecisionOptions, reaso
             key: str) -> None:
     """Callback of "Review the decision": check it and build exactly what will be sent, or say why not."""
     state = st.session_state
+    choice = state.get(f"{key}_decision") or ""
+    returnless = choice == domain.RETURNLESS_REFUND
     try:
         plan = workflow.plan_action(
-            db, row["shop_id"], row["return_id"], state.get(f"{key}_decision") or "",
+            db, row["shop_id"], row["return_id"], "APPROVE_RETURN" if returnless else choice,
             reject_reason=state.get(f"{key}_reason"), comment=state.get(f"{key}_comment"),
-            partial_amount=state.get(f"{key}_amount"), buyer_keep_item=state.get(f"{key}_keep"),
+            partial_amount=state.get(f"{key}_amount"), buyer_keep_item=returnless or None,
             options=options, reject_reasons=reasons)
     except workflow.WorkflowError as exc:
         state[f"{key}_error"] = str(exc)
@@ -334,7 +372,7 @@ def _confirm(db: Database, account: Account, plan: workflow.ActionPlan, key: str
         # the plan (and its key) stays: "Send to TikTok" again retries safely
         st.error(_md(result.message), icon=":material/error:")
         return
-    _forget(key, "plan", "keys", "reasons", "options", "decision", "reason", "comment", "amount", "keep")
+    _forget(key, "plan", "keys", "reasons", "options", "decision", "reason", "comment", "amount")
     runtime.data_changed()  # every list reloads: the grid row shows the new status
     outcome = ("info" if result.repeated else "success",
                ("Already sent with this confirmation; nothing was sent again. " if result.repeated else "")
@@ -343,8 +381,8 @@ def _confirm(db: Database, account: Account, plan: workflow.ActionPlan, key: str
         # the dialog stays open on its outcome; closing it redraws the page behind with the new status
         area.empty()
         st.session_state[f"{key}_done"] = outcome
-        st.toast(_md(outcome[1]), icon=":material/check_circle:")
-        _show_done(outcome, in_dialog)
+        st.session_state[f"wf_clear_{place}"] = True  # the list the dialog was opened from has moved on
+        _show_done(outcome, in_dialog)  # in place, no toast: one would cover the dialog's × and the grid's ⋮
     else:
         st.session_state[f"wf_outcome_{place}"] = outcome
         st.session_state[f"wf_clear_{place}"] = True  # a list it was picked from has moved on
@@ -364,14 +402,13 @@ def show_outcome(place: str) -> None:
     if outcome:
         kind, text = outcome
         (st.success if kind == "success" else st.info)(_md(text), icon=":material/check_circle:")
-        st.toast(_md(text), icon=":material/check_circle:")
 
 
 # --- the grid's Actions dialog, and a list's selected rows --------------------------------------
 
 
 def open_decision_dialog(db: Database, accounts: Sequence[Account], shop_id: str, return_id: str,
-                         detail_query: dict | None = None) -> None:
+                         detail_query: dict | None = None, *, place: str = "dialog") -> None:
     """Open the card in a dialog (a list's Actions → Decide): a fresh start, whatever an earlier dialog left.
 
     `detail_query`: the return page's link, with the way back to the list (navigation.return_query).
@@ -379,14 +416,15 @@ def open_decision_dialog(db: Database, accounts: Sequence[Account], shop_id: str
     key = widgets.form_key("act", shop_id, return_id)
     _forget(key, "done", "plan", "error", "records_tried")
     account = next((a for a in accounts if a.shop_id == shop_id), None)
-    _decision_dialog(db, account, shop_id, return_id, detail_query or {"id": return_id, "shop": shop_id})
+    _decision_dialog(db, account, shop_id, return_id, detail_query or {"id": return_id, "shop": shop_id}, place)
 
 
 @st.dialog("Decide on TikTok", width="large", on_dismiss="rerun")
-def _decision_dialog(db: Database, account: Account | None, shop_id: str, return_id: str, detail_query: dict) -> None:
+def _decision_dialog(db: Database, account: Account | None, shop_id: str, return_id: str, detail_query: dict,
+                     place: str) -> None:
     # a widget in here reruns only this dialog; on_dismiss reruns the page, so a closed dialog leaves fresh rows
     _card_head(return_id, detail_query)
-    decision_card(db, account, {"shop_id": shop_id, "return_id": return_id}, place="dialog", in_dialog=True)
+    decision_card(db, account, {"shop_id": shop_id, "return_id": return_id}, place=place, in_dialog=True)
 
 
 def _card_head(return_id: str, detail_query: dict) -> None:
@@ -403,16 +441,27 @@ def clear_selection_after_decision(grid_key: str, place: str) -> None:
 
 
 def decide_selected(db: Database, accounts: Sequence[Account], page: pd.DataFrame, rows: Sequence[int], *,
-                    place: str, detail_query=None) -> None:
+                    place: str, detail_query=None, in_dialog: bool = False) -> None:
     """Under a list of returns: one selected row gets its decision card, several are decided together.
 
     `detail_query(return_id, shop_id)` gives the return page's link (with the way back), if the list has one.
+    `in_dialog`: the one selected row's card opens in the grid's Decide dialog (one screen, full screen on a
+    phone), once per newly ticked row: closing it leaves the tick, so ticking more rows decides them together.
     """
     show_outcome(place)
     _bulk_outcome(place)
     picked = page.iloc[[r for r in rows if 0 <= r < len(page)]]
     keys = list(zip(picked["Account ID"], picked["Marketplace Return ID"], strict=True))
-    if len(keys) == 1:
+    opened = f"wf_opened_{place}"
+    if len(keys) != 1:
+        st.session_state.pop(opened, None)
+    if len(keys) == 1 and in_dialog:
+        shop_id, return_id = keys[0]
+        if st.session_state.get(opened) != keys[0]:
+            st.session_state[opened] = keys[0]
+            open_decision_dialog(db, accounts, shop_id, return_id,
+                                 detail_query(return_id, shop_id) if detail_query else None, place=place)
+    elif len(keys) == 1:
         shop_id, return_id = keys[0]
         with st.container(border=True):
             _card_head(return_id, detail_query(return_id, shop_id) if detail_query else
@@ -539,7 +588,14 @@ def _bulk_outcome(place: str) -> None:
         st.warning(_md(summary), icon=":material/warning:")
     st.dataframe(pd.DataFrame([{"Marketplace Return ID": o.return_id, "Result": "Done" if o.ok else "Not done",
                                 "Status now": o.status or "", "What TikTok said": o.message} for o in outcomes]),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", column_config={
+                     # the outcome is a sentence: it takes the room left, wrapped, not cut
+                     "Marketplace Return ID": st.column_config.TextColumn(width=170),
+                     "Result": st.column_config.TextColumn(width=80),
+                     "Status now": st.column_config.TextColumn(width=90),
+                     "What TikTok said": st.column_config.TextColumn(width="large", help="TikTok's answer for each "
+                                                                      "return, in full")},
+                 row_height=66)  # Streamlit wraps cell text only in rows taller than 4 rem (64 px)
 
 
 def _attr(url: str) -> str:

@@ -305,12 +305,20 @@ DUE_COLUMN = "Due By"
 FLAGS_COLUMN = "Flags"
 ROW_HEIGHT = 35  # st.dataframe's row (and header) height in pixels
 FLAG_ARBITRATION, FLAG_MISMATCH, FLAG_UNMAPPED = "⚖️", "≠", "?"
-# pixels per column (the Return ID's 19 digits take 150): they add up to the width the Returns page has
-# at 1440 px with the sidebar open, so Due By and Actions show without sideways scrolling
+# pixels per column, so that at 1440 px with the sidebar open (about 1,090 px for the grid, with the row
+# ticks) every column fits without sideways scrolling: a digit is 7 px and a cell keeps 17 px of padding,
+# so the 19-digit return ID shows whole (148), as do Status, Refund and Due By; Order ID, Account, Type,
+# TikTok status and Reason are shortened (whole on the return's page; the header help names the column).
+# Actions (a ⋮ menu: Open, Decide) is pinned first, so a phone reaches it without sideways scrolling.
 COLUMN_WIDTHS: dict[str, int] = {
-    "Marketplace Order ID": 70, ACCOUNT_COLUMN: 76, "Type": 78, "Status": 78, "Marketplace Status": 96,
-    "Reason": 96, "Created At": 60, "Updated At": 60, REFUND_COLUMN: 78, DUE_COLUMN: 108, FLAGS_COLUMN: 36,
-    ACTIONS_COLUMN: 52,  # a ⋮ menu: Open, Decide
+    ACTIONS_COLUMN: 46, "Marketplace Return ID": 148, "Marketplace Order ID": 80, ACCOUNT_COLUMN: 60,
+    "Type": 92, "Status": 78, "Marketplace Status": 112, "Reason": 104, "Created At": 58, "Updated At": 62,
+    REFUND_COLUMN: 80, DUE_COLUMN: 98, FLAGS_COLUMN: 36,
+}
+# shorter headers where the full name would not fit: the full name starts the column's help
+COLUMN_LABELS: dict[str, str] = {
+    "Marketplace Return ID": "Return ID", "Marketplace Order ID": "Order ID", "Marketplace Status": "TikTok status",
+    "Created At": "Created", "Updated At": "Updated", REFUND_COLUMN: "Refund",
 }
 
 
@@ -377,34 +385,39 @@ def grid_columns(names: dict[str, str], prefix: str) -> dict:
     cell shortens is explained in its header's help and shown whole on the return's page."""
     status_words = "  \n".join(f"{label}: `{code}`" for code, label in domain.MARKETPLACE_STATUS_LABELS.items())
     shops = "  \n".join(f"{md_escape(name)}: {md_escape(shop_id, code=True)}" for shop_id, name in names.items())
-    text = st.column_config.TextColumn
-    return {
-        "Marketplace Return ID": text(width=150, help="TikTok's return ID."),
-        "Marketplace Order ID": text(width=COLUMN_WIDTHS["Marketplace Order ID"],
+
+    def text(name: str, *, help: str | None = None, **options) -> st.column_config.Column:  # noqa: A002
+        full = f"**{name}**: " if name in COLUMN_LABELS else ""
+        return st.column_config.TextColumn(COLUMN_LABELS.get(name), help=f"{full}{help}" if help else None,
+                                           width=COLUMN_WIDTHS.get(name), **options)
+
+    columns = {
+        "Marketplace Return ID": text("Marketplace Return ID", help="TikTok's return ID."),
+        "Marketplace Order ID": text("Marketplace Order ID",
                                      help="TikTok's order ID; whole on the return's page and in exports."),
-        ACCOUNT_COLUMN: text(width=COLUMN_WIDTHS[ACCOUNT_COLUMN],
+        ACCOUNT_COLUMN: text(ACCOUNT_COLUMN,
                              help=f"The shop. Its Account ID (TikTok's shop ID) is in every export:  \n{shops}"),
-        "Type": text(width=COLUMN_WIDTHS["Type"]),
-        "Status": text(width=COLUMN_WIDTHS["Status"], help="Our processing status."),
-        "Marketplace Status": text(width=COLUMN_WIDTHS["Marketplace Status"],
+        "Type": text("Type", help="Return, Refund, Return & Refund or Replacement; whole on the return's page."),
+        "Status": text("Status", help="Our processing status."),
+        "Marketplace Status": text("Marketplace Status",
                                    help="TikTok's status in words. Its exact value, shown on the return's page and "
                                         f"in every export:  \n{status_words}"),
-        "Reason": text(width=COLUMN_WIDTHS["Reason"], help="TikTok's reason text; whole on the return's page."),
-        "Created At": time_column(width=COLUMN_WIDTHS["Created At"], date_only=True,
-                                  help="When the buyer asked (the time is on the return's page)."),
-        "Updated At": time_column(width=COLUMN_WIDTHS["Updated At"], date_only=True, help="TikTok's last change."),
-        REFUND_COLUMN: text(width=COLUMN_WIDTHS[REFUND_COLUMN], alignment="right",
-                            help="The refund the buyer asks for."),
-        DUE_COLUMN: text(width=COLUMN_WIDTHS[DUE_COLUMN], help="TikTok's deadline for the seller: 🔴 overdue, 🟠 due "
-                                                            f"within {domain.DUE_SOON_HOURS} h. {zone_note()}"),
-        FLAGS_COLUMN: text(width=COLUMN_WIDTHS[FLAGS_COLUMN], help=f"{FLAG_ARBITRATION} a TikTok arbitration is open "
-                                                                f"or was held · {FLAG_MISMATCH} our Status disagrees "
-                                                                f"with TikTok's · {FLAG_UNMAPPED} a TikTok status we "
-                                                                "do not know yet"),
+        "Reason": text("Reason", help="TikTok's reason text; whole on the return's page."),
+        "Created At": time_column("Created", width=COLUMN_WIDTHS["Created At"], date_only=True,
+                                  help="**Created At**: when the buyer asked (the time is on the return's page)."),
+        "Updated At": time_column("Updated", width=COLUMN_WIDTHS["Updated At"], date_only=True,
+                                  help="**Updated At**: TikTok's last change."),
+        REFUND_COLUMN: text(REFUND_COLUMN, alignment="right", help="The refund the buyer asks for."),
+        DUE_COLUMN: text(DUE_COLUMN, help="TikTok's deadline for the seller: 🔴 overdue, 🟠 due "
+                                          f"within {domain.DUE_SOON_HOURS} h. {zone_note()}"),
+        FLAGS_COLUMN: text(FLAGS_COLUMN, help=f"{FLAG_ARBITRATION} a TikTok arbitration is open or was held · "
+                                              f"{FLAG_MISMATCH} our Status disagrees with TikTok's · "
+                                              f"{FLAG_UNMAPPED} a TikTok status we do not know yet"),
         ACTIONS_COLUMN: st.column_config.ButtonColumn(
-            ACTIONS_COLUMN, key=f"{prefix}_action", width=COLUMN_WIDTHS[ACTIONS_COLUMN],
+            ACTIONS_COLUMN, key=f"{prefix}_action", width=COLUMN_WIDTHS[ACTIONS_COLUMN], pinned=True,
             help="Open the return; Decide approves or rejects it on TikTok while TikTok waits for the seller."),
     }
+    return columns
 
 
 def open_detail(row: pd.Series, came_from: str = "returns", list_query: dict | None = None) -> None:

@@ -265,8 +265,8 @@ _NEXT_ACTION_BY_STATE: dict[tuple[str, str], str] = {
 
 DECISION_LABELS: dict[str, str] = {
     "APPROVE_REFUND": "Approve the refund",
-    "APPROVE_RETURN": "Approve the return (buyer ships the item back)",
-    "OFFER_PARTIAL_REFUND": "Offer a partial refund (buyer keeps the item)",
+    "APPROVE_RETURN": "Approve the return (buyer ships the item back, then gets the full refund)",
+    "OFFER_PARTIAL_REFUND": "Offer a partial refund you set (buyer keeps the item; may refuse the offer)",
     "APPROVE_RECEIVED_PACKAGE": "Accept the returned package and refund",
     "APPROVE_REPLACEMENT": "Approve the replacement",
     "ISSUE_REPLACEMENT_REFUND": "Refund instead of replacing",
@@ -275,6 +275,20 @@ DECISION_LABELS: dict[str, str] = {
     "REJECT_RECEIVED_PACKAGE": "Reject the returned package",
     "REJECT_REPLACEMENT": "Reject the replacement request",
 }
+
+# APPROVE_RETURN with buyer_keep_item=true (tiktok_api.md 4.3): a returnless full refund, its own choice in the card
+RETURNLESS_REFUND = "APPROVE_RETURN_KEEP_ITEM"
+RETURNLESS_REFUND_LABEL = "Refund in full now, no return (buyer keeps the item)"
+
+# What the buyer asks for, in the card's words: the Type column groups replacements and exchanges under
+# "Return" (TYPE_MAP), but deciding on one needs its own word
+REQUEST_KINDS: dict[str, str] = {"REPLACEMENT": "Replacement", "EXCHANGE": "Exchange"}
+
+
+def request_kind(return_type: str | None) -> str | None:
+    """TikTok `return_type` -> what the buyer asks for ("Replacement"), else the Type word."""
+    return REQUEST_KINDS.get(return_type or "") or display_type(return_type)
+
 
 # What TikTok does by itself when Due By passes without the seller's answer: it approves (DESIGN.md,
 # "TikTok auto-approves when a seller does not answer in time"; the sandbox does the same).

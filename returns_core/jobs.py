@@ -91,6 +91,8 @@ class SyncJob:
         Counts are returns; pages only say how many requests that took, in brackets.
         """
         pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}"
+        if self.running and not self.pages:
+            return "asking TikTok…"  # "0 returns (0 pages)" would read as an empty shop
         if self.running:
             of_total = f" of {self.total_count:,}" if self.total_count else ""
             return f"{self.fetched:,}{of_total} returns ({pages})"

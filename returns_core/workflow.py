@@ -436,7 +436,8 @@ def send_action(db: Database, account: Account, plan: ActionPlan, actor: str, *,
         message = explain(exc)
         _finish_action(db, plan, who, "failed", message)
         return ActionResult(False, message)
-    label = domain.DECISION_LABELS.get(plan.decision, plan.decision)
+    label = (domain.RETURNLESS_REFUND_LABEL if plan.buyer_keep_item
+             else domain.DECISION_LABELS.get(plan.decision, plan.decision))
     try:
         sync_return(db, account, plan.return_id, transport=transport)
     except (errors.TikTokError, AccountError, ReturnNotFoundError) as exc:

@@ -93,8 +93,8 @@ def test_the_decisions_are_those_tiktok_accepts_now_and_none_is_preselected(sand
     key = card_key(account.shop_id, obj["return_id"])
     at = open_card(account.shop_id, obj["return_id"])
     decision = at.radio(key=f"{key}_decision")
-    assert decision.options == [domain.DECISION_LABELS[d] for d in
-                                ("APPROVE_RETURN", "OFFER_PARTIAL_REFUND", "REJECT_RETURN")]
+    assert decision.options == [domain.DECISION_LABELS["APPROVE_RETURN"], domain.RETURNLESS_REFUND_LABEL,
+                                domain.DECISION_LABELS["OFFER_PARTIAL_REFUND"], domain.DECISION_LABELS["REJECT_RETURN"]]
     assert decision.value is None
     assert button(at, "Review the decision").disabled
     assert "TikTok accepts these now" in texts(at)
@@ -160,7 +160,8 @@ def test_a_decimal_comma_is_understood_and_the_offer_goes_to_tiktok_in_its_words
     assert not at.exception, at.exception
     after = find_return(sandbox_db, obj["return_id"], account.shop_id)
     assert after["marketplace_status"] == "AWAITING_BUYER_RESPONSE" and after["status"] == domain.PENDING
-    assert "Offer a partial refund (buyer keeps the item): sent. Status is now Pending" in shown(at)
+    assert f"{domain.DECISION_LABELS['OFFER_PARTIAL_REFUND']}: sent. Status is now Pending" in shown(at)
+    assert not at.toast  # the outcome shows in place; a toast repeating it would cover the page
     assert seller_decisions_on_tiktok(sandbox, account.shop_id, obj["return_id"]) == 1
 
 
@@ -193,3 +194,47 @@ def test_a_name_cannot_break_out_of_the_script_that_remembers_it(sandbox_db, san
     button(at, "Use this name").click().run()
     [cookie] = [h.proto.body for h in at.get("html") if "returns_desk_actor=" in h.proto.body]
     assert cookie.count("</script>") == 1 and "\\u003c/script>" in cookie
+
+
+def test_a_changed_amount_replaces_the_refusal_of_the_old_one_without_review(sandbox_db, sandbox):
+    account, obj, _ = waiting_return(sandbox_db, sandbox, "SELLER_RESPOND_RETURN")
+    key = card_key(account.shop_id, obj["return_id"])
+    at = open_card(account.shop_id, obj["return_id"])
+    at.radio(key=f"{key}_decision").set_value("OFFER_PARTIAL_REFUND").run()
+    at.text_input(key=f"{key}_amount").input("99999")
+    button(at, "Review the decision").click().run()
+    assert "99,999.00" in shown(at) and "is not" in shown(at)
+    at.text_input(key=f"{key}_amount").input("1,50").run()  # corrected: the refusal goes
+    assert not at.error
+    at.text_input(key=f"{key}_amount").input("abc").run()  # a wrong amount is refused as it is applied
+    assert [e.value for e in at.error] == ["abc is not an amount: write it like 12.50 or 12,50."]
+
+
+def test_a_full_refund_without_a_return_is_its_own_choice_and_sends_buyer_keep_item(sandbox_db, sandbox):
+    account, obj, _ = waiting_return(sandbox_db, sandbox, "SELLER_RESPOND_RETURN")
+    key = card_key(account.shop_id, obj["return_id"])
+    at = open_card(account.shop_id, obj["return_id"])
+    assert not at.checkbox  # no second "keeps the item" path under "Approve the return"
+    at.radio(key=f"{key}_decision").set_value(domain.RETURNLESS_REFUND).run()
+    button(at, "Review the decision").click().run()
+    assert "the buyer keeps the item and the request closes" in shown(at)
+    request = next(j.value for j in at.json if "idempotency_key" in j.value)
+    assert '"decision": "APPROVE_RETURN"' in request and '"buyer_keep_item": true' in request
+    button(at, "Send to TikTok").click().run()
+    assert not at.exception, at.exception
+    assert f"{domain.RETURNLESS_REFUND_LABEL}: sent." in shown(at)
+    assert not at.toast
+
+
+def test_a_replacement_is_called_a_replacement_in_the_card(sandbox_db, sandbox):
+    account, obj, _ = waiting_return(sandbox_db, sandbox, "SELLER_RESPOND_REPLACEMENT")
+    at = open_card(account.shop_id, obj["return_id"])
+    assert "**Replacement** · the buyer asks for" in shown(at)
+
+
+def test_tiktoks_verbatim_status_is_one_hover_away_not_inline(sandbox_db, sandbox):
+    account, obj, _ = waiting_return(sandbox_db, sandbox, "SELLER_RESPOND_RETURN")
+    at = open_card(account.shop_id, obj["return_id"])
+    [line] = [m for m in at.markdown if m.value.startswith("Status **")]
+    assert obj["return_status"] not in line.value
+    assert obj["return_status"] in line.proto.help

@@ -116,11 +116,11 @@ def grid_row(page, key: str, row: int) -> list[str]:
 
 
 def click_row_action(page, key: str, row: int, action: str) -> None:
-    """Open a row's ⋮ menu in the Actions column (the last one) and pick `action`."""
+    """Open a row's ⋮ menu in the Actions column (pinned first, after the row ticks) and pick `action`."""
     grid = page.locator(f".st-key-{key} [data-testid='stDataFrame']").first
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
-    page.mouse.click(box["x"] + box["width"] - 28, box["y"] + 35 * (row + 1) + 17)  # 35 px rows and header
+    page.mouse.click(box["x"] + 36 + 23, box["y"] + 35 * (row + 1) + 17)  # 36 px of ticks; 35 px rows and header
     page.get_by_role("menuitem", name=action).click()
 
 
@@ -188,6 +188,11 @@ def test_a_bulk_approve_of_three_returns(viewer, synced_app):
     for row in range(3):
         with app_run(page):
             tick_row(page, "waiting_grid", row)
+        if row == 0:  # one ticked row opens its Decide dialog; closed, the tick stays for more to join
+            expect(page.get_by_role("dialog")).to_be_visible()
+            with app_run(page):
+                page.keyboard.press("Escape")
+            expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.get_by_text("Decide 3 selected returns together")).to_be_visible()
     with app_run(page):
         page.get_by_role("radio", name="Approve", exact=True).click()
@@ -259,11 +264,71 @@ def test_the_card_fits_one_screen_on_a_desktop_and_works_on_a_phone(viewer, sync
         phone.get_by_role("textbox", name=re.compile("Partial refund amount")).fill("99999")
         phone.get_by_role("button", name="Review the decision").click()
     expect(phone.get_by_text(re.compile(r"less than the refund total"))).to_be_visible()
-    with app_run(phone):
+    with app_run(phone):  # the corrected amount is checked as soon as it is entered: the refusal goes
         phone.get_by_role("textbox", name=re.compile("Partial refund amount")).fill("12,50")
+        phone.get_by_role("textbox", name=re.compile("Partial refund amount")).press("Enter")
+    expect(phone.get_by_text(re.compile(r"less than the refund total"))).to_have_count(0)
+    with app_run(phone):
         phone.get_by_role("button", name="Review the decision").click()
     expect(phone.get_by_text(f"Offer the buyer a partial refund of 12.50 {target['refund_currency']}",
                              exact=False)).to_be_visible()
     phone.get_by_role("button", name="Send to TikTok").scroll_into_view_if_needed()
     shot(phone, "card_detail_390_confirm")
     no_exception(phone)
+
+
+def test_ticking_one_waiting_row_opens_the_decide_dialog_on_one_screen(viewer, synced_app):
+    db = Database(synced_app.db_path)
+    target = waiting(db, "SELLER_RESPOND_RETURN", 4)[-1]
+    soonest = returns.grid_page(db, ReturnFilters(waiting=True), sort_by="Due By", descending=False, limit=5)
+    kinds = [returns.find_return(db, rid)["next_action"] for rid in soonest["Marketplace Return ID"]]
+    assert "SELLER_RESPOND_RETURN" in kinds, "no return with a partial refund choice among the 5 waiting"
+    row = kinds.index("SELLER_RESPOND_RETURN")
+    desk = viewer(DESKTOP).new_page()
+    open_page(desk, synced_app.url)
+    with app_run(desk):
+        tick_row(desk, "waiting_grid", row)
+    dialog = desk.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    name = dialog.get_by_role("textbox", name=re.compile("Who is deciding"))
+    for element in (dialog.get_by_role("radiogroup"), name, dialog.get_by_role("button", name="Review the decision")):
+        box = element.bounding_box()
+        assert box and box["y"] + box["height"] <= DESKTOP["height"], "the card runs below the first screen"
+    shot(desk, "waiting_dialog_1440")
+    with app_run(desk):
+        name.fill("Mia")
+        dialog.get_by_role("button", name="Use this name").click()
+    with app_run(desk):
+        dialog.get_by_text("Offer a partial refund", exact=False).click()
+    amount = dialog.get_by_role("textbox", name=re.compile("Partial refund amount"))
+    with app_run(desk):
+        amount.fill("99999")
+        dialog.get_by_role("button", name="Review the decision").click()
+    refusal = dialog.get_by_text(re.compile("less than the refund total"))
+    expect(refusal).to_be_visible()
+    amount.fill("1,50")  # typed, not applied yet: the refusal of 99999 no longer stands
+    expect(refusal).to_be_hidden()
+    shot(desk, "waiting_dialog_1440_amount_corrected")
+    with app_run(desk):
+        desk.keyboard.press("Escape")
+    expect(desk.get_by_role("dialog")).to_have_count(0)  # closed, and not opened again by the rerun
+    no_exception(desk)
+
+    phone = viewer(PHONE).new_page()
+    open_page(phone, synced_app.url)
+    phone.locator(".st-key-waiting_grid").scroll_into_view_if_needed()
+    with app_run(phone):
+        tick_row(phone, "waiting_grid", 0)
+    dialog = phone.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    box = dialog.bounding_box()  # the phone's width (less Streamlit's margins), from the top: not at the bottom
+    assert box["width"] >= 0.9 * PHONE["width"] and box["y"] < 0.2 * PHONE["height"], box
+    shot(phone, "waiting_dialog_390")
+    no_exception(phone)
+
+    detail = f"{synced_app.url}/detail?id={target['return_id']}&shop={target['shop_id']}"
+    for viewport, label in ((DESKTOP, "1440"), (PHONE, "390")):
+        page = viewer(viewport).new_page()
+        open_page(page, detail)
+        expect(page.get_by_text(target["marketplace_status"])).to_have_count(0)  # one hover away, not inline
+        shot(page, f"detail_{label}")
