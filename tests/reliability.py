@@ -291,3 +291,33 @@ READER = textwrap.dedent("""
             errors.append(f"{type(exc).__name__}: {exc}")
     print(json.dumps({"reads": reads, "counts": counts, "errors": errors}), flush=True)
 """)
+
+
+class StoreReader:
+    """READER in another process over `db`: `seen` holds each count it reported, as it reports it;
+    `finish()` stops it and returns (its report, its stdout and stderr)."""
+
+    def __init__(self, db: Database, db_key: str, env: dict):
+        script, self._stop = db.path.parent / "reader.py", db.path.parent / "stop"
+        script.write_text(READER)
+        self.process = subprocess.Popen([sys.executable, str(script), str(db.path), db_key, str(self._stop)],
+                                        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        self.seen: list[int] = []
+        self._lines: list[str] = []
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def _listen(self) -> None:
+        for line in self.process.stdout:
+            self._lines.append(line)
+            if line.startswith("saw "):
+                self.seen.append(int(line.split()[1]))
+
+    def finish(self) -> tuple[dict, str, str]:
+        from tests.conftest import wait_until
+
+        self._stop.touch()
+        self.process.wait(60)
+        err = self.process.stderr.read()
+        wait_until(lambda: self._lines and self._lines[-1].startswith("{"), "the reader's report")
+        return json.loads(self._lines[-1]), "".join(self._lines), err

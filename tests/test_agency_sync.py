@@ -5,9 +5,6 @@ Over real HTTP against the sandbox, with the CLI where a user would run it.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 
@@ -21,8 +18,8 @@ from returns_core.store.db import Database
 from returns_core.sync import Overall, concurrency_setting, sync_accounts
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
-from tests.conftest import ROOT, wait_until
-from tests.reliability import LOCK_TEXT, READER, SearchGate, duplicates, run_cli, stored_payloads, truth_payloads
+from tests.conftest import wait_until
+from tests.reliability import LOCK_TEXT, SearchGate, StoreReader, duplicates, run_cli, stored_payloads, truth_payloads
 
 
 def connect_shops(db: Database, sandbox, url: str, shop_ids: list[str], name: str
@@ -119,20 +116,8 @@ def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, d
     ids = [shop["id"] for shop in sandbox.shops]
     connect_shops(db, sandbox, server.url, ids, "Agency")
     env = {**cli_env, "RETURNS_DESK_KEY": db_key}
-    script, stop = db.path.parent / "reader.py", db.path.parent / "stop"
-    script.write_text(READER)
-    reader = subprocess.Popen([sys.executable, str(script), str(db.path), db_key, str(stop)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen: list[int] = []
-    reports: list[str] = []
-
-    def listen() -> None:
-        for line in reader.stdout:
-            reports.append(line)
-            if line.startswith("saw "):
-                seen.append(int(line.split()[1]))
-
-    threading.Thread(target=listen, daemon=True).start()
+    reader = StoreReader(db, db_key, env)
+    seen = reader.seen
     wait_until(lambda: seen, "the reader's first read")
     # the sandbox answers 10 shops' pages (one page each), then holds the round until the reader has
     # seen them committed
@@ -145,14 +130,11 @@ def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, d
     finally:
         gate.release()
     sync_out, sync_err = sync.communicate(timeout=180)
-    stop.touch()
-    reader.wait(60)
-    wait_until(lambda: reports and reports[-1].startswith("{"), "the reader's report")
-    report = json.loads(reports[-1])
+    report, reader_out, reader_err = reader.finish()
 
     assert sync.returncode == 0, sync_err
-    assert report["errors"] == [] and reader.returncode == 0
-    for text in (sync_out, sync_err, "".join(reports)):
+    assert report["errors"] == [] and reader.process.returncode == 0, reader_err
+    for text in (sync_out, sync_err, reader_out, reader_err):
         assert LOCK_TEXT not in text and "Traceback" not in text
     assert report["counts"] == sorted(report["counts"])
     for shop_id in ids:

@@ -9,7 +9,6 @@ reaches a user.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -20,11 +19,11 @@ import pytest
 from returns_core import cli
 from returns_core.store.db import Database, StoreBusyError
 from returns_core.sync import SyncProgress, sync_account
-from tests.conftest import ROOT, wait_until
+from tests.conftest import wait_until
 from tests.reliability import (
     LOCK_TEXT,
-    READER,
     SearchGate,
+    StoreReader,
     connect,
     dump,
     duplicates,
@@ -154,20 +153,8 @@ def test_a_cli_sync_while_another_process_reads_in_a_loop_both_succeed_without_e
     sandbox, server = world
     account, _ = connect(db, sandbox, server.url)
     env = {**cli_env, "RETURNS_DESK_KEY": db_key}
-    script, stop = db.path.parent / "reader.py", db.path.parent / "stop"
-    script.write_text(READER)
-    reader = subprocess.Popen([sys.executable, str(script), str(db.path), db_key, str(stop)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen: list[int] = []  # every count the reader reported, as it reports it
-    reports: list[str] = []
-
-    def listen() -> None:
-        for line in reader.stdout:
-            reports.append(line)
-            if line.startswith("saw "):
-                seen.append(int(line.split()[1]))
-
-    threading.Thread(target=listen, daemon=True).start()
+    reader = StoreReader(db, db_key, env)
+    seen = reader.seen  # every count the reader reported, as it reports it
     wait_until(lambda: seen, "the reader's first read")
     # the sandbox answers one page at a time, each only once the reader has seen the one before
     gate = SearchGate(sandbox, let_through=1)
@@ -179,16 +166,11 @@ def test_a_cli_sync_while_another_process_reads_in_a_loop_both_succeed_without_e
     finally:
         gate.release()
     sync_out, sync_err = sync.communicate(timeout=180)
-    stop.touch()
-    reader.wait(60)
-    reader_err = reader.stderr.read()
-    wait_until(lambda: reports and reports[-1].startswith("{"), "the reader's report")
-    reader_out = "".join(reports)
+    report, reader_out, reader_err = reader.finish()
 
     assert sync.returncode == 0, sync_err
-    report = json.loads(reader_out.strip().splitlines()[-1])
     assert report["errors"] == []
-    assert reader.returncode == 0, reader_err
+    assert reader.process.returncode == 0, reader_err
     for text in (sync_out, sync_err, reader_out, reader_err):
         assert LOCK_TEXT not in text and "Traceback" not in text
     counts = report["counts"]

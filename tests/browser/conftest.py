@@ -68,30 +68,41 @@ class RunningApp:
     log_path: Path
 
 
+@contextmanager
+def running_app(folder: Path, env: dict[str, str], script: str = "app.py") -> Iterator[str]:
+    """`streamlit run <script>` on a free port with this environment, logging into `folder`; yields
+    its URL once healthy, and stops it on exit. The one way the browser tests start the app."""
+    port = _free_port()
+    with open(folder / "streamlit.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def app_env(**settings: str) -> dict[str, str]:
+    """This environment without any RETURNS_ setting of the developer's, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
+    env.update(PYTHONUNBUFFERED="1", **settings)
+    return env
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory) -> Iterator[RunningApp]:
     """`streamlit run app.py` on a free port with a fresh database (demo shop on)."""
     folder = tmp_path_factory.mktemp("browser-app")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
-    env.update(RETURNS_DB=str(folder / "returns.duckdb"), RETURNS_DEMO="1", PYTHONUNBUFFERED="1")
-    log = open(folder / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
+    with running_app(folder, app_env(RETURNS_DB=str(folder / "returns.duckdb"), RETURNS_DEMO="1")) as url:
         yield RunningApp(url, folder / "returns.duckdb", folder / "streamlit.log")
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 # Counts the script runs the page has seen finish: each time stApp's script state turns to notRunning.

@@ -23,7 +23,7 @@ from returns_core import domain
 from returns_core.filters import ReturnFilters
 from returns_core.store import returns
 from returns_core.store.db import Database
-from tests.browser.conftest import ROOT, RUN_TIMEOUT_MS, RunningApp, _free_port, _wait_healthy, app_run, open_page
+from tests.browser.conftest import ROOT, RUN_TIMEOUT_MS, RunningApp, app_env, app_run, open_page, running_app
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.browser
@@ -37,8 +37,7 @@ PHONE = {"width": 390, "height": 844}
 def synced_app(tmp_path_factory) -> Iterator[RunningApp]:
     """`streamlit run app.py` over a store already synced from the demo shop (2,000 returns)."""
     folder = tmp_path_factory.mktemp("decide-app")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
-    env.update(RETURNS_DB=str(folder / "returns.duckdb"), RETURNS_DEMO="1", PYTHONUNBUFFERED="1")
+    env = app_env(RETURNS_DB=str(folder / "returns.duckdb"), RETURNS_DEMO="1")
     # the demo account and its first sync, as a user's first Sync Returns would make them
     prepared = subprocess.run(
         [sys.executable, "-c", "from returns_core import demo, sync; from returns_core.config import db_path; "
@@ -46,22 +45,8 @@ def synced_app(tmp_path_factory) -> Iterator[RunningApp]:
                                "sync.sync_account(db, demo.ensure_demo_account(db))"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert prepared.returncode == 0, prepared.stderr
-    port = _free_port()
-    with open(folder / "streamlit.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, process)
-            yield RunningApp(url, folder / "returns.duckdb", folder / "streamlit.log")
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running_app(folder, env) as url:
+        yield RunningApp(url, folder / "returns.duckdb", folder / "streamlit.log")
 
 
 @pytest.fixture

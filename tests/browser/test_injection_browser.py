@@ -4,9 +4,6 @@ checks every page's Markdown; this checks what Chromium actually builds from it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -14,7 +11,7 @@ import pytest
 
 from app_ui.formatting import WORD_JOINER
 from returns_core.store.db import Database
-from tests.browser.conftest import ROOT, _free_port, _wait_healthy, open_page
+from tests.browser.conftest import app_env, open_page, running_app
 from tests.test_injection import ALPHA, HOSTILE, LINK, plant
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,24 +26,8 @@ def planted_server(tmp_path_factory) -> Iterator[str]:
     db = Database(folder / "returns.duckdb")
     db.migrate()
     plant(db)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
-    env.update(RETURNS_DB=str(db.path), RETURNS_DEMO="0", PYTHONUNBUFFERED="1")
-    with open(folder / "streamlit.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, process)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running_app(folder, app_env(RETURNS_DB=str(db.path), RETURNS_DEMO="0")) as url:
+        yield url
 
 
 def seen_text(locator) -> str:

@@ -5,7 +5,6 @@ page open in the browser shows the new status without any click or Sync."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT, RUN_TIMEOUT_MS, _free_port, _wait_healthy
+from tests.browser.conftest import ROOT, RUN_TIMEOUT_MS, app_env, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,30 +26,15 @@ APPROVE_FOR = {"SELLER_RESPOND_REFUND": "APPROVE_REFUND", "SELLER_RESPOND_RETURN
 @pytest.fixture
 def demo_server(tmp_path, monkeypatch) -> Iterator[str]:
     """`streamlit run server.py` over a fresh store with the demo shop on; the store synced once by cron."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURNS_")}
-    env.update(RETURNS_DB=str(tmp_path / "returns.duckdb"), RETURNS_DEMO="1", PYTHONUNBUFFERED="1")
+    env = app_env(RETURNS_DB=str(tmp_path / "returns.duckdb"), RETURNS_DEMO="1")
     for key in ("RETURNS_DB", "RETURNS_DEMO"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.delenv("RETURNS_DESK_KEY", raising=False)
-    with open(tmp_path / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "server.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, process)
-            synced = subprocess.run([sys.executable, "-m", "returns_core", "sync"], cwd=ROOT, env=env,
-                                    capture_output=True, text=True, timeout=300)
-            assert synced.returncode == 0, synced.stderr
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with running_app(tmp_path, env, script="server.py") as url:
+        synced = subprocess.run([sys.executable, "-m", "returns_core", "sync"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert synced.returncode == 0, synced.stderr
+        yield url
 
 
 def test_the_open_grid_shows_tiktoks_change_without_a_click(page, demo_server):
