@@ -360,8 +360,8 @@ def test_expired_invalid_and_disabled_accounts_are_shown_as_such(app_db):
 def test_deep_link_opens_that_return(seeded):
     at = open_app("app_pages/detail.py", id="R2", shop=ALPHA)
     assert at.title[0].value == "Return R2"
-    assert f"Status **{domain.ACCEPTED}** · TikTok: " in texts(at)
-    assert "RETURN_OR_REFUND_REQUEST_SUCCESS`" in texts(at)  # verbatim, as code
+    [status] = [m for m in at.markdown if m.value.startswith(f"Status **{domain.ACCEPTED}** · TikTok: ")]
+    assert "RETURN_OR_REFUND_REQUEST_SUCCESS" in status.proto.help  # verbatim, one hover away
     items = at.dataframe[0].value
     assert list(items["SKU"]) == ["SKU-BLUE"]
     body = re.sub(r"\\(.)", r"\1", texts(at))  # as a reader sees it: without Markdown's escapes
