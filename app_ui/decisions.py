@@ -245,20 +245,16 @@ def _choose(db: Database, account: Account, row: Mapping, key: str, *, locked: b
                      max_chars=workflow.MAX_COMMENT_LENGTH)
     elif decision == "OFFER_PARTIAL_REFUND":
         total = _md(workflow.money_text(row["refund_total"], row["refund_currency"]))
-        box = f"{key}_amount_box"
-        # while a new amount is typed (Streamlit shows "Press Enter to apply"), the error about the old one hides
-        st.html(f'<style>.st-key-{box}:has([data-testid="InputInstructions"]) [data-testid="stAlert"] '
-                "{ display: none; }</style>")
-        with st.container(key=box, gap="small"):
-            st.text_input(f"Partial refund amount ({_md(row['refund_currency'] or 'currency unknown')})",
-                          key=f"{key}_amount", disabled=disabled, placeholder="e.g. 12.50",
-                          on_change=_check_amount, args=(row, key),
-                          help=f"Less than the refund total, {total}. A decimal comma (12,50) is fine.")
-            _error(key)
-    _error(key)
+        st.text_input(f"Partial refund amount ({_md(row['refund_currency'] or 'currency unknown')})",
+                      key=f"{key}_amount", disabled=disabled, placeholder="e.g. 12.50",
+                      on_change=_check_amount, args=(row, key),
+                      help=f"Less than the refund total, {total}. A decimal comma (12,50) is fine.")
     actor = None if locked else identity.ask_name(key)
     st.button("Review the decision", key=f"{key}_review", type="primary", disabled=not actor or decision is None,
               icon=":material/fact_check:", on_click=_review, args=(db, row, options, reasons, key))
+    # below the button, never above it: a refusal that goes away (a corrected amount, applied as the user
+    # clicks Review) must not move the button out from under the click
+    _error(key)
 
 
 def _choices(decisions: Sequence[str]) -> list[str]:

@@ -156,3 +156,22 @@ def app_db(tmp_path, monkeypatch):
     database = Database(path, lock_timeout=10)
     database.migrate()
     return database
+
+
+@pytest.fixture
+def store_reader():
+    """store_reader(db, db_key, env): a reliability.StoreReader process, killed at teardown if a failing
+    test left it running (a reader left behind keeps a core busy for every test after it)."""
+    from tests.reliability import StoreReader
+
+    started: list[StoreReader] = []
+
+    def start(db, db_key: str, env: dict) -> StoreReader:
+        started.append(StoreReader(db, db_key, env))
+        return started[-1]
+
+    yield start
+    for reader in started:
+        if reader.process.poll() is None:
+            reader.process.kill()
+            reader.process.wait(30)

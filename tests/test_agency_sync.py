@@ -19,7 +19,7 @@ from returns_core.sync import Overall, concurrency_setting, sync_accounts
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 from tests.conftest import wait_until
-from tests.reliability import LOCK_TEXT, SearchGate, StoreReader, duplicates, run_cli, stored_payloads, truth_payloads
+from tests.reliability import LOCK_TEXT, SearchGate, duplicates, run_cli, stored_payloads, truth_payloads
 
 
 def connect_shops(db: Database, sandbox, url: str, shop_ids: list[str], name: str
@@ -111,12 +111,13 @@ def test_the_concurrency_is_a_setting_the_cli_checks_and_keeps(db, db_key, agenc
     assert concurrency_setting(db) == 3
 
 
-def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, db_key, agency, cli_env):
+def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, db_key, agency, cli_env,
+                                                                          store_reader):
     sandbox, server = agency
     ids = [shop["id"] for shop in sandbox.shops]
     connect_shops(db, sandbox, server.url, ids, "Agency")
     env = {**cli_env, "RETURNS_DESK_KEY": db_key}
-    reader = StoreReader(db, db_key, env)
+    reader = store_reader(db, db_key, env)
     seen = reader.seen
     wait_until(lambda: seen, "the reader's first read")
     # the sandbox answers 10 shops' pages (one page each), then holds the round until the reader has

@@ -23,7 +23,6 @@ from tests.conftest import wait_until
 from tests.reliability import (
     LOCK_TEXT,
     SearchGate,
-    StoreReader,
     connect,
     dump,
     duplicates,
@@ -149,11 +148,12 @@ def test_two_cli_syncs_of_one_account_at_once_the_second_is_refused_in_one_line(
 
 
 
-def test_a_cli_sync_while_another_process_reads_in_a_loop_both_succeed_without_errors(db, db_key, world, cli_env):
+def test_a_cli_sync_while_another_process_reads_in_a_loop_both_succeed_without_errors(db, db_key, world, cli_env,
+                                                                                    store_reader):
     sandbox, server = world
     account, _ = connect(db, sandbox, server.url)
     env = {**cli_env, "RETURNS_DESK_KEY": db_key}
-    reader = StoreReader(db, db_key, env)
+    reader = store_reader(db, db_key, env)
     seen = reader.seen  # every count the reader reported, as it reports it
     wait_until(lambda: seen, "the reader's first read")
     # the sandbox answers one page at a time, each only once the reader has seen the one before
