@@ -50,6 +50,7 @@ from returns_core.ingest import (
     page_watermark,
     to_utc,
 )
+from returns_core.locks import flock_within
 from returns_core.secretbox import SecretKeyError
 from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
@@ -179,16 +180,8 @@ def account_lock(db: Database, account: Account) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + LOCK_GRACE_S
-        while True:
-            try:
-                # flock locks belong to the open file, so a second open in this process conflicts too
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SyncBusyError(f"A sync of {account.name} is already running") from None
-                time.sleep(0.005)
+        if not flock_within(fd, LOCK_GRACE_S):
+            raise SyncBusyError(f"A sync of {account.name} is already running")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:

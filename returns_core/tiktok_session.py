@@ -23,7 +23,6 @@ import fcntl
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ import httpx
 from returns_core.accounts import Account, AccountError, AccountNotFoundError
 from returns_core.demo import endpoints
 from returns_core.explain import REAUTH_REASON, authorization_refused
+from returns_core.locks import flock_within
 from returns_core.secretbox import SecretKeyError
 from returns_core.store import accounts as store
 from returns_core.store.db import Database, StoreBusyError, StoreError, utcnow
@@ -165,17 +165,10 @@ class Grant:
             raise StoreError(f"Cannot renew TikTok's access for {self.account_name}: cannot open {self.path.name} "
                              f"beside the store ({exc.strerror or exc}). The current tokens are untouched.") from None
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreBusyError(
-                            f"Another sync or action has been renewing TikTok's access for {self.account_name} "
-                            f"for over {wait:.0f} s. Try again in a moment.") from None
-                    time.sleep(_LOCK_POLL_S)
+            if not flock_within(fd, wait, _LOCK_POLL_S):
+                raise StoreBusyError(
+                    f"Another sync or action has been renewing TikTok's access for {self.account_name} "
+                    f"for over {wait:.0f} s. Try again in a moment.")
             try:
                 yield fd
             finally:
