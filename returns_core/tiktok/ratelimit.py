@@ -48,6 +48,7 @@ class AppRateLimit:
         self._last_decrease = float("-inf")
         self._sent: deque[float] = deque()  # send times within the last WINDOW_S
         self.refusals = 0
+        self.slowest: float | None = None  # the lowest pace set so far (None: never paced)
 
     @property
     def rate(self) -> float | None:
@@ -79,6 +80,7 @@ class AppRateLimit:
             achieved = sum(1 for t in self._sent if t >= now - WINDOW_S) / WINDOW_S
             base = achieved if self._rate is None else min(self._rate, achieved)
             self._rate = max(FLOOR, DECREASE * base)
+            self.slowest = self._rate if self.slowest is None else min(self.slowest, self._rate)
             # the refused request's own retry (and everyone else) waits one new interval
             self._next_free = max(self._next_free, now + 1.0 / self._rate)
 
