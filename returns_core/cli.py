@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
     serve.add_argument("--returns", type=int, default=500, help="returns per shop (default %(default)s)")
     serve.add_argument("--shops", type=int, default=2, help="number of shops (default %(default)s)")
+    serve.add_argument("--apps", type=int, default=1,
+                       help="TikTok developer apps sharing the shops, each with its own keys and rate limit "
+                            "(default %(default)s: the demo app)")
     serve.add_argument("--state", default=None, metavar="FILE", help="keep the sandbox state in this JSON file")
     from returns_core.tiktok.sandbox import server as sandbox_server  # its live flags: clock and webhooks
 
@@ -461,8 +464,9 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--state FILE] [live flags]"""
+    """sandbox serve [--port N] [--seed N] [--returns N] [--shops N] [--apps N] [--state FILE] [live flags]"""
     from returns_core.tiktok.sandbox import server
+    from returns_core.tiktok.sandbox.auth import MAX_APPS
     from returns_core.tiktok.sandbox.catalogue import MAX_SHOPS
     from returns_core.tiktok.sandbox.core import SandboxStateError
     from returns_core.tiktok.sandbox.world import MAX_RETURNS_PER_SHOP
@@ -474,6 +478,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
                        f"{args.returns:,}", EXIT_USAGE)
     if not 1 <= args.shops <= MAX_SHOPS:
         raise CliError(f"--shops must be 1 or more and at most {MAX_SHOPS}, not {args.shops:,}", EXIT_USAGE)
+    if not 1 <= args.apps <= min(MAX_APPS, args.shops):
+        raise CliError(f"--apps must be 1 or more and at most {min(MAX_APPS, args.shops)} (every app has a shop "
+                       f"at least), not {args.apps:,}", EXIT_USAGE)
     state = Path(args.state) if args.state else None
     if state is not None and (state.is_dir() or not state.parent.is_dir()):
         raise CliError(f"--state {state} must be a file in a folder that exists", EXIT_USAGE)
@@ -484,7 +491,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
             server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=state, out=sys.stdout,
-                                 **live)
+                                 apps=args.apps, **live)
     except SandboxStateError as exc:  # already says what is wrong with the file and what to do
         raise CliError(f"--state: {exc}", EXIT_USAGE) from None
     return EXIT_OK

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+import orjson
 import pyarrow as pa
 
 from returns_core import domain
@@ -164,7 +165,10 @@ def update_time(obj: Mapping[str, Any]) -> int | None:
 
 def canonical_json(obj: Any) -> str:
     """The payload as stored: stable key order so equal objects give equal text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    except TypeError:  # what orjson does not take (an integer past 64 bits): the same text, slower
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _next_action(obj: Mapping[str, Any]) -> tuple[str | None, datetime | None]:

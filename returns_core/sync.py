@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -53,8 +54,8 @@ from returns_core.ingest import (
 from returns_core.locks import flock_within
 from returns_core.secretbox import SecretKeyError
 from returns_core.store import settings, sync_runs
-from returns_core.store.db import Database, StoreError, utcnow
-from returns_core.store.return_writes import store_records, upsert_page, write_page
+from returns_core.store.db import Database, FileHold, StoreError, utcnow
+from returns_core.store.return_writes import ShopPages, store_records, upsert_page, write_pages
 from returns_core.tiktok import errors
 from returns_core.tiktok_session import tiktok_session
 
@@ -258,19 +259,6 @@ def start_point(mark: int | None, *, full: bool, overlap_s: int = OVERLAP_SECOND
     return StartPoint({"update_time_ge": max(0, int(mark) - overlap_s)}, False, False)
 
 
-def commit_pages(db: Database | duckdb.DuckDBPyConnection, shop_id: str, objects: list, *, run_id: int,
-                 pages: int, first: bool, start: StartPoint) -> tuple[PageCounts, int]:
-    """Commit a run's next pages (their objects in update_time order) with the watermark they cover, on
-    their own (a Database) or inside the caller's transaction (a connection); returns what they did and
-    how many of their returns TikTok dates in the future."""
-    now = utcnow()
-    # pages come in update_time order, so their watermark is the last page's (the last time not from the future)
-    write = upsert_page if isinstance(db, Database) else write_page
-    counts = write(db, shop_id, objects, synced_at=now, new_watermark=page_watermark(objects, now),
-                   run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first)
-    return counts, count_from_the_future(objects, now)
-
-
 def _safe(step: Callable[[], object]) -> None:
     """Bookkeeping after the data is committed must not hide the sync's own outcome."""
     try:
@@ -335,39 +323,58 @@ class _Shop:
         self._overlap_s, self._on_progress = overlap_s, on_progress
         self.started = time.monotonic()
         self.run_id: int | None = None
+        self.seconds = 0.0
         self.start = StartPoint({}, full, False)
         self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
         self.failure: Failure | None = None
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
         self._held = ExitStack()
 
-    def begin(self, trigger: str) -> bool:
-        """Take the shop's lock and open its run; False (with `failure` set) when it cannot sync now."""
+    def lock(self) -> bool:
+        """Take the shop's lock; False (with `failure` set) when it cannot sync now. Its run is opened
+        next (`opened`), with the runs of the shops starting beside it."""
         if not self.account.enabled:
             self.failure = Failure(FailureKind.DISABLED, f"The account {self.account.name} is disabled; "
                                                          "enable it to sync")
             return False
         try:
             self._held.enter_context(account_lock(self.db, self.account))
-            self.run_id, mark = sync_runs.start(self.db, self.account.shop_id, full=self.full, trigger=trigger)
-            self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
         except SyncBusyError as exc:
             self.failure = Failure(FailureKind.BUSY, str(exc))
-        except StoreError as exc:
-            self.failure = Failure(explain(exc).kind, str(exc))
-        except STORE_WRITE_ERRORS as exc:  # the run could not even be opened (a full disk, the lock file)
+        except STORE_WRITE_ERRORS as exc:  # the lock file cannot be made (a full disk)
             self.fail(exc)
-        if self.failure is not None:
-            self._held.close()
-            return False
-        return True
+        return self.failure is None
 
-    def write(self, pages: list, con: duckdb.DuckDBPyConnection | None = None) -> tuple[PageCounts, int]:
-        """Commit pages (in update_time order) with their watermark: on their own, or inside the round's
-        transaction `con` (then `wrote` once it committed). Returns what they did."""
-        objects = [obj for page in pages for obj in page.return_orders]
-        return commit_pages(con if con is not None else self.db, self.account.shop_id, objects,
-                            run_id=self.run_id, pages=len(pages), first=self.pages == 0, start=self.start)
+    def opened(self, run_id: int, mark: int | None) -> None:
+        """Its run row is open: where it starts reading."""
+        self.run_id = run_id
+        self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
+
+    def not_opened(self, exc: BaseException) -> None:
+        """Its run row could not be opened (the store is busy elsewhere, or cannot be written)."""
+        if isinstance(exc, StoreError):
+            self.failure = Failure(explain(exc).kind, str(exc))
+        else:
+            self.fail(exc)
+
+    def write(self, pages: list) -> tuple[PageCounts, int]:
+        """Commit pages (in update_time order) with their watermark, on their own; returns what they did
+        and how many of their returns TikTok dates in the future."""
+        now = utcnow()
+        part = self.to_write(pages, now)
+        counts = upsert_page(self.db, part.shop_id, part.objects, synced_at=now, new_watermark=part.new_watermark,
+                             run_id=part.run_id, pages=part.pages, restart_watermark=part.restart_watermark)
+        return counts, count_from_the_future(part.objects, now)
+
+    def objects(self, pages: list) -> list:
+        return [obj for page in pages for obj in page.return_orders]
+
+    def to_write(self, pages: list, now: datetime) -> ShopPages:
+        """Its pages to commit: their watermark (the last time on them not from the future, as they
+        come in update_time order), and whether they start a full read's watermark anew."""
+        objects = self.objects(pages)
+        return ShopPages(self.account.shop_id, objects, page_watermark(objects, now), self.run_id, len(pages),
+                         self.start.from_scratch and self.pages == 0)
 
     def wrote(self, pages: list, done: PageCounts, future: int) -> None:
         """Count committed pages in, and report progress."""
@@ -394,26 +401,52 @@ class _Shop:
                                            self.total, done, self.failure.message if self.failure else None,
                                            self.account.name, self.account.shop_id))
 
-    def finish(self, interrupted: BaseException | None = None) -> SyncResult:
-        """Close the run row (failed on a failure or an interrupt), release the lock, give the outcome."""
+    def end(self, interrupted: BaseException | None = None) -> tuple[int, float, str | None] | None:
+        """Stop it; the outcome its run row gets (run id, seconds, error), None when it has no run."""
         self.stopped.set()
-        seconds = time.monotonic() - self.started
+        self.seconds = time.monotonic() - self.started
         if interrupted is not None:
             self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})")
-        error = self.failure.message if self.failure else None
-        try:
-            if self.run_id is not None:
-                # when even this write fails (the disk is still full), the run stays "running" until
-                # the next start closes it (close_stale_runs); the outcome returned still says it
-                _safe(lambda: sync_runs.finish(self.db, self.run_id, seconds, error))
-        finally:
-            self._held.close()
+        if self.run_id is None:
+            return None
+        return self.run_id, self.seconds, self.failure.message if self.failure else None
+
+    def result(self, interrupted: BaseException | None = None) -> SyncResult:
+        """After its run row is closed: release its lock and give its outcome."""
+        self._held.close()
         if interrupted is None:
             self.report(done=True)
         return SyncResult(self.account.shop_id, self.account.name, self.pages, self.counts.new,
-                          self.counts.updated, self.counts.unchanged, round(seconds, 3), error, self.run_id,
-                          self.full, self.failure.kind if self.failure else None, self.from_future,
+                          self.counts.updated, self.counts.unchanged, round(self.seconds, 3),
+                          self.failure.message if self.failure else None, self.run_id, self.full,
+                          self.failure.kind if self.failure else None, self.from_future,
                           self.counts.quarantined, self.start.repaired)
+
+
+def _open_runs(db: Database, shops: list[_Shop], *, full: bool, trigger: str) -> None:
+    """Open the run rows of shops starting together, in one transaction."""
+    try:
+        with db.writer() as con:
+            opened = sync_runs.start_runs(con, [shop.account.shop_id for shop in shops], full=full, trigger=trigger)
+    except (StoreError, *STORE_WRITE_ERRORS) as exc:
+        for shop in shops:
+            shop.not_opened(exc)
+        return
+    for shop, (run_id, mark) in zip(shops, opened, strict=True):
+        shop.opened(run_id, mark)
+
+
+def _close_runs(db: Database, shops: list[_Shop], interrupted: BaseException | None = None) -> None:
+    """Write the outcome of shops ending together into their run rows, in one transaction."""
+    outcomes = [outcome for outcome in (shop.end(interrupted) for shop in shops) if outcome is not None]
+    if outcomes:
+        # when even this write fails (the disk is still full), the runs stay "running" until the next
+        # start closes them (close_stale_runs); the outcomes returned still say it
+        def close() -> None:
+            with db.writer() as con:
+                sync_runs.finish_runs(con, outcomes)
+
+        _safe(close)
 
 
 def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
@@ -442,20 +475,23 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
 
 
 def _commit_together(db: Database, writes: list[tuple[_Shop, list]]) -> None:
-    """Commit several shops' waiting pages in one transaction: a transaction's fixed cost (opening,
-    committing, the WAL) is then shared, which is what lets one writer keep up with many fetchers.
-    When it fails, each shop writes on its own, so the failure is the failing shop's alone (a full disk
-    fails them all, each with its own line). A failure to report progress is that shop's too."""
+    """Commit several shops' waiting pages in one transaction, each kind of row in one statement for
+    all of them (return_writes.write_pages): a transaction's and a statement's fixed cost is then
+    shared, which is what lets one writer keep up with many fetchers. When it fails, each shop writes
+    on its own, so the failure is the failing shop's alone (a full disk fails them all, each with its
+    own line). A failure to report progress is that shop's too."""
     if len(writes) > 1:
+        now = utcnow()
+        parts = [shop.to_write(pages, now) for shop, pages in writes]
         try:
             with db.writer() as con:
-                done = [shop.write(pages, con) for shop, pages in writes]
+                done = write_pages(con, parts, synced_at=now)
         except Exception:  # noqa: BLE001 - retried shop by shop below, where it is told to the right shop
             logger.info("a write of %d shops together failed; writing them one by one", len(writes))
         else:
-            for (shop, pages), (counts, future) in zip(writes, done, strict=True):
+            for (shop, pages), part, counts in zip(writes, parts, done, strict=True):
                 try:
-                    shop.wrote(pages, counts, future)
+                    shop.wrote(pages, counts, count_from_the_future(part.objects, now))
                 except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
                     shop.fail(exc)
             return
@@ -508,10 +544,15 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
             on_overall(Overall(len(order), len(results), returns_done + running,
                                sum(1 for r in results.values() if not r.ok)))
 
-    def finish(position: int, interrupted: BaseException | None = None) -> None:
-        settle(position, active.pop(position).finish(interrupted))
+    def finish(positions: list[int], interrupted: BaseException | None = None) -> None:
+        ending = [active.pop(position) for position in positions]
+        _close_runs(db, ending, interrupted)
+        for position, shop in zip(positions, ending, strict=True):
+            settle(position, shop.result(interrupted))
 
-    def start_more() -> None:
+    def start_more(share: FileHold) -> None:
+        starting: list[int] = []
+        refused: list[int] = []
         while pending and len(active) < concurrency:
             position, account = pending.popleft()
             if on_start is not None:
@@ -519,15 +560,22 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
             shop = _Shop(db, account, full, overlap_s, on_progress)
             position_of[id(shop)] = position
             active[position] = shop
-            if not shop.begin(trigger):
-                finish(position)
-                continue
-            threading.Thread(target=_fetch, args=(shop, work, transport, page_size, client_options), daemon=True,
-                             name=f"sync-fetch-{account.shop_id}").start()
+            (starting if shop.lock() else refused).append(position)
+        if starting:
+            share.before_write()
+            _open_runs(db, [active[position] for position in starting], full=full, trigger=trigger)
+        refused += [position for position in starting if active[position].failure is not None]
+        if refused:
+            finish(refused)
+        for position in starting:
+            if position in active:
+                shop = active[position]
+                threading.Thread(target=_fetch, args=(shop, work, transport, page_size, client_options),
+                                 daemon=True, name=f"sync-fetch-{shop.account.shop_id}").start()
 
     try:
         with db.hold() as share:
-            start_more()
+            start_more(share)
             while active:
                 if work.empty():
                     share.release()  # waiting on the network: let other processes have the file
@@ -554,17 +602,21 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
                     share.before_write()
                     _commit_together(db, writes)
                     overall()
+                ended = []
                 for position, (shop, _pages, end) in grouped.items():
                     if end is not None and end[0] is not None:
                         shop.fail(end[0])
                     if shop.failure is not None or end is not None:
-                        finish(position)
-                start_more()
+                        ended.append(position)
+                if ended:
+                    share.before_write()
+                    finish(ended)
+                start_more(share)
             if results:
                 _safe(db.checkpoint)  # the round's WAL folded into the file, once for every shop
     except BaseException as exc:  # Ctrl-C, or the process asked to stop: every account gets its outcome
-        for position in list(active):
-            finish(position, interrupted=exc)
+        if active:
+            finish(list(active), interrupted=exc)
         while pending:
             position, left = pending.popleft()
             settle(position, not_synced(left, Failure(FailureKind.UNEXPECTED, "Not synced: the sync was "

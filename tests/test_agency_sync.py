@@ -140,3 +140,76 @@ def test_twenty_shops_syncing_beside_a_reading_app_never_meet_a_lock_error(db, d
     assert report["counts"] == sorted(report["counts"])
     for shop_id in ids:
         assert stored_payloads(db, shop_id) == truth_payloads(sandbox, shop_id)
+
+
+# --- several TikTok apps (an agency's apps share its shops) --------------------------------------------
+
+
+def connect_app(db: Database, sandbox, url: str, app, name: str) -> list[acc.Account]:
+    """Every shop of one sandbox app, connected with that app's keys and a code the app issued."""
+    from returns_core.connect import add_accounts_with_auth_code
+
+    code = sandbox.issue_auth_code(app_key=app.key)
+    return add_accounts_with_auth_code(db, name, app.key, app.secret, code, api_base=url, auth_base=url)
+
+
+@pytest.mark.sandbox(shops=6, returns=30, apps=3, app_rate_limit=1000)
+def test_three_apps_each_see_their_own_shops_and_one_round_syncs_them_all(db, sandbox, sandbox_server):
+    apps = sandbox.apps
+    assert [len(app.shop_ids) for app in apps] == [2, 2, 2]
+    assert len({app.key for app in apps}) == 3 and apps[0].key == SANDBOX_APP_KEY
+    accounts = [account for n, app in enumerate(apps) for account in
+                connect_app(db, sandbox, sandbox_server.url, app, f"App {n + 1}")]
+    # each authorization covers its app's shops only
+    assert sorted(a.shop_id for a in accounts) == sorted(shop["id"] for shop in sandbox.shops)
+
+    results = sync_accounts(db, trigger="test")
+    assert all(r.ok for r in results), [r.summary() for r in results]
+    for shop in sandbox.shops:
+        assert stored_payloads(db, shop["id"]) == truth_payloads(sandbox, shop["id"])
+    # TikTok counted each app's requests against that app's own budget
+    assert set(sandbox.quota.allowed_by_app) == {app.key for app in apps}
+
+
+def test_a_code_or_token_of_one_app_is_refused_with_another_apps_key(make_sandbox):
+    from returns_core.tiktok import errors
+    from returns_core.tiktok.client import AuthClient, TikTokClient
+
+    sandbox = make_sandbox(shops=4, returns=10, apps=2)
+    first, second = sandbox.apps
+    transport = sandbox.transport()
+    # an auth code of the second app, exchanged with the first app's keys
+    code = sandbox.issue_auth_code(app_key=second.key)
+    with pytest.raises(errors.TikTokError, match="not issued by this app"):
+        AuthClient(first.key, first.secret, transport=transport).get_token(code)
+    # the second app's tokens, sent with the first app's key: TikTok does not know them
+    tokens = TokenSet.from_data(sandbox.issue_tokens(app_key=second.key))
+    with TikTokClient(first.key, first.secret, tokens.access_token, tokens.refresh_token, "", transport=transport
+                      ) as client, pytest.raises(errors.TikTokError, match="not issued by this app"):
+        client.get_authorized_shops()
+    with TikTokClient(second.key, second.secret, tokens.access_token, tokens.refresh_token, "",
+                      transport=transport) as client:
+        assert sorted(s["id"] for s in client.get_authorized_shops()) == sorted(second.shop_ids)
+    # a shop of another app cannot be put in an app's authorization
+    with pytest.raises(ValueError, match="not among the shops of app"):
+        sandbox.issue_tokens([first.shop_ids[0]], app_key=second.key)
+
+
+def test_the_sandbox_budget_is_per_app_so_one_app_refused_leaves_the_other_answered(make_sandbox):
+    from returns_core.tiktok import errors
+    from returns_core.tiktok.client import RetryPolicy, TikTokClient
+
+    sandbox = make_sandbox(shops=2, returns=10, apps=2, app_rate_limit=3)
+    clients = []
+    for app in sandbox.apps:
+        tokens = TokenSet.from_data(sandbox.issue_tokens(app_key=app.key))
+        clients.append(TikTokClient(app.key, app.secret, tokens.access_token, tokens.refresh_token, "",
+                                    transport=sandbox.transport(), retry=RetryPolicy(max_attempts=1)))
+    busy, other = clients
+    with busy, other:
+        for _ in range(3):  # the first app spends its burst of one second's worth
+            busy.get_authorized_shops()
+        with pytest.raises(errors.TikTokError) as refused:
+            busy.get_authorized_shops()
+        assert refused.value.code == errors.TOO_MANY_REQUESTS
+        other.get_authorized_shops()  # the second app's budget is its own

@@ -23,12 +23,34 @@ pytestmark = pytest.mark.slow
 ACCOUNT_NAME = "Bench"  # what bench/build_store.py names the first shop's account
 
 
-def build(size: int, out) -> dict:
+def build(size: int, out, *options: str, label: str = "smoke") -> dict:
     """Run bench/build_store.py for one store of `size` returns in `out`; what it reports about the store."""
-    proc = subprocess.run([sys.executable, "bench/build_store.py", "--sizes", str(size), "--label", "smoke",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "bench/build_store.py", "--sizes", str(size), "--label", label,
+                           "--out", str(out), *options], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "returns-smoke.json").read_text())
+    return json.loads((out / f"returns-{label}.json").read_text())
+
+
+def test_a_big_store_is_the_smaller_one_copied_with_new_ids_in_update_time_order(tmp_path):
+    build(1000, tmp_path)
+    info = build(5000, tmp_path, "--copy-of", "smoke", label="copied")
+    assert info["rows"] == {"returns": 5000, "return_line_items": info["rows"]["return_line_items"],
+                            "history": 5000}
+    assert "copied 5 times by SQL" in info["via"]
+    db = Database(info["path"])
+    assert all(v == 0 for v in duplicates(db).values())
+    with db.reader() as con:
+        ids = con.execute("SELECT count(DISTINCT return_id), count(DISTINCT order_id) FROM returns").fetchone()
+        # the payload is the return's own: its ids were changed with the row's
+        strangers = con.execute("SELECT count(*) FROM returns WHERE json_extract_string(payload, '$.return_id') "
+                                "<> return_id OR json_extract_string(payload, '$.order_id') <> order_id").fetchone()[0]
+        orphans = con.execute("SELECT count(*) FROM return_line_items i ANTI JOIN returns r "
+                              "USING (shop_id, return_id)").fetchone()[0]
+        steps_back = con.execute("SELECT count(*) FROM (SELECT updated_at, lag(updated_at) OVER (ORDER BY rowid) "
+                                 "AS before FROM returns) WHERE updated_at < before").fetchone()[0]
+        accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+    assert ids == (5000, 5000) and strangers == 0 and orphans == 0 and accounts == 2
+    assert steps_back <= 50, steps_back  # written in update_time order, as a sync's store is
 
 
 def test_build_store_makes_a_realistic_store_through_the_sync_upsert(tmp_path):

@@ -178,6 +178,8 @@ def test_accounts_add_refuses_what_tiktok_could_never_accept_before_sending_it(e
 @pytest.mark.parametrize(("args", "words"), [
     (("--returns", "100001"), "--returns must be 0 or more and at most 100,000 per shop, not 100,001"),
     (("--shops", "5000"), "--shops must be 1 or more and at most 256, not 5,000"),
+    (("--shops", "3", "--apps", "4"), "--apps must be 1 or more and at most 3 (every app has a shop at least), not 4"),
+    (("--apps", "0"), "--apps must be 1 or more and at most 2 (every app has a shop at least), not 0"),
 ])
 def test_sandbox_serve_refuses_sizes_it_cannot_build(env, args, words):
     one_line_error(cli(env, "sandbox", "serve", "--port", "0", *args), 2, words)

@@ -628,3 +628,23 @@ def test_serve_forever_takes_subscriptions_and_says_how_it_delivers(tmp_path, re
     stop.set()
     thread.join(timeout=15)
     assert not thread.is_alive() and "stopped" in out.getvalue()
+
+
+def test_with_several_apps_each_shops_events_are_signed_with_its_own_apps_secret(live, receiver):
+    sandbox, url, _ = live(shops=2, apps=2)
+    first, second = sandbox.apps
+    inbox = receiver()
+    shop_id = second.shop_ids[0]
+    tokens = TokenSet.from_data(sandbox.issue_tokens(app_key=second.key))
+    cipher = next(shop["cipher"] for shop in sandbox.shops if shop["id"] == shop_id)
+    with TikTokClient(second.key, second.secret, tokens.access_token, tokens.refresh_token, cipher, api_base=url,
+                      auth_base=url, timeout=10) as client:
+        client.update_webhook("RETURN_STATUS_CHANGE", inbox.url)
+    sandbox.advance(DAY)
+    sent = sandbox.webhooks.stats()["events"]
+    assert sent > 0
+    wait_until(lambda: inbox.count() >= sent, f"{sent} webhooks")
+    for headers, body in inbox.posts:
+        assert json.loads(body)["shop_id"] == shop_id
+        assert verify_webhook(second.key, second.secret, body, headers.get("authorization"))
+        assert not verify_webhook(first.key, first.secret, body, headers.get("authorization"))

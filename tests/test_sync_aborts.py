@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from collections.abc import Callable
 
 import duckdb
 import pytest
@@ -31,15 +32,17 @@ class FullDisk:
     """The store's disk fills up while account `shop_id` commits its page `at_page`: that commit fails as
     DuckDB fails it, and so does every write after it until `free()` (or only that one, `stays_full=False`)."""
 
-    def __init__(self, monkeypatch, shop_id: str, at_page: int, *, stays_full: bool = True):
-        self.full, self.failed_writes = False, 0
-        real_writer, real_add_page = Database.writer, sync_runs.add_page
+    def __init__(self, monkeypatch, shop_id: str, at_page: int, *, stays_full: bool = True,
+                 on_full: Callable[[], None] = lambda: None):
+        self.full, self.failed_writes, self._on_full = False, 0, on_full
+        real_writer, real_add_pages = Database.writer, sync_runs.add_pages
 
-        def add_page(con, run_id, pages, counts) -> None:  # inside the page's own transaction
-            real_add_page(con, run_id, pages, counts)
-            shop, done = con.execute("SELECT shop_id, pages FROM sync_runs WHERE id = ?", [run_id]).fetchone()
-            if shop == shop_id and done >= at_page and not self.failed_writes:
-                self.full = True
+        def add_pages(con, runs) -> None:  # inside the pages' own transaction
+            real_add_pages(con, runs)
+            for run_id, _pages, _counts in runs:
+                shop, done = con.execute("SELECT shop_id, pages FROM sync_runs WHERE id = ?", [run_id]).fetchone()
+                if shop == shop_id and done >= at_page and not self.failed_writes:
+                    self.full = True
 
         @contextlib.contextmanager
         def writer(db: Database):
@@ -51,11 +54,12 @@ class FullDisk:
                     self.full = stays_full
                     raise self._no_space(db)
 
-        monkeypatch.setattr(sync_runs, "add_page", add_page)
+        monkeypatch.setattr(sync_runs, "add_pages", add_pages)
         monkeypatch.setattr(Database, "writer", writer)
 
     def _no_space(self, db: Database) -> duckdb.Error:
         self.failed_writes += 1
+        self._on_full()
         return duckdb.TransactionException(
             f'TransactionContext Error: Failed to commit: Could not write file "{db.path}.wal": '
             "No space left on device")
@@ -132,9 +136,11 @@ def test_one_failed_write_fails_that_account_only_and_its_run_is_closed_as_faile
 
 @pytest.mark.sandbox(returns=120)
 def test_a_disk_that_stays_full_gives_every_account_its_line_and_the_next_start_closes_the_run(
-        db, two_accounts, one_page_at_a_time, monkeypatch, capsys):
+        db, sandbox, two_accounts, one_page_at_a_time, monkeypatch, capsys):
     first, second = two_accounts
-    disk = FullDisk(monkeypatch, first.shop_id, at_page=2)
+    # the second shop's next page waits until the disk is full, so it has pages left to write then
+    gate = ShopGate(sandbox, second.shop_cipher)
+    disk = FullDisk(monkeypatch, first.shop_id, at_page=2, on_full=gate.release)
 
     status, lines, err = cli_sync(db, capsys)
     assert status == 1 and len(lines) == 2, lines

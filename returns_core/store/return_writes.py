@@ -60,62 +60,104 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
                           run_id=run_id, pages=pages, restart_watermark=restart_watermark)
 
 
+class ShopPages(NamedTuple):
+    """One shop's pages to commit (their objects in update_time order), and what they move."""
+
+    shop_id: str
+    objects: Sequence[Any]
+    new_watermark: int | None = None
+    run_id: int | None = None
+    pages: int = 1
+    restart_watermark: bool = False
+
+
 def write_page(con: duckdb.DuckDBPyConnection, shop_id: str, return_objects: Iterable[Any], *,
                synced_at: datetime, new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
                restart_watermark: bool = False) -> PageCounts:
-    """upsert_page inside the caller's transaction (a sync round commits several shops' pages at once)."""
-    objects, malformed = ingest.split_page(return_objects)
-    counts = PageCounts()
-    if objects:
-        stored = _stored(con, shop_id, ingest.page_return_ids(objects))
-        plan = ingest.plan_page(shop_id, objects, stored, synced_at)
-        _write_plan(con, shop_id, plan, synced_at)
+    """upsert_page inside the caller's transaction."""
+    return write_pages(con, [ShopPages(shop_id, list(return_objects), new_watermark, run_id, pages,
+                                       restart_watermark)], synced_at=synced_at)[0]
+
+
+def write_pages(con: duckdb.DuckDBPyConnection, batch: Sequence[ShopPages], *, synced_at: datetime
+                ) -> list[PageCounts]:
+    """Several shops' pages (each shop once) inside the caller's transaction; what each did, in order.
+
+    A sync round commits every shop's waiting pages together, and each kind of row is written in one
+    statement for all of them: a statement's fixed cost, not the rows, is what limits one writer
+    keeping up with many shops fetching at once.
+    """
+    if len({pages.shop_id for pages in batch}) != len(batch):
+        raise ValueError("write_pages takes each shop once")
+    split = [ingest.split_page(pages.objects) for pages in batch]
+    stored = _stored(con, [(pages.shop_id, return_id) for pages, (objects, _) in zip(batch, split, strict=True)
+                           for return_id in ingest.page_return_ids(objects)])
+    plans = [ingest.plan_page(pages.shop_id, objects, stored.get(pages.shop_id, {}), synced_at)
+             for pages, (objects, _) in zip(batch, split, strict=True)]
+    _write_plans(con, [(pages.shop_id, plan) for pages, plan in zip(batch, plans, strict=True)], synced_at)
+    done = []
+    for pages, (_, malformed), plan in zip(batch, split, plans, strict=True):
         counts = plan.counts
-    if malformed:
-        quarantine.keep(con, shop_id, malformed, synced_at, run_id)
-        counts += PageCounts(quarantined=len(malformed))
-    if restart_watermark:
-        sync_runs.set_watermark(con, shop_id, new_watermark, synced_at)
-    elif new_watermark is not None:
-        sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at)
-    if run_id is not None:
-        sync_runs.add_page(con, run_id, pages, counts)
-    return counts
+        if malformed:
+            quarantine.keep(con, pages.shop_id, malformed, synced_at, pages.run_id)
+            counts += PageCounts(quarantined=len(malformed))
+        done.append(counts)
+    sync_runs.set_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch if p.restart_watermark], synced_at)
+    sync_runs.advance_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch
+                                       if not p.restart_watermark and p.new_watermark is not None], synced_at)
+    sync_runs.add_pages(con, [(p.run_id, p.pages, counts) for p, counts in zip(batch, done, strict=True)
+                              if p.run_id is not None])
+    return done
 
 
-def _stored(con: duckdb.DuckDBPyConnection, shop_id: str, return_ids: list[str]) -> dict[str, StoredReturn]:
-    """return_id -> what is stored of it, for the ids already stored."""
-    con.register("_page_ids", pa.table({"return_id": pa.array(return_ids, pa.string())}))
+def _keys(keys: Sequence[tuple[str, str]]) -> pa.Table:
+    return pa.table({"shop_id": pa.array([k[0] for k in keys], pa.string()),
+                     "return_id": pa.array([k[1] for k in keys], pa.string())})
+
+
+def _stored(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]]
+            ) -> dict[str, dict[str, StoredReturn]]:
+    """shop_id -> return_id -> what is stored of it, for the (shop_id, return_id) keys already stored."""
+    if not keys:
+        return {}
+    con.register("_page_keys", _keys(keys))
     try:
         rows = con.execute(
-            "SELECT r.return_id, r.marketplace_status, r.status, r.payload FROM returns r "
-            "JOIN _page_ids p USING (return_id) WHERE r.shop_id = ?", [shop_id]).fetchall()
+            "SELECT r.shop_id, r.return_id, r.marketplace_status, r.status, r.payload FROM returns r "
+            "JOIN _page_keys p USING (shop_id, return_id)").fetchall()
     finally:
-        con.unregister("_page_ids")
-    return {row[0]: StoredReturn(*row[1:]) for row in rows}
+        con.unregister("_page_keys")
+    stored: dict[str, dict[str, StoredReturn]] = {}
+    for shop_id, return_id, *rest in rows:
+        stored.setdefault(shop_id, {})[return_id] = StoredReturn(*rest)
+    return stored
 
 
-def _write_plan(con: duckdb.DuckDBPyConnection, shop_id: str, plan: ingest.PagePlan, synced_at: datetime) -> None:
-    con.register("_page_returns", _table(plan.returns, RETURN_SCHEMA))
-    try:
-        con.execute(_UPSERT_SQL)
-    finally:
-        con.unregister("_page_returns")
-    if plan.changed_ids:
-        _replace_line_items(con, shop_id, plan.changed_ids, plan.line_items)
+def _write_plans(con: duckdb.DuckDBPyConnection, plans: Sequence[tuple[str, ingest.PagePlan]],
+                 synced_at: datetime) -> None:
+    returns = [row for _, plan in plans for row in plan.returns]
+    if returns:
+        con.register("_page_returns", _table(returns, RETURN_SCHEMA))
+        try:
+            con.execute(_UPSERT_SQL)
+        finally:
+            con.unregister("_page_returns")
+    changed = [(shop_id, return_id) for shop_id, plan in plans for return_id in plan.changed_ids]
+    if changed:
+        _replace_line_items(con, changed, [item for _, plan in plans for item in plan.line_items])
     history.append(con, [history.entry(shop_id, c.return_id, history.SYNC_ACTOR, c.kind, old=c.old, new=c.new,
-                                       details=c.details, at=synced_at) for c in plan.changes])
+                                       details=c.details, at=synced_at)
+                         for shop_id, plan in plans for c in plan.changes])
 
 
-def _replace_line_items(con: duckdb.DuckDBPyConnection, shop_id: str, return_ids: list[str],
-                        items: list[dict]) -> None:
+def _replace_line_items(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]], items: list[dict]) -> None:
     # line items belong to their return object: the latest object's list replaces the old one
-    con.register("_page_ids", pa.table({"return_id": pa.array(return_ids, pa.string())}))
+    con.register("_page_keys", _keys(keys))
     try:
-        con.execute("DELETE FROM return_line_items WHERE shop_id = ? AND return_id IN "
-                    "(SELECT return_id FROM _page_ids)", [shop_id])
+        con.execute("DELETE FROM return_line_items WHERE (shop_id, return_id) IN "
+                    "(SELECT shop_id, return_id FROM _page_keys)")
     finally:
-        con.unregister("_page_ids")
+        con.unregister("_page_keys")
     if items:
         con.register("_page_items", _table(items, LINE_ITEM_SCHEMA))
         try:

@@ -8,6 +8,7 @@ incremental sync starts below it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,12 +45,25 @@ def start(db: Database, shop_id: str, *, full: bool, trigger: str, at: datetime 
     The caller holds the account's sync lock, so a run of it still marked running died unfinished.
     """
     with db.writer() as con:
-        con.execute("UPDATE sync_runs SET state = 'failed', error = ? WHERE shop_id = ? AND state = 'running'",
-                    [INTERRUPTED_REASON, shop_id])
-        run_id = con.execute(
-            "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) VALUES (?, ?, ?, 'running', ?) "
-            "RETURNING id", [shop_id, at or utcnow(), full, trigger]).fetchone()[0]
-        return run_id, _watermark(con, shop_id)
+        return start_runs(con, [shop_id], full=full, trigger=trigger, at=at)[0]
+
+
+def start_runs(con: duckdb.DuckDBPyConnection, shop_ids: Sequence[str], *, full: bool, trigger: str,
+               at: datetime | None = None) -> list[tuple[int, int | None]]:
+    """`start` for several accounts in the caller's transaction (a sync round opens the runs of the shops
+    it starts together): (run id, watermark) per shop, in the order given."""
+    if not shop_ids:
+        return []
+    shops = list(shop_ids)
+    con.execute("UPDATE sync_runs SET state = 'failed', error = ? WHERE list_contains(?::VARCHAR[], shop_id) "
+                "AND state = 'running'", [INTERRUPTED_REASON, shops])
+    opened = dict(con.execute(
+        "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) "
+        "SELECT shop_id, ?, ?, 'running', ? FROM unnest(?::VARCHAR[]) AS s(shop_id) RETURNING shop_id, id",
+        [at or utcnow(), full, trigger, shops]).fetchall())
+    marks = dict(con.execute("SELECT shop_id, watermark FROM sync_state WHERE list_contains(?::VARCHAR[], shop_id)",
+                             [shops]).fetchall())
+    return [(opened[shop_id], marks.get(shop_id)) for shop_id in shops]
 
 
 def running(db: Database) -> list[tuple[int, str]]:
@@ -71,17 +85,39 @@ def close_interrupted(db: Database, run_ids: list[int]) -> int:
 
 def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: PageCounts) -> None:
     """Count committed pages into their run, inside the pages' own transaction."""
+    add_pages(con, [(run_id, pages, counts)])
+
+
+def add_pages(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, int, PageCounts]]) -> None:
+    """`add_page` for several runs at once: (run id, pages, what they did) each, in one statement."""
+    if not runs:
+        return
     con.execute(
-        "UPDATE sync_runs SET pages = pages + ?, new_count = new_count + ?, updated_count = updated_count + ?, "
-        "unchanged_count = unchanged_count + ? WHERE id = ?",
-        [pages, counts.new, counts.updated, counts.unchanged, run_id])
+        "UPDATE sync_runs SET pages = sync_runs.pages + p.pages, new_count = new_count + p.new, "
+        "updated_count = updated_count + p.updated, unchanged_count = unchanged_count + p.unchanged "
+        "FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS pages, unnest(?::BIGINT[]) AS new, "
+        "unnest(?::BIGINT[]) AS updated, unnest(?::BIGINT[]) AS unchanged) p WHERE sync_runs.id = p.id",
+        [[r[0] for r in runs], [r[1] for r in runs], [r[2].new for r in runs], [r[2].updated for r in runs],
+         [r[2].unchanged for r in runs]])
 
 
 def finish(db: Database, run_id: int, duration: float, error: str | None, *, at: datetime | None = None) -> None:
     """Write a run's outcome, finished `at` (default now): ok, or failed with its reason."""
     with db.writer() as con:
-        con.execute("UPDATE sync_runs SET finished_at = ?, duration_s = ?, state = ?, error = ? WHERE id = ?",
-                    [at or utcnow(), duration, "failed" if error else "ok", error, run_id])
+        finish_runs(con, [(run_id, duration, error)], at=at)
+
+
+def finish_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, float, str | None]], *,
+                at: datetime | None = None) -> None:
+    """`finish` for several runs in the caller's transaction: (run id, seconds, error or None) each."""
+    if not runs:
+        return
+    con.execute(
+        "UPDATE sync_runs SET finished_at = ?, duration_s = r.duration, "
+        "state = CASE WHEN r.error IS NULL THEN 'ok' ELSE 'failed' END, error = r.error "
+        "FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::DOUBLE[]) AS duration, unnest(?::VARCHAR[]) AS error) r "
+        "WHERE sync_runs.id = r.id",
+        [at or utcnow(), [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]])
 
 
 # --- the watermark ------------------------------------------------------------------------------
@@ -100,21 +136,35 @@ def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str) -> int | None:
 
 def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime) -> None:
     """Raise the watermark to `mark`, inside the transaction of the pages it covers; never lower it."""
+    advance_watermarks(con, [(shop_id, mark)], at)
+
+
+def advance_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int]], at: datetime) -> None:
+    """`advance_watermark` for several accounts (each once) in one statement."""
     # never backwards within a sync: pages come in update_time order (a full re-read sets it anew instead)
-    con.execute(
-        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (shop_id) DO UPDATE SET watermark = greatest(coalesce(sync_state.watermark, 0), "
-        "excluded.watermark), updated_at = excluded.updated_at",
-        [shop_id, mark, at])
+    _upsert_watermarks(con, marks, at, "greatest(coalesce(sync_state.watermark, 0), excluded.watermark)")
 
 
 def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime) -> None:
     """Set the watermark to `mark` (None: nothing covered yet), even below the old one: the first page of
     a full re-read, which derives it again from what it reads (the old one may be from the future)."""
+    set_watermarks(con, [(shop_id, mark)], at)
+
+
+def set_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int | None]], at: datetime) -> None:
+    """`set_watermark` for several accounts (each once) in one statement."""
+    _upsert_watermarks(con, marks, at, "excluded.watermark")
+
+
+def _upsert_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int | None]], at: datetime,
+                       new_value: str) -> None:
+    if not marks:
+        return
     con.execute(
-        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (shop_id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
-        [shop_id, mark, at])
+        "INSERT INTO sync_state (shop_id, watermark, updated_at) "
+        "SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), ? "
+        f"ON CONFLICT (shop_id) DO UPDATE SET watermark = {new_value}, updated_at = excluded.updated_at",
+        [[m[0] for m in marks], [m[1] for m in marks], at])
 
 
 # --- reads --------------------------------------------------------------------------------------

@@ -96,13 +96,11 @@ class Call:
 
 class Api:
     def __init__(self, *, catalogue: Catalogue, world: World, auth: AuthStore, search: ReturnSearch,
-                 app_key: str, app_secret: str, idempotency: dict[str, dict], subscriptions: Subscriptions):
+                 idempotency: dict[str, dict], subscriptions: Subscriptions):
         self._catalogue = catalogue
         self._world = world
         self._auth = auth
         self._return_search = search
-        self._app_key = app_key
-        self._app_secret = app_secret
         self.idempotency = idempotency  # idempotency_key -> what the first request did and answered
         self.subscriptions = subscriptions  # webhook addresses per shop and topic
         self.state_changed = False  # set when persistent state (tokens, decisions) changed
@@ -116,7 +114,8 @@ class Api:
                 call = Call(request, "", "", None, [])
             else:
                 self._check_signature(request)
-                shop_ids = self._auth.authorized_shops(request.headers.get("x-tts-access-token", ""), request.now)
+                shop_ids = self._auth.authorized_shops(request.headers.get("x-tts-access-token", ""), request.now,
+                                                       request.params["app_key"])
                 shop = self._check_shop_cipher(request, route, shop_ids)
                 call = Call(request, args.get("version", ""), args.get("return_id", ""), shop, shop_ids)
             return respond(errors.OK, SUCCESS_MESSAGE, request_id, handler(call))
@@ -129,7 +128,8 @@ class Api:
         params = request.params
         if "app_key" not in params:
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Missing required common parameter app_key.")
-        if params["app_key"] != self._app_key:
+        secret = self._auth.secret_of(params["app_key"])
+        if secret is None:
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid app_key: no app has this key.")
         if not params.get("sign"):
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Missing required common parameter sign.")
@@ -144,7 +144,7 @@ class Api:
         if age < -TIMESTAMP_MAX_AHEAD:
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid timestamp: it is more than 30 seconds ahead.")
         content_type = request.headers.get("content-type", "application/json")
-        if not signing.verify(request.path, params, request.body, self._app_secret, params["sign"], content_type):
+        if not signing.verify(request.path, params, request.body, secret, params["sign"], content_type):
             raise ApiFailure(errors.SIGN_INVALID, "Invalid credentials. The `sign` query parameter is invalid.")
 
     def _check_shop_cipher(self, request: Request, route: Route, shop_ids: list[str]) -> Shop | None:
@@ -311,19 +311,20 @@ class Api:
 
     def _token_get(self, call: Call) -> bytes:
         params = self._check_app_credentials(call.request, "authorized_code")
-        data = self._auth.exchange_code(params.get("auth_code", ""), call.request.now)
+        data = self._auth.exchange_code(params.get("auth_code", ""), call.request.now, params["app_key"])
         self.state_changed = True
         return encode(data)
 
     def _token_refresh(self, call: Call) -> bytes:
         params = self._check_app_credentials(call.request, "refresh_token")
-        data = self._auth.refresh_tokens(params.get("refresh_token", ""), call.request.now)
+        data = self._auth.refresh_tokens(params.get("refresh_token", ""), call.request.now, params["app_key"])
         self.state_changed = True
         return encode(data)
 
     def _check_app_credentials(self, request: Request, grant_type: str) -> dict[str, str]:
         params = request.params
-        if params.get("app_key") != self._app_key or params.get("app_secret") != self._app_secret:
+        secret = self._auth.secret_of(params.get("app_key", ""))
+        if secret is None or params.get("app_secret") != secret:
             raise ApiFailure(errors.COMMON_PARAM_INVALID, "Invalid app_key or app_secret.")
         if params.get("grant_type") != grant_type:
             raise ApiFailure(errors.INVALID_PARAMETER,

@@ -1,8 +1,13 @@
 """Seller authorization: one-use auth codes, access and refresh tokens (docs section 3).
 
-A grant is one seller authorization (covering some shops). token/get opens a grant; each refresh
-issues a new access + refresh token in the same grant and retires the old refresh token; revoking
-any token revokes its grant. Times are world times, so advancing the clock expires tokens too.
+A grant is one seller authorization (covering some shops) of one app. token/get opens a grant; each
+refresh issues a new access + refresh token in the same grant and retires the old refresh token;
+revoking any token revokes its grant. Times are world times, so advancing the clock expires tokens too.
+
+Apps: TikTok authorizes shops per developer app, and an agency may run several apps (one per
+region, or per group of clients). The sandbox has one app by default, the public demo app; with
+more, its shops are split between them in blocks, and a code or token of one app is refused with
+another app's key, as TikTok refuses it.
 """
 
 from __future__ import annotations
@@ -14,16 +19,44 @@ from .. import errors
 from .catalogue import DAY, Catalogue
 from .envelope import ApiFailure
 
+# Public demo credentials of the sandbox's first app. They only ever open the sandbox; never use them elsewhere.
+SANDBOX_APP_KEY = "sandbox-demo-app-key"
+SANDBOX_APP_SECRET = "sandbox-demo-app-secret-public"
+MAX_APPS = 64
 AUTH_CODE_TTL = 30 * 60
 ACCESS_TOKEN_TTL = 7 * DAY
 REFRESH_TOKEN_TTL = 365 * DAY
 GRANTED_SCOPES = ("seller.authorization.info", "seller.return_refund.basic", "seller.order.info")
 
 
+@dataclass(frozen=True)
+class App:
+    """A developer app: its credentials and the shops whose sellers authorized it."""
+
+    key: str
+    secret: str
+    shop_ids: tuple[str, ...]
+
+
+def make_apps(count: int, shop_ids: list[str]) -> list[App]:
+    """`count` apps sharing the shops in blocks; the first is the public demo app (the only one by default)."""
+    if not 1 <= count <= min(MAX_APPS, len(shop_ids)):
+        raise ValueError(f"apps must be between 1 and {min(MAX_APPS, len(shop_ids))} (one shop each at least), "
+                         f"got {count}")
+    apps = []
+    for n in range(count):
+        block = tuple(shop_ids[len(shop_ids) * n // count: len(shop_ids) * (n + 1) // count])
+        key, secret = ((SANDBOX_APP_KEY, SANDBOX_APP_SECRET) if n == 0
+                       else (f"sandbox-app-{n + 1}-key", f"sandbox-app-{n + 1}-secret-public"))
+        apps.append(App(key, secret, block))
+    return apps
+
+
 @dataclass
 class Grant:
     shop_ids: list[str]
     revoked: bool = False
+    app_key: str = SANDBOX_APP_KEY  # state files from before apps: the demo app's
 
 
 @dataclass
@@ -31,6 +64,7 @@ class AuthCode:
     shop_ids: list[str]
     expires: int
     used: bool = False
+    app_key: str = SANDBOX_APP_KEY
 
 
 @dataclass
@@ -41,39 +75,56 @@ class Token:
 
 
 class AuthStore:
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, apps: list[App] | None = None):
         self._catalogue = catalogue
+        self.apps = apps or make_apps(1, [shop.id for shop in catalogue.shops])
+        self._apps = {app.key: app for app in self.apps}
         self.codes: dict[str, AuthCode] = {}
         self.grants: dict[str, Grant] = {}
         self.access: dict[str, Token] = {}
         self.refresh: dict[str, Token] = {}
 
-    def issue_code(self, shop_ids: list[str] | None, now: int) -> str:
+    def app(self, app_key: str | None) -> App:
+        """The app with this key (None: the first); ValueError for a key no app has."""
+        if app_key is None:
+            return self.apps[0]
+        if app_key not in self._apps:
+            raise ValueError(f"no sandbox app has the key {app_key!r}")
+        return self._apps[app_key]
+
+    def secret_of(self, app_key: str) -> str | None:
+        """The app secret of this key, or None when no app has it."""
+        app = self._apps.get(app_key)
+        return app.secret if app else None
+
+    def issue_code(self, shop_ids: list[str] | None, now: int, app_key: str | None = None) -> str:
+        app = self.app(app_key)
         code = "TTP_" + secrets.token_urlsafe(24)
-        self.codes[code] = AuthCode(self._shop_ids(shop_ids), now + AUTH_CODE_TTL)
+        self.codes[code] = AuthCode(self._shop_ids(shop_ids, app), now + AUTH_CODE_TTL, app_key=app.key)
         return code
 
-    def issue_tokens(self, shop_ids: list[str] | None, now: int) -> dict:
+    def issue_tokens(self, shop_ids: list[str] | None, now: int, app_key: str | None = None) -> dict:
+        app = self.app(app_key)
         grant_id = secrets.token_hex(8)
-        self.grants[grant_id] = Grant(self._shop_ids(shop_ids))
+        self.grants[grant_id] = Grant(self._shop_ids(shop_ids, app), app_key=app.key)
         return self._new_tokens(grant_id, now)
 
-    def exchange_code(self, code: str, now: int) -> dict:
-        """token/get: a code works once, within 30 minutes."""
+    def exchange_code(self, code: str, now: int, app_key: str = SANDBOX_APP_KEY) -> dict:
+        """token/get: a code works once, within 30 minutes, for the app it was issued to."""
         entry = self.codes.get(code)
-        if entry is None:
+        if entry is None or entry.app_key != app_key:
             raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it was not issued by this app.")
         if entry.used:
             raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it was already used.")
         if now >= entry.expires:
             raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid auth code: it expired (codes live 30 minutes).")
         entry.used = True
-        return self.issue_tokens(entry.shop_ids, now)
+        return self.issue_tokens(entry.shop_ids, now, app_key)
 
-    def refresh_tokens(self, refresh_token: str, now: int) -> dict:
+    def refresh_tokens(self, refresh_token: str, now: int, app_key: str = SANDBOX_APP_KEY) -> dict:
         """token/refresh: a new pair; the old refresh token stops working."""
         token = self.refresh.get(refresh_token)
-        if token is None:
+        if token is None or self.grants[token.grant].app_key != app_key:
             raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: it was not issued by this app.")
         if self.grants[token.grant].revoked:
             raise ApiFailure(errors.AUTH_CODE_INVALID, "Invalid refresh token: the seller revoked the authorization.")
@@ -85,10 +136,10 @@ class AuthStore:
         token.used = True
         return self._new_tokens(token.grant, now)
 
-    def authorized_shops(self, access_token: str, now: int) -> list[str]:
+    def authorized_shops(self, access_token: str, now: int, app_key: str = SANDBOX_APP_KEY) -> list[str]:
         """Shop ids the token may act for; raises the error TikTok gives for a bad token."""
         token = self.access.get(access_token)
-        if token is None:
+        if token is None or self.grants[token.grant].app_key != app_key:
             raise ApiFailure(errors.COMMON_PARAM_INVALID,
                              "Invalid credentials. The x-tts-access-token is invalid: it was not issued by this app.")
         grant = self.grants[token.grant]
@@ -143,13 +194,13 @@ class AuthStore:
             "granted_scopes": list(GRANTED_SCOPES),
         }
 
-    def _shop_ids(self, shop_ids: list[str] | None) -> list[str]:
-        known = [shop.id for shop in self._catalogue.shops]
+    def _shop_ids(self, shop_ids: list[str] | None, app: App) -> list[str]:
         if shop_ids is None:
-            return known
-        unknown = [s for s in shop_ids if s not in known]
+            return list(app.shop_ids)
+        unknown = [s for s in shop_ids if s not in app.shop_ids]
         if unknown or not shop_ids:
-            raise ValueError(f"unknown shop ids {unknown}; known: {known}" if unknown else "no shop ids given")
+            raise ValueError(f"shop ids {unknown} are not among the shops of app {app.key}: {list(app.shop_ids)}"
+                             if unknown else "no shop ids given")
         return list(shop_ids)
 
     # --- persistence ---------------------------------------------------------------------------
@@ -163,7 +214,7 @@ class AuthStore:
     def merge(self, doc: dict) -> None:
         """Fold in what another process sharing the state file issued or spent (used, revoked and
         expired win, so nothing that was refused anywhere becomes valid again)."""
-        other = AuthStore(self._catalogue)
+        other = AuthStore(self._catalogue, self.apps)
         other.load(doc)
         for code, entry in other.codes.items():
             self.codes.setdefault(code, entry).used |= entry.used

@@ -31,7 +31,7 @@ import httpx
 
 from .. import errors, events
 from .api import Api, Request
-from .auth import AuthStore
+from .auth import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, App, AuthStore, make_apps
 from .cases import ReturnCase
 from .catalogue import DAY, build_catalogue
 from .envelope import SandboxResponse, new_request_id, respond
@@ -52,9 +52,7 @@ from .webhooks import (
 )
 from .world import World
 
-# Public demo credentials of the sandbox app. They only ever open the sandbox; never use them elsewhere.
-SANDBOX_APP_KEY = "sandbox-demo-app-key"
-SANDBOX_APP_SECRET = "sandbox-demo-app-secret-public"
+__all__ = ["SANDBOX_APP_KEY", "SANDBOX_APP_SECRET", "Sandbox", "SandboxStateError"]
 STATE_FORMAT = 1
 _MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 
@@ -70,17 +68,19 @@ class Sandbox:
     def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
                  history_days: int = 90, wall_clock: Callable[[], float] = time.time,
                  state_path: Path | str | None = None, webhooks: WebhookSettings | None = None,
-                 app_rate_limit: float | None = None):
+                 app_rate_limit: float | None = None, apps: int = 1):
         self.seed = seed
-        self.app_key = SANDBOX_APP_KEY
-        self.app_secret = SANDBOX_APP_SECRET
         self.catalogue = build_catalogue(seed, shops)
+        # TikTok's developer apps; the shops are split between them (auth.make_apps)
+        self.apps: list[App] = make_apps(apps, [shop.id for shop in self.catalogue.shops])
+        self.app_key, self.app_secret = self.apps[0].key, self.apps[0].secret  # the demo app
         self.faults = Faults()
         # TikTok's budget per app (None: unlimited, as TikTok looks when the limit is not met)
         self.quota = AppQuota(app_rate_limit) if app_rate_limit is not None else None
         self._wall = wall_clock
         self._lock = threading.RLock()
-        self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days}
+        self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days,
+                          **({"apps": apps} if apps != 1 else {})}  # files from before apps have one
         self._state_path = Path(state_path) if state_path is not None else None
         self._disk_stamp = _stamp(self._state_path)
         saved = self._read_state()
@@ -89,13 +89,13 @@ class Sandbox:
                                     f"{anchor}. Delete it to start over.")
         self.anchor: int = saved["anchor"] if saved else (anchor if anchor is not None else _floor_day(wall_clock()))
         self._offset: float = saved["offset"] if saved else 0.0
-        self._auth = AuthStore(self.catalogue)
+        self._auth = AuthStore(self.catalogue, self.apps)
         self._idempotency: dict[str, dict] = saved["idempotency"] if saved else {}
         self._subscriptions = Subscriptions()
         if saved:
             self._auth.load(saved["auth"])
             self._subscriptions.merge(saved.get("webhooks", {}))  # absent in files from before webhooks
-        self.webhooks = Dispatcher(self.app_key, self.app_secret, webhooks or WebhookSettings(), seed)
+        self.webhooks = Dispatcher(self._app_of_shop, webhooks or WebhookSettings(), seed)
         self._ticker: Ticker | None = None
         self._expiry_noticed: dict[str, int] = {}  # shop id -> the last expiry notice's scheduled time
         self._start_world(saved["decisions"] if saved else [])
@@ -125,19 +125,24 @@ class Sandbox:
         """The shops as GET /authorization/202309/shops lists them."""
         return [shop.public() for shop in self.catalogue.shops]
 
-    def issue_auth_code(self, shop_ids: list[str] | None = None) -> str:
-        """A one-use code (30 minutes) authorizing these shops (default: all), as the redirect would carry."""
+    def issue_auth_code(self, shop_ids: list[str] | None = None, app_key: str | None = None) -> str:
+        """A one-use code (30 minutes) authorizing these shops (default: all of the app's) for an app
+        (default: the demo app), as the redirect would carry."""
         with self._current():
-            code = self._auth.issue_code(shop_ids, self.now())
+            code = self._auth.issue_code(shop_ids, self.now(), app_key)
             self._save()
             return code
 
-    def issue_tokens(self, shop_ids: list[str] | None = None) -> dict:
+    def issue_tokens(self, shop_ids: list[str] | None = None, app_key: str | None = None) -> dict:
         """Skip the code: the `data` that token/get would answer."""
         with self._current():
-            data = self._auth.issue_tokens(shop_ids, self.now())
+            data = self._auth.issue_tokens(shop_ids, self.now(), app_key)
             self._save()
             return data
+
+    def _app_of_shop(self, shop_id: str) -> App:
+        """The app a shop's webhooks are signed with."""
+        return next((app for app in self.apps if shop_id in app.shop_ids), self.apps[0])
 
     def expire_access_token(self, access_token: str) -> None:
         with self._current():
@@ -324,8 +329,7 @@ class Sandbox:
         self._world.listener = self._on_return_step  # only the live world notifies, not its replayed past
         token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
         self._api = Api(catalogue=self.catalogue, world=self._world, auth=self._auth,
-                        search=ReturnSearch(self._world, token_key), app_key=self.app_key,
-                        app_secret=self.app_secret, idempotency=self._idempotency,
+                        search=ReturnSearch(self._world, token_key), idempotency=self._idempotency,
                         subscriptions=self._subscriptions)
 
     @contextmanager

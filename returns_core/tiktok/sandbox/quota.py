@@ -9,6 +9,7 @@ the app alike, so a client's shared pacing can be seen at work.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -25,6 +26,7 @@ class AppQuota:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     refused: int = 0
     allowed: int = 0
+    allowed_by_app: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -45,4 +47,5 @@ class AppQuota:
                 return False
             bucket.tokens -= 1
             self.allowed += 1
+            self.allowed_by_app[app_key] += 1
             return True

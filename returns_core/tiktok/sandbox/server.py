@@ -156,42 +156,55 @@ def live_options(args: argparse.Namespace) -> dict:
 def serve_forever(port: int, seed: int, returns: int, shops: int, state_path: Path | None = None,
                   out: TextIO = sys.stdout, stop: threading.Event | None = None, *,
                   webhooks: WebhookSettings | None = None, tick: float = 1.0,
-                  app_rate_limit: float | None = None) -> None:
+                  app_rate_limit: float | None = None, apps: int = 1) -> None:
     """Run the sandbox on 127.0.0.1:`port` until Ctrl-C (or until `stop` is set), after printing
     the base URL, the sandbox app credentials, a fresh auth code and the command that connects it.
     The world moves every `tick` seconds; `webhooks` tunes delivery (duplicates, reordering, retries)."""
     from .core import Sandbox  # core.py imports this module for Sandbox.serve
 
     sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path, webhooks=webhooks,
-                      app_rate_limit=app_rate_limit)
+                      app_rate_limit=app_rate_limit, apps=apps)
     with sandbox.serve(host="127.0.0.1", port=port, tick=tick) as server:
-        print(_banner(sandbox, server.url, sandbox.issue_auth_code(), returns), file=out, flush=True)
+        codes = [sandbox.issue_auth_code(app_key=app.key) for app in sandbox.apps]
+        print(_banner(sandbox, server.url, codes, returns), file=out, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             (stop or threading.Event()).wait()
         print("Sandbox stopped.", file=out, flush=True)
 
 
-def _banner(sandbox: Sandbox, url: str, auth_code: str, returns: int) -> str:
-    command = ["python", "-m", "returns_core", "accounts", "add", "sandbox", "--app-key", sandbox.app_key,
-               "--app-secret", sandbox.app_secret, "--auth-code", auth_code, "--api-base", url, "--auth-base", url]
+def _banner(sandbox: Sandbox, url: str, auth_codes: list[str], returns: int) -> str:
+    """What a user needs to connect: per app, its keys, a fresh auth code and the connect command."""
     anchor = datetime.fromtimestamp(sandbox.anchor, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    shops = "\n".join(f"    {s['name']} ({s['region']}, shop id {s['id']})" for s in sandbox.shops)
+    several = len(sandbox.apps) > 1
+    credentials = "app keys and secrets" if several else "app key and secret"
+    lines = [f"TikTok Shop SANDBOX: a local simulator, not TikTok. The {credentials} below are public demo values.",
+             f"  Base URL (API and auth):  {url}"]
+    shops = {shop["id"]: shop for shop in sandbox.shops}
+    connect = []
+    for number, (app, code) in enumerate(zip(sandbox.apps, auth_codes, strict=True), start=1):
+        if several:
+            lines.append(f"  App {number} of {len(sandbox.apps)}, {len(app.shop_ids)} shops:")
+        lines += [f"  App key (sandbox):        {app.key}",
+                  f"  App secret (sandbox):     {app.secret}",
+                  f"  Auth code:                {code}   (one use, valid 30 minutes; restart for a new one)"]
+        name = f"sandbox-app-{number}" if several else "sandbox"
+        connect.append("  " + shlex.join(["python", "-m", "returns_core", "accounts", "add", name, "--app-key", app.key,
+                                          "--app-secret", app.secret, "--auth-code", code, "--api-base", url,
+                                          "--auth-base", url]))
+    lines += [f"  World:                    seed {sandbox.seed}, {returns} returns per shop before {anchor}",
+              "  Shops:"]
+    for number, app in enumerate(sandbox.apps, start=1):
+        owner = f"; app {number}" if len(sandbox.apps) > 1 else ""
+        lines += [f"    {shops[i]['name']} ({shops[i]['region']}, shop id {i}{owner})" for i in app.shop_ids]
     return "\n".join([
-        "TikTok Shop SANDBOX: a local simulator, not TikTok. The app key and secret below are public demo values.",
-        f"  Base URL (API and auth):  {url}",
-        f"  App key (sandbox):        {sandbox.app_key}",
-        f"  App secret (sandbox):     {sandbox.app_secret}",
-        f"  Auth code:                {auth_code}   (one use, valid 30 minutes; restart for a new one)",
-        f"  World:                    seed {sandbox.seed}, {returns} returns per shop before {anchor}",
-        "  Shops:",
-        shops,
+        *lines,
         "",
-        "Connect Returns Desk to it:",
-        "  " + shlex.join(command),
+        "Connect Returns Desk to it:" if len(connect) == 1 else "Connect Returns Desk to it (one command per app):",
+        *connect,
         "",
         "Webhooks: subscribe a shop with PUT /event/202309/webhooks (signed like any call). TikTok only takes a",
         "  public https:// domain; the sandbox also takes http://127.0.0.1:PORT/... and signs each event's",
-        "  Authorization header with the app secret above.",
+        "  Authorization header with the app secret of the shop's app.",
         f"  {_delivery(sandbox)}",
         "",
         "Press Ctrl-C to stop.",

@@ -28,12 +28,14 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import httpx
 
 from .. import events
 from ..signing import webhook_signature
+from .auth import App
 from .cases import ReturnCase
 
 logger = logging.getLogger(__name__)
@@ -211,9 +213,8 @@ class _Queued:
 class Dispatcher:
     """The background sender. push() queues and returns at once; one thread does the POSTs."""
 
-    def __init__(self, app_key: str, app_secret: str, settings: WebhookSettings, seed: int):
-        self._app_key = app_key
-        self._app_secret = app_secret
+    def __init__(self, app_of_shop: Callable[[str], App], settings: WebhookSettings, seed: int):
+        self._app_of_shop = app_of_shop  # each push is signed with the app its shop authorized
         self.settings = settings
         self._rng = random.Random(f"sandbox-webhooks:{settings.seed if settings.seed is not None else seed}")
         self._cond = threading.Condition()
@@ -352,8 +353,9 @@ class Dispatcher:
 
     def _post(self, http: httpx.Client, push: Push) -> tuple[int | None, str | None]:
         """One signed POST: (HTTP status, None), or (None, the kind of error) when no answer came."""
+        app = self._app_of_shop(push.shop_id)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "Authorization": webhook_signature(self._app_key, self._app_secret, push.body)}
+                   "Authorization": webhook_signature(app.key, app.secret, push.body)}
         try:
             response = http.post(push.address, content=push.body, headers=headers)
         except Exception as exc:  # noqa: BLE001 - any failure to get an answer is a failed push, never a dead thread
