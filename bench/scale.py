@@ -12,8 +12,8 @@ What it measures (figures go to bench/results/scale-<time>.json and .txt):
 2. Incremental sync time against store size: the same ~3 days of sandbox changes synced into a copy
    of each store.
 3. Render times with AppTest, in a fresh process per store, warm imports and cold data caches:
-   the returns grid (first page), a filtered page (one reason), a search (SKU text), and the
-   Reason Analytics page. The median of --repeat runs.
+   the returns grid (first page), a filtered page (one reason), a search (SKU text), the
+   Reason Analytics page, and one return's detail page (a link to it). The median of --repeat runs.
 4. Peak memory (max RSS) of that app process.
 Targets: sync <= 1.25x the bare fetch; renders at 1M <= 2x at 10k; memory at 1M <= 1.5x at 10k.
 """
@@ -45,7 +45,7 @@ INCREMENTAL_WINDOW_S = 3 * 86400
 # another continent). Where the ratio crosses the target says how much network hides the storing.
 SYNC_LATENCIES_S = (0.0, 0.005, 0.01, 0.02, 0.05, 0.2)
 TARGETS = {"sync_ratio": 1.25, "render_ratio": 2.0, "memory_ratio": 1.5}
-RENDERS = ("grid_first", "grid_filtered", "grid_search", "analytics")
+RENDERS = ("grid_first", "grid_filtered", "grid_search", "analytics", "detail")
 
 
 def timed(step) -> float:
@@ -201,6 +201,12 @@ def render_worker(path: str, repeat: int) -> None:
     def session() -> AppTest:
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
 
+    from returns_core.store.db import Database
+
+    # returns spread through the file (by rowid): a link may name any of them
+    picks = Database(Path(path)).rows(
+        "SELECT shop_id, return_id FROM returns WHERE rowid IN (SELECT (n * k // 7)::BIGINT FROM "
+        "(SELECT count(*) AS n FROM returns), range(1, 7) t(k))")
     warm = session()
     warm.run()  # imports, the app's runtime (database, migrations): not what we measure
     assert not warm.exception, warm.exception
@@ -224,6 +230,14 @@ def render_worker(path: str, repeat: int) -> None:
         at.switch_page("app_pages/reasons.py")
         times["analytics"].append(timed(at.run))
         assert not at.exception, at.exception
+        st.cache_data.clear()
+        shop_id, return_id = picks[i % len(picks)]
+        at.query_params.update(id=return_id, shop=shop_id)
+        at.switch_page("app_pages/detail.py")
+        times["detail"].append(timed(at.run))
+        assert not at.exception, at.exception
+        assert any(return_id in m.value for m in at.markdown) or any(return_id in str(t.value) for t in at.title), \
+            "the detail page shows the return"
     peak_mb = peak_rss_mb()
     print(json.dumps({"median_s": {k: round(statistics.median(v), 3) for k, v in times.items()},
                       "all_s": {k: [round(x, 3) for x in v] for k, v in times.items()},
@@ -289,7 +303,8 @@ def table(report: dict) -> str:
     row("store file (MB)", [s["build"]["bytes"] / 2**20 for s in stores], ".0f")
     row("incremental sync (s)", [s["incremental"]["seconds"] for s in stores], ".2f")
     for key, name in (("grid_first", "grid, first page (s)"), ("grid_filtered", "grid, filtered by reason (s)"),
-                      ("grid_search", "grid, search (s)"), ("analytics", "reason analytics page (s)")):
+                      ("grid_search", "grid, search (s)"), ("analytics", "reason analytics page (s)"),
+                      ("detail", "detail page (s)")):
         row(name, [s["render"]["median_s"][key] for s in stores], ".2f", TARGETS["render_ratio"])
     row("app peak RSS (MB)", [s["render"]["peak_rss_mb"] for s in stores], ".0f", TARGETS["memory_ratio"])
     inc = stores[0]["incremental"]

@@ -10,7 +10,7 @@ loads them as typed tables, never row by row (docs/streamlit_duckdb.md B4).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -353,17 +353,69 @@ def _same_payload(stored: str | None, obj: dict, text: str) -> bool:
         return False
 
 
-def plan_page(shop_id: str, objects: list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime
+_NOT_YET = datetime(1970, 1, 1)  # a prepared row's time of syncing, until plan_page sets the real one
+
+
+class PreparedPage(NamedTuple):
+    """The part of storing a page that does not depend on what is stored: its returns (one object per
+    return_id, the latest), their rows as if first seen, their line items, and what is kept aside.
+
+    A sync prepares each page as it arrives, on the shop's fetch thread, so the one writer that
+    serves every shop only compares with the store and writes."""
+
+    objects: list[dict]
+    rows: list[dict[str, Any]]  # return_row of each object with no previous status (unmapped: None)
+    items: list[list[dict[str, Any]]]  # line_item_rows of each object
+    malformed: list[Malformed]
+
+
+def prepare_page(shop_id: str, return_objects: Iterable[Any]) -> PreparedPage:
+    """Prepare a page (or consecutive pages) of TikTok return objects for `plan_page`."""
+    objects, malformed = split_page(return_objects)
+    items = [line_item_rows(shop_id, obj) for obj in objects]
+    # the rows' times of syncing are set when they are written (plan_page)
+    rows = [return_row(shop_id, obj, synced_at=_NOT_YET, items=found) for obj, found in zip(objects, items,
+                                                                                                strict=True)]
+    return PreparedPage(objects, rows, items, malformed)
+
+
+def join_prepared(pages: Sequence[PreparedPage]) -> PreparedPage:
+    """Consecutive prepared pages as one: a return on several keeps its latest object, as split_page does."""
+    if len(pages) == 1:
+        return pages[0]
+    latest: dict[str, int] = {}
+    objects: list[dict] = []
+    rows: list[dict[str, Any]] = []
+    items: list[list[dict[str, Any]]] = []
+    malformed: list[Malformed] = []
+    for page in pages:
+        malformed += page.malformed
+        for obj, row, found in zip(page.objects, page.rows, page.items, strict=True):
+            at = latest.get(row["return_id"])
+            if at is None:
+                latest[row["return_id"]] = len(objects)
+                objects.append(obj)
+                rows.append(row)
+                items.append(found)
+            elif (update_time(obj) or 0) >= (update_time(objects[at]) or 0):
+                objects[at], rows[at], items[at] = obj, row, found
+    return PreparedPage(objects, rows, items, malformed)
+
+
+def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime
               ) -> PagePlan:
-    """What writing a page changes, given what the store holds of its returns (`split_page` objects)."""
+    """What writing a page changes, given what the store holds of its returns (a prepared page, or
+    `split_page` objects)."""
+    if not isinstance(page, PreparedPage):
+        page = prepare_page(shop_id, page)
     returns: list[dict[str, Any]] = []
     line_items: list[dict[str, Any]] = []
     changed_ids: list[str] = []
     changes: list[Change] = []
     new = updated = unchanged = 0
-    for obj in objects:
-        old = stored.get(_text(obj["return_id"]) or "")
-        row, items, found = _plan_return(shop_id, obj, old, synced_at)
+    for obj, prepared, items in zip(page.objects, page.rows, page.items, strict=True):
+        old = stored.get(prepared["return_id"] or "")
+        row, found = _plan_return(obj, dict(prepared), old, synced_at)
         returns.append(row)
         if old is None:
             new += 1
@@ -378,23 +430,25 @@ def plan_page(shop_id: str, objects: list[dict], stored: Mapping[str, StoredRetu
     return PagePlan(returns, line_items, changed_ids, changes, PageCounts(new, updated, unchanged))
 
 
-def _plan_return(shop_id: str, obj: dict, old: StoredReturn | None, synced_at: datetime
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[Change]]:
-    """One return's row, its line items, and the changes to record if its payload changed."""
-    items = line_item_rows(shop_id, obj)
-    row = return_row(shop_id, obj, previous_status=old.status if old else None, synced_at=synced_at, items=items)
+def _plan_return(obj: dict, row: dict[str, Any], old: StoredReturn | None, synced_at: datetime
+                 ) -> tuple[dict[str, Any], list[Change]]:
+    """One return's row (prepared, finished here) and the changes to record if its payload changed."""
+    row["first_seen_at"] = row["last_synced_at"] = synced_at
+    if old is not None and row["status"] is None:  # a status we cannot map keeps the previous one
+        row["status"] = old.status
+        row["mismatch"] = domain.is_mismatch(old.status, row["marketplace_status"])
     return_id, details = row["return_id"], {"update_time": update_time(obj)}
     if old is None:
-        return row, items, [Change(return_id, "created", None, row["marketplace_status"], details)]
+        return row, [Change(return_id, "created", None, row["marketplace_status"], details)]
     if row["marketplace_status"] == old.marketplace_status:
         # TikTok's status did not move: our Status (maybe set by hand) stands
         row["status"] = old.status
         row["mismatch"] = domain.is_mismatch(old.status, old.marketplace_status)
-        return row, items, []
+        return row, []
     changes = [Change(return_id, "marketplace_status", old.marketplace_status, row["marketplace_status"], details)]
     if row["status"] != old.status:
         changes.append(Change(return_id, "status", old.status, row["status"], details))
-    return row, items, changes
+    return row, changes
 
 
 def page_watermark(return_objects: Iterable[Any], now: datetime | None = None) -> int | None:

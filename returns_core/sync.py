@@ -46,9 +46,12 @@ from returns_core.explain import REAUTH_REASON, Failure, FailureKind, explain
 from returns_core.ingest import (
     FUTURE_MARGIN_S,
     PageCounts,
+    PreparedPage,
     count_from_the_future,
     from_the_future,
+    join_prepared,
     page_watermark,
+    prepare_page,
     to_utc,
 )
 from returns_core.locks import flock_within
@@ -57,6 +60,7 @@ from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, FileHold, StoreError, utcnow
 from returns_core.store.return_writes import ShopPages, store_records, upsert_page, write_pages
 from returns_core.tiktok import errors
+from returns_core.tiktok.client import SearchPage
 from returns_core.tiktok_session import tiktok_session
 
 logger = logging.getLogger(__name__)
@@ -357,30 +361,28 @@ class _Shop:
         else:
             self.fail(exc)
 
-    def write(self, pages: list) -> tuple[PageCounts, int]:
+    def write(self, pages: list[tuple[SearchPage, PreparedPage]]) -> tuple[PageCounts, int]:
         """Commit pages (in update_time order) with their watermark, on their own; returns what they did
         and how many of their returns TikTok dates in the future."""
         now = utcnow()
         part = self.to_write(pages, now)
-        counts = upsert_page(self.db, part.shop_id, part.objects, synced_at=now, new_watermark=part.new_watermark,
-                             run_id=part.run_id, pages=part.pages, restart_watermark=part.restart_watermark)
+        with self.db.writer() as con:
+            [counts] = write_pages(con, [part], synced_at=now)
         return counts, count_from_the_future(part.objects, now)
 
-    def objects(self, pages: list) -> list:
-        return [obj for page in pages for obj in page.return_orders]
-
-    def to_write(self, pages: list, now: datetime) -> ShopPages:
-        """Its pages to commit: their watermark (the last time on them not from the future, as they
-        come in update_time order), and whether they start a full read's watermark anew."""
-        objects = self.objects(pages)
+    def to_write(self, pages: list[tuple[SearchPage, PreparedPage]], now: datetime) -> ShopPages:
+        """Its pages to commit (each prepared as it arrived): their watermark (the last time on them not
+        from the future, as they come in update_time order), and whether they start a full read's
+        watermark anew."""
+        objects = [obj for page, _ in pages for obj in page.return_orders]
         return ShopPages(self.account.shop_id, objects, page_watermark(objects, now), self.run_id, len(pages),
-                         self.start.from_scratch and self.pages == 0)
+                         self.start.from_scratch and self.pages == 0, join_prepared([p for _, p in pages]))
 
-    def wrote(self, pages: list, done: PageCounts, future: int) -> None:
+    def wrote(self, pages: list[tuple[SearchPage, PreparedPage]], done: PageCounts, future: int) -> None:
         """Count committed pages in, and report progress."""
         self.counts, self.pages = self.counts + done, self.pages + len(pages)
         self.from_future += future
-        self.total = pages[-1].total_count
+        self.total = pages[-1][0].total_count
         self.report()
 
     def fail(self, exc: BaseException) -> None:
@@ -467,7 +469,8 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
         with tiktok_session(shop.db, shop.account, transport=transport, **client_options) as client:
             for page in client.iter_return_pages(shop.start.filters, page_size=page_size, sort_field="update_time",
                                                  sort_order="ASC"):
-                if not put((shop, page, None)):
+                # prepared here, while the next page is on its way: the one writer only compares and writes
+                if not put((shop, page, prepare_page(shop.account.shop_id, page.return_orders))):
                     return
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
@@ -587,15 +590,15 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
                         break
                 # the pages waiting together are one write per shop, its end after them
                 grouped: dict[int, tuple[_Shop, list, tuple | None]] = {}
-                for shop, page, exc in items:
+                for shop, page, extra in items:  # extra: the page prepared, or the error a shop ended with
                     position = position_of[id(shop)]
                     if position not in active:
                         continue  # a shop that already failed: its late pages are dropped
                     _, pages, end = grouped.get(position, (shop, [], None))
                     if page is _END:
-                        end = (exc,)
+                        end = (extra,)
                     else:
-                        pages.append(page)
+                        pages.append((page, extra))
                     grouped[position] = (shop, pages, end)
                 writes = [(shop, pages) for shop, pages, _ in grouped.values() if pages and shop.failure is None]
                 if writes:

@@ -91,6 +91,6 @@ def test_scale_smoke_run_prints_every_figure(tmp_path):
     assert re.search(r"^ +0 ms +[\d.]+ +[\d.]+ +[\d.]+x +(ok|over)$", out, re.M), out  # loopback: sync vs bare fetch
     assert re.search(r"^ +20 ms +[\d.]+ +[\d.]+ +[\d.]+x +(ok|over)$", out, re.M), out
     for name in ("incremental sync (s)", "grid, first page (s)", "grid, filtered by reason (s)", "grid, search (s)",
-                 "reason analytics page (s)", "app peak RSS (MB)"):
+                 "reason analytics page (s)", "detail page (s)", "app peak RSS (MB)"):
         line = next((line for line in out.splitlines() if line.startswith(name)), None)
         assert line and re.search(r"[\d.]+x", line), f"no figure for {name!r} in:\n{out}"

@@ -69,6 +69,7 @@ class ShopPages(NamedTuple):
     run_id: int | None = None
     pages: int = 1
     restart_watermark: bool = False
+    prepared: ingest.PreparedPage | None = None  # the objects prepared already (ingest.prepare_page)
 
 
 def write_page(con: duckdb.DuckDBPyConnection, shop_id: str, return_objects: Iterable[Any], *,
@@ -89,18 +90,18 @@ def write_pages(con: duckdb.DuckDBPyConnection, batch: Sequence[ShopPages], *, s
     """
     if len({pages.shop_id for pages in batch}) != len(batch):
         raise ValueError("write_pages takes each shop once")
-    split = [ingest.split_page(pages.objects) for pages in batch]
-    stored = _stored(con, [(pages.shop_id, return_id) for pages, (objects, _) in zip(batch, split, strict=True)
-                           for return_id in ingest.page_return_ids(objects)])
-    plans = [ingest.plan_page(pages.shop_id, objects, stored.get(pages.shop_id, {}), synced_at)
-             for pages, (objects, _) in zip(batch, split, strict=True)]
+    prepared = [pages.prepared or ingest.prepare_page(pages.shop_id, pages.objects) for pages in batch]
+    stored = _stored(con, [(pages.shop_id, row["return_id"]) for pages, page in zip(batch, prepared, strict=True)
+                           for row in page.rows])
+    plans = [ingest.plan_page(pages.shop_id, page, stored.get(pages.shop_id, {}), synced_at)
+             for pages, page in zip(batch, prepared, strict=True)]
     _write_plans(con, [(pages.shop_id, plan) for pages, plan in zip(batch, plans, strict=True)], synced_at)
     done = []
-    for pages, (_, malformed), plan in zip(batch, split, plans, strict=True):
+    for pages, page, plan in zip(batch, prepared, plans, strict=True):
         counts = plan.counts
-        if malformed:
-            quarantine.keep(con, pages.shop_id, malformed, synced_at, pages.run_id)
-            counts += PageCounts(quarantined=len(malformed))
+        if page.malformed:
+            quarantine.keep(con, pages.shop_id, page.malformed, synced_at, pages.run_id)
+            counts += PageCounts(quarantined=len(page.malformed))
         done.append(counts)
     sync_runs.set_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch if p.restart_watermark], synced_at)
     sync_runs.advance_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch
