@@ -36,7 +36,8 @@ def phone_sync(current: Scope) -> None:
 def waiting_for_you(current: Scope, back: dict) -> None:
     """The returns TikTok waits for the seller to decide, soonest deadline first."""
     waiting = ReturnFilters(shop_ids=current.shop_ids, waiting=True)
-    total = loaders.return_count(waiting)
+    counts = loaders.queue_counts(waiting, loaders.this_minute())  # total, overdue, due soon: one query
+    total = counts.total
     if total == 0:
         if loaders.return_count(ReturnFilters(shop_ids=current.shop_ids)):
             st.success("Nothing waits for your decision: TikTok has every answer it asked for.",
@@ -44,8 +45,7 @@ def waiting_for_you(current: Scope, back: dict) -> None:
         return
     sort_by, order = filters.SOONEST_FIRST
     page = loaders.grid_page(waiting, sort_by, order == filters.ORDERS[0], WAITING_ROWS, 0)
-    overdue = loaders.return_count(waiting.with_(overdue=True))
-    due_soon = loaders.return_count(waiting.with_(due_soon=True))
+    overdue, due_soon = counts.overdue, counts.due_soon
     st.subheader(f":material/pending_actions: Waiting for you · {total:,}", anchor=False)
     st.caption(f"TikTok waits for your answer, soonest deadline first: 🔴 **{overdue:,}** overdue, "
                f"🟠 **{due_soon:,}** due within {domain.DUE_SOON_HOURS} h. Tick one to decide it, or several "

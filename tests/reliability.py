@@ -167,6 +167,8 @@ def back_to_version_1(path: Path) -> None:
         Path(str(reference) + ".wal").unlink(missing_ok=True)
     with duckdb.connect(str(path)) as con:
         columns, sequences = _schema_objects(con)
+        for (index,) in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall():
+            con.execute(f'DROP INDEX "{index}"')  # version 1 had none (and they block dropping columns)
         for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
             con.execute(f'DROP VIEW "{view}"')  # version 1 had none
         for table, names in columns.items():

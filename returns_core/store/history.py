@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from returns_core.ingest import canonical_json
-from returns_core.store.db import Database, utcnow
+from returns_core.store.db import Database, one_return_sql, utcnow
 
 # Who a sync's changes are recorded as
 SYNC_ACTOR = "sync"
@@ -68,8 +68,6 @@ def append(con: duckdb.DuckDBPyConnection, entries: Sequence[dict[str, Any]]) ->
 
 def of_return(db: Database, shop_id: str, return_id: str) -> list[HistoryRow]:
     """One return's history, newest first."""
-    rows = db.rows(
-        "SELECT happened_at, actor, kind, old_value, new_value, note, details FROM history "
-        "WHERE shop_id = ? AND return_id = ? ORDER BY happened_at DESC, id DESC",
-        [shop_id, return_id])
+    rows = db.rows(one_return_sql("history", "happened_at, actor, kind, old_value, new_value, note, details",
+                                  "happened_at DESC, id DESC"), [return_id, shop_id])
     return [HistoryRow(*row) for row in rows]

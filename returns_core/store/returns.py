@@ -23,7 +23,7 @@ import pandas as pd
 from returns_core import domain
 from returns_core.filters import FilterError, ReturnFilters, check_page, refund_filters
 from returns_core.spreadsheet import safe_cell_sql
-from returns_core.store.db import Database, StoreError, io_reason, make_private, utcnow
+from returns_core.store.db import Database, StoreError, io_reason, make_private, one_return_sql, utcnow
 
 _COLUMN_BY_NAME = dict(domain.GRID_COLUMNS)
 
@@ -348,13 +348,11 @@ def find_return(db: Database, return_id: str, shop_id: str | None = None) -> dic
 
 def return_line_items(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
     """One return's line items: SKU, product, image and refund (Decimal) per item."""
-    return db.frame(
-        'SELECT seller_sku AS "SKU", sku_id AS "SKU ID", product_name AS "Product", sku_name AS "Variant", '
+    return db.frame(one_return_sql(
+        "return_line_items",
+        'seller_sku AS "SKU", sku_id AS "SKU ID", product_name AS "Product", sku_name AS "Variant", '
         'product_image_url AS "Image", refund_total AS "Refund", refund_currency AS "Currency", '
-        'return_line_item_id AS "Line Item ID" FROM return_line_items WHERE shop_id = ? AND return_id = ? '
-        "ORDER BY return_line_item_id",
-        [shop_id, return_id],
-    )
+        'return_line_item_id AS "Line Item ID"', "return_line_item_id"), [return_id, shop_id])
 
 
 def return_records(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:

@@ -303,4 +303,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        10,
+        # One return's line items and history are read by its id (the detail page, the decision
+        # card). They are written in sync order, not by id, so zone maps cannot find them: without
+        # an index each read scans the table (0.4-0.5 s at 10M returns). Queries must name the id
+        # alone for DuckDB to use these (store/returns.one_return_rows).
+        """
+        CREATE INDEX return_line_items_by_return ON return_line_items (return_id);
+        CREATE INDEX history_by_return ON history (return_id);
+        """,
+    ),
 ]
