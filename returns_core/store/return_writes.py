@@ -20,7 +20,7 @@ import pyarrow as pa
 from returns_core import ingest
 from returns_core.ingest import LINE_ITEM_SCHEMA, RECORD_SCHEMA, RETURN_SCHEMA, PageCounts, StoredReturn
 from returns_core.store import history, quarantine, sync_runs
-from returns_core.store.db import Database
+from returns_core.store.db import Database, one_return_sql
 
 # Columns a sync may overwrite. Local columns (review_outcome, reviewed_by, reviewed_at,
 # first_seen_at) are never listed; `status` has its own rule below.
@@ -204,9 +204,8 @@ class ReturnState(NamedTuple):
 def return_state(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -> ReturnState | None:
     """A return's state as this transaction sees it, or None when it is not stored."""
     # fetch to the end: a half-read result blocks the connection for the caller's next step (register)
-    rows = con.execute(
-        "SELECT status, marketplace_status, return_type, next_action FROM returns WHERE shop_id = ? AND return_id = ?",
-        [shop_id, return_id]).fetchall()
+    rows = con.execute(one_return_sql("returns", "status, marketplace_status, return_type, next_action", "shop_id"),
+                       [return_id, shop_id]).fetchall()
     return ReturnState(*rows[0]) if rows else None
 
 

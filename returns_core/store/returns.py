@@ -338,12 +338,11 @@ def marketplace_status_options(db: Database) -> list[str]:
 
 def find_return(db: Database, return_id: str, shop_id: str | None = None) -> dict | None:
     """Every stored field of one return (with its raw payload), or None when it is not stored."""
-    sql = "SELECT * FROM returns WHERE return_id = ?"
-    params: list = [return_id]
     if shop_id:
-        sql += " AND shop_id = ?"
-        params.append(shop_id)
-    return db.record(sql + " ORDER BY shop_id LIMIT 1", params)
+        return db.record(one_return_sql("returns", "*", "shop_id"), [return_id, shop_id])
+    # the same index lookup (store/db.one_return_sql), any shop: the first, as a link without one names it
+    return db.record("WITH found AS MATERIALIZED (SELECT * FROM returns WHERE return_id = ?) "
+                     "SELECT * FROM found ORDER BY shop_id LIMIT 1", [return_id])
 
 
 def return_line_items(db: Database, shop_id: str, return_id: str) -> pd.DataFrame:
