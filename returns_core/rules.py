@@ -466,6 +466,14 @@ def _decide(db: Database, rule: Rule, account: Account, return_id: str, *, trans
             return Outcome(rule.id, account.shop_id, return_id, False,
                            f"Not decided: {options.note or 'TikTok could not be asked which decisions it accepts'}")
         decision, keep = _decision_for(rule, db, account.shop_id, return_id, options)
+    except _NotNow as exc:
+        # nothing was sent and TikTok may wait for this decision later (a parcel still on its way): give
+        # the return back, so a later sync tries again
+        store.release(db, account.shop_id, return_id)
+        return Outcome(rule.id, account.shop_id, return_id, False, f"Not decided now: {exc}.")
+    except (WorkflowError, StoreError) as exc:
+        return _finished(db, rule, account, return_id, False, None, f"Not sent: {exc}")
+    try:
         plan = workflow.plan_action(db, account.shop_id, return_id, decision, reject_reason=rule.reject_reason,
                                     buyer_keep_item=keep, options=options)
         plan = replace(plan, idempotency_key=key)
@@ -485,15 +493,19 @@ def _decision_for(rule: Rule, db: Database, shop_id: str, return_id: str, option
     if rule.action == APPROVE_KEEP_ITEM:
         wanted = _APPROVE_KEEP_ITEM.get(step or "")
         if wanted is None:
-            raise WorkflowError("the buyer can keep the item only on a refund or return request TikTok waits on "
+            raise _NotNow("the buyer can keep the item only on a refund or return request TikTok waits on "
                                 f"({step or 'no step'})")
         return wanted, wanted == "APPROVE_RETURN" or None
     choices = [d for d in (approve if rule.action == APPROVE else reject)
                if d in options.decisions and d != "OFFER_PARTIAL_REFUND"]
     if not choices:
-        why = "; ".join(options.refused.values()) or "TikTok accepts none now"
-        raise WorkflowError(f"TikTok does not accept a {rule.action} of this return now ({why})")
+        why = "; ".join(options.refused.values()) or "it accepts no decision on it now"
+        raise _NotNow(f"TikTok does not accept a {rule.action} of this return now ({why})")
     return choices[0], None
+
+
+class _NotNow(Exception):
+    """TikTok does not wait for the rule's kind of decision on this return now; it may later."""
 
 
 def _finished(db: Database, rule: Rule, account: Account, return_id: str, ok: bool, decision: str | None,
