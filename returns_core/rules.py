@@ -386,7 +386,8 @@ def mode_problem(rule: Rule, account: Account) -> str | None:
     return None
 
 
-def _day(now: datetime) -> tuple[datetime, datetime]:
+def day_span(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC day of `now`, as [start, end): the day a daily cap counts."""
     start = datetime.combine(now.date(), datetime.min.time())
     return start, start + timedelta(days=1)
 
@@ -412,7 +413,7 @@ def act(db: Database, accounts: Iterable[Account], *, transport=None, now: datet
             if rule.conditions.shop_ids and account.shop_id not in rule.conditions.shop_ids:
                 continue
             problem = mode_problem(rule, account) or (None if account.usable else f"{account.name} is {account.status}")
-            start, end = _day(now or utcnow())
+            start, end = day_span(now or utcnow())
             left = rule.daily_cap - store.decided_today(db, start, end).get(rule.id, 0)
             if left <= 0:
                 continue
@@ -449,7 +450,7 @@ def _decide(db: Database, rule: Rule, account: Account, return_id: str, *, trans
     from returns_core import workflow
 
     at = now or utcnow()
-    start, end = _day(at)
+    start, end = day_span(at)
     key = None if rule.action == FLAG else idempotency_key(rule.id, account.shop_id, return_id)
     refused = store.claim(db, rule_id=rule.id, shop_id=account.shop_id, return_id=return_id, action=rule.action,
                           idempotency_key=key, daily_cap=rule.daily_cap, day_start=start, day_end=end,
