@@ -94,11 +94,11 @@ def edit(rule_id: int) -> None:
 def rule_card(rule: rules.Rule, today: int, names: dict[str, str], locked: str | None) -> None:
     """One rule: what it does, whether it is on (and for which accounts' modes), today's decisions."""
     with st.container(border=True):
-        text_col, buttons = st.columns([5, 2], vertical_alignment="center")
+        text_col, buttons = st.columns([3, 2], vertical_alignment="center")
         badge = ":green-badge[On]" if rule.enabled else ":gray-badge[Off]"
         text_col.markdown(f"{badge} **{md_escape(rule.name)}** · #{rule.id}  \n{md_escape(rule.describe())}")
         if rule.enabled:
-            modes = ", ".join(f"{md_escape(names.get(shop, shop))} ({mode})"
+            modes = ", ".join(f"{md_escape(names.get(shop, shop))}: {mode} mode"
                               for shop, mode in sorted(rule.enabled_modes.items()))
             text_col.caption(f"On since {local_time(rule.enabled_at)} by {md_escape(rule.enabled_by)}, for {modes}. "
                              f"Today: {today:,} of {rule.daily_cap:,}.")
@@ -134,7 +134,8 @@ def _draft(rule_id: int | None, names: dict[str, str]) -> rules.Rule:
     """The rule as the form holds it (RuleError when it cannot be used)."""
     k = _key_prefix(rule_id)
     by_label = {f"{name} ({shop})": shop for shop, name in names.items()}
-    products = [p for line in (st.session_state.get(f"{k}products") or "").splitlines() for p in line.split(",")]
+    # one per line: product names hold commas ("Blender, 1.5 L")
+    products = (st.session_state.get(f"{k}products") or "").splitlines()
     try:
         skus = parse_skus(st.session_state.get(f"{k}skus") or "")
     except ValueError as exc:
@@ -191,7 +192,7 @@ def rule_form(rule: rules.Rule | None, names: dict[str, str], locked: str | None
         st.multiselect("Reason", sorted(set(reasons) | set(c.reasons)), default=list(c.reasons), key=f"{k}reasons",
                        placeholder="Any reason", help="TikTok's reason text, as the grid shows it.")
         b1, b2, b3 = st.columns([2, 1, 2])
-        b1.text_input("Refund up to", value="" if c.max_refund is None else f"{c.max_refund}", key=f"{k}max",
+        b1.text_input("Refund up to", value="" if c.max_refund is None else f"{c.max_refund:.2f}", key=f"{k}max",
                       placeholder="e.g. 25.00", help="The request's refund total, at most this much.")
         b2.text_input("Currency", value=c.currency or "", key=f"{k}currency", max_chars=3, placeholder="USD")
         b3.radio("Buyer keeps the item", list(KEEPS), horizontal=True, key=f"{k}keeps",
@@ -291,10 +292,12 @@ def render() -> None:
                "that wait for your decision: TikTok's eligibility is asked first, each decision is sent once and "
                "kept in the return's history under the rule's name. It never acts on a return a person worked on, "
                "beyond its daily cap, or on an account whose sandbox or live mode changed since it was switched on.")
-    actor, permissions = identity.current_actor(), identity.current_permissions()
-    locked = identity.block_reason(actor, permissions)
+    permissions = identity.current_permissions()
+    locked = identity.block_reason(None, permissions, need_actor=False)
     if locked:
         st.info(md_escape(locked), icon=":material/lock:")
+    elif identity.ask_name("rules") is None:
+        locked = "Say who you are first: every change to a rule is recorded with who made it."
     show_flash()
     kill_switch_section(locked)
     names = {a.shop_id: a.name for a in loaders.accounts()}

@@ -51,22 +51,23 @@ def test_a_draft_rule_is_backtested_and_its_link_opens_the_grid_on_exactly_those
     fill_small_changed_mind(at)
     button(at, "Backtest on synced returns").click().run()
     assert not at.exception, at.exception
-    assert metric(at, "Would have decided") == "5"
-    assert metric(at, "Refund it would have paid") == "107.50 USD"
+    assert metric(at, "Would have decided") == "7"
+    assert metric(at, "Refund it would have paid") == "124.50 USD"
     assert metric(at, "At risk") == "2"
-    assert metric(at, "Missed deadlines avoided") == "2"
-    assert "6 returns matched; the daily cap left 1 of them to people." in texts(at)
+    assert metric(at, "Missed deadlines avoided") == "3"
+    assert "8 returns matched; the daily cap left 1 of them to people." in texts(at)
     assert rules.list_rules(world) == []  # a backtest keeps no rule
     rows = table(at, "Return ID")
-    assert sorted(rows["Return ID"]) == ["R-A", "R-B", "R-D", "R-J", "R-K"]
-    link = next(p for p in at.get("page_link") if p.proto.label == "Show these 5 returns in the grid")
+    decided = ["R-A", "R-B", "R-D", "R-J", "R-K", "R-L", "R-M"]
+    assert sorted(rows["Return ID"]) == decided
+    link = next(p for p in at.get("page_link") if p.proto.label == "Show these 7 returns in the grid")
     query = parse_qs(link.proto.query_string)
     follow(at, query)
-    assert sorted(return_ids(at)) == ["R-A", "R-B", "R-D", "R-J", "R-K"]
+    assert sorted(return_ids(at)) == decided
     backtest_id = query["backtest"][0]
     assert f"Backtest #{backtest_id} of “Small changed-mind refunds” (last 90 days)" in filter_summary(at)
     at.button(key="returns_clear").click().run()
-    assert len(return_ids(at)) == 11 and "backtest" not in at.query_params
+    assert len(return_ids(at)) == 13 and "backtest" not in at.query_params
 
 
 def test_a_saved_rule_is_switched_on_and_the_kill_switch_stops_all_with_every_change_in_the_history(world):
@@ -98,7 +99,9 @@ def test_a_rule_that_cannot_be_used_says_why_and_keeps_nothing(world):
     assert rules.list_rules(world) == []
 
 
-def test_without_a_name_nothing_can_be_changed(world):
+def test_without_a_name_nothing_can_be_changed_and_the_name_is_asked_right_there(world):
     at = open_app(PAGE)
-    assert any("Say who you are first" in i.value for i in at.info)
     assert button(at, "Stop all rules now").disabled
+    at.text_input(key="rules_name").input("Mia")
+    at.button(key="rules_use_name").click().run()
+    assert not button(at, "Stop all rules now").disabled

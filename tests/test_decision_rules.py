@@ -1,7 +1,7 @@
 """Decision rules: kept as data with their history, matched in SQL, and replayed on history (the backtest).
 
 The backtest's counts are checked by hand on a small world written through the sync's own write path
-(sample_data: upsert_page): eleven returns whose fate is chosen so that each count has its reason.
+(sample_data: upsert_page): thirteen returns whose fate is chosen so that each count has its reason.
 Acting (after a sync, against the sandbox over HTTP) is in tests/test_decision_rules_acting.py.
 """
 
@@ -17,6 +17,7 @@ from returns_core.config import DEFAULT_API_BASE
 from returns_core.filters import ReturnFilters, filters_from_query, filters_to_query
 from returns_core.reason_groups import CHANGED_MIND
 from returns_core.sample_data import add_account, line_item, refund, tiktok_return, write_returns
+from returns_core.sample_data import unix as sample_unix
 from returns_core.store import rules as rule_rows
 from returns_core.store.db import utcnow
 from returns_core.store.return_writes import store_records
@@ -26,7 +27,7 @@ S1, S2 = "7100000001", "7100000002"
 
 
 def _world(db, now: datetime) -> None:
-    """Eleven returns, A..K (their ids are "R-A" ...), created in the days before `now`.
+    """Thirteen returns, A..M (their ids are "R-A" ...), created in the days before `now`.
 
     Rule "small changed-mind refunds" = reason group Changed mind, Type Refund or Return & Refund, refund up to
     50 USD, at most 2 a day. By hand:
@@ -42,7 +43,12 @@ def _world(db, now: datetime) -> None:
       J  Refund, Changed my mind, 25.00 USD, 2 days ago, still waiting, overdue   -> decided, missed deadline
       K  Refund, Changed my mind, 12.50 USD, shop 2, 3 days ago, TikTok auto-approved it (its records)
                                                                                  -> decided, missed deadline
-    Decided: A B D J K = 5 of 6 matched; 107.50 USD; at risk 2 (B rejected, D arbitration); missed 2 (J, K).
+      L  Refund, Changed my mind, 8.00 USD, 4 days ago, synced waiting (deadline 24 h later), then synced
+         again approved 5 minutes after that deadline                            -> decided, missed deadline
+      M  Refund, Changed my mind, 9.00 USD, 6 days ago, synced waiting, then approved 2 h after the request,
+         well before its deadline                                                -> decided
+    Decided: A B D J K L M = 7 of 8 matched; 124.50 USD; at risk 2 (B rejected, D arbitration);
+    missed 3 (J, K, L).
     """
     add_account(db, S1, "Shop One", api_base=DEFAULT_API_BASE)  # live shops: TikTok's own address
     add_account(db, S2, "Shop Two", api_base=DEFAULT_API_BASE)
@@ -74,6 +80,13 @@ def _world(db, now: datetime) -> None:
     ]
     write_returns(db, S1, shop_one)
     write_returns(db, S2, [ret("K", created=now - timedelta(days=3), total="12.50")])
+    for key, total, created, decided_after in (("L", "8.00", now - timedelta(days=4), timedelta(hours=24, minutes=5)),
+                                               ("M", "9.00", now - timedelta(days=6), timedelta(hours=2))):
+        deadline = created + timedelta(hours=24)
+        write_returns(db, S1, [ret(key, created=created, total=total, status="RETURN_OR_REFUND_REQUEST_PENDING",
+                                   next_actions=[("SELLER_RESPOND_REFUND", deadline)])])
+        moved = ret(key, created=created, total=total, status="RETURN_OR_REFUND_REQUEST_SUCCESS")
+        write_returns(db, S1, [moved | {"update_time": sample_unix(created + decided_after)}])
     store_records(db, S2, "R-K", [
         {"event": "BUYER_REQUESTED_REFUND", "role": "BUYER", "create_time": 1},
         {"event": "SYSTEM_AUTO_APPROVED", "role": "SYSTEM", "create_time": 2},
@@ -98,13 +111,13 @@ def ids(db, filters: ReturnFilters) -> set[str]:
 def test_backtest_counts_match_the_hand_count_on_a_small_synced_world(db, world):
     rule = rules.make_rule(**SMALL_CHANGED_MIND)
     result = rules.backtest(db, rule, actor="Mia", now=world)
-    assert (result.matched, result.decided, result.over_cap) == (6, 5, 1)
+    assert (result.matched, result.decided, result.over_cap) == (8, 7, 1)
     money = result.figures.money
     assert list(money["Currency"]) == ["USD"]
-    assert (money["Returns"][0], money["Refund"][0]) == (5, Decimal("107.50"))
+    assert (money["Returns"][0], money["Refund"][0]) == (7, Decimal("124.50"))
     assert isinstance(money["Refund"][0], Decimal)
     f = result.figures
-    assert (f.ended_rejected, f.in_arbitration, f.at_risk, f.missed_deadlines) == (1, 1, 2, 2)
+    assert (f.ended_rejected, f.in_arbitration, f.at_risk, f.missed_deadlines) == (1, 1, 2, 3)
     assert result.pays_refunds
 
 
@@ -113,8 +126,8 @@ def test_the_backtest_link_opens_the_grid_on_exactly_the_decided_returns(db, wor
     query = filters_to_query(ReturnFilters(backtest=result.id))
     assert query == {"backtest": str(result.id)}
     filters = filters_from_query(query)
-    assert count_returns(db, filters) == 5
-    assert ids(db, filters) == {"R-A", "R-B", "R-D", "R-J", "R-K"}
+    assert count_returns(db, filters) == 7
+    assert ids(db, filters) == {"R-A", "R-B", "R-D", "R-J", "R-K", "R-L", "R-M"}
     # other filters narrow it further, as anywhere in the grid
     assert ids(db, filters.with_(shop_ids=(S2,))) == {"R-K"}
     label = f"Backtest #{result.id} of “Small changed-mind refunds” (last 90 days)"
@@ -125,27 +138,27 @@ def test_a_backtest_keeps_its_rows_while_the_world_moves_on(db, world):
     result = rules.backtest(db, rules.make_rule(**SMALL_CHANGED_MIND), now=world)
     write_returns(db, S1, [tiktok_return("R-NEW", return_type="REFUND", reason_text="Changed my mind",
                                          created=world - timedelta(hours=2), refund_amount=refund("USD", "1.00"))])
-    assert count_returns(db, ReturnFilters(backtest=result.id)) == 5
+    assert count_returns(db, ReturnFilters(backtest=result.id)) == 7
     again = rules.backtest(db, rules.make_rule(**SMALL_CHANGED_MIND), now=world)
-    assert (again.matched, again.decided) == (7, 6)
+    assert (again.matched, again.decided) == (9, 8)
 
 
 def test_money_is_shown_per_currency_and_the_window_counts_days_back(db, world):
     rule = rules.make_rule(name="Changed mind", action=rules.APPROVE, daily_cap=100, groups=(CHANGED_MIND,))
     result = rules.backtest(db, rule, now=world)
-    # A B C D E F H J K (I is 100 days old)
-    assert (result.matched, result.decided) == (9, 9)
+    # A B C D E F H J K L M (I is 100 days old)
+    assert (result.matched, result.decided) == (11, 11)
     money = {c: (n, total) for c, n, total in result.figures.money.itertuples(index=False)}
-    assert money == {"USD": (8, Decimal("202.50")), "GBP": (1, Decimal("15.00"))}
+    assert money == {"USD": (10, Decimal("219.50")), "GBP": (1, Decimal("15.00"))}
     year = rules.backtest(db, rule, days=365, now=world)
-    assert year.decided == 10
+    assert year.decided == 12
 
 
 @pytest.mark.parametrize("conditions, expected", [
     (dict(products=("Mug",)), {"R-A"}),
     (dict(skus=("TEE-1",)), {"R-B"}),
     (dict(buyer_keeps_item=False), {"R-C", "R-D"}),
-    (dict(buyer_keeps_item=True), {"R-A", "R-B", "R-E", "R-F", "R-H", "R-J", "R-K"}),
+    (dict(buyer_keeps_item=True), {"R-A", "R-B", "R-E", "R-F", "R-H", "R-J", "R-K", "R-L", "R-M"}),
     (dict(shop_ids=(S2,)), {"R-K"}),
     (dict(reasons=("No longer needed",)), {"R-B"}),
     (dict(types=("Return",)), {"R-H"}),
@@ -160,7 +173,7 @@ def test_approve_with_the_buyer_keeping_the_item_replays_only_on_refund_requests
     rule = rules.make_rule(name="Keep it", action=rules.APPROVE_KEEP_ITEM, daily_cap=1000, groups=(CHANGED_MIND,))
     result = rules.backtest(db, rule, now=world)
     assert "R-H" not in ids(db, ReturnFilters(backtest=result.id))  # a replacement has no refund to approve
-    assert result.decided == 8
+    assert result.decided == 10
 
 
 def test_a_value_that_looks_like_sql_is_only_a_value(db, world):

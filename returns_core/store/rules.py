@@ -107,10 +107,17 @@ def touched_by_person_sql(alias: str = "r") -> str:
 
 def missed_deadline_sql(alias: str, now: datetime) -> tuple[str, list]:
     """TRUE for a return whose seller deadline passed unanswered, as far as the store knows: it still waits
-    for the seller past its Due By, or TikTok's records of it (when fetched) say TikTok decided by itself."""
+    for the seller past its Due By; or a sync saw TikTok move it on at or after the deadline it had
+    (history: a marketplace_status change whose update_time is not before its due_by_before); or TikTok's
+    records of it (when fetched) say TikTok decided by itself."""
     overdue, params = domain.deadline_sql(domain.OVERDUE, alias, now)
-    return (f"(({overdue} AND {domain.can_decide_sql(alias)}) OR EXISTS (SELECT 1 FROM return_records rr "
-            f"WHERE rr.shop_id = {alias}.shop_id AND rr.return_id = {alias}.return_id AND rr.role = 'SYSTEM' "
+    moved_at = "make_timestamp(TRY_CAST(json_extract_string(h.details, '$.update_time') AS BIGINT) * 1000000)"
+    deadline = "TRY_CAST(json_extract_string(h.details, '$.due_by_before') AS TIMESTAMP)"
+    return (f"(({overdue} AND {domain.can_decide_sql(alias)}) "
+            f"OR EXISTS (SELECT 1 FROM history h WHERE h.shop_id = {alias}.shop_id AND h.return_id = {alias}.return_id "
+            f"AND h.kind = 'marketplace_status' AND {moved_at} >= {deadline}) "
+            f"OR EXISTS (SELECT 1 FROM return_records rr WHERE rr.shop_id = {alias}.shop_id "
+            f"AND rr.return_id = {alias}.return_id AND rr.role = 'SYSTEM' "
             "AND contains(upper(rr.event), 'AUTO')))"), params
 
 
