@@ -221,3 +221,42 @@ def test_a_flag_rule_sends_nothing_and_writes_the_returns_history(db, sandbox, s
     assert not sent
     flagged = db.rows("SELECT return_id, actor FROM history WHERE kind = 'rule' AND new_value = 'flagged'")
     assert set(flagged) == {(rid, rule.actor) for rid in waiting}
+
+
+def test_a_reject_rule_gives_tiktoks_reason_where_tiktok_offers_it_and_leaves_the_rest_to_people(
+        db, sandbox, sandbox_accounts):
+    account = sandbox_accounts[0]
+    reason = "seller_reject_apply_insufficient_evidence"  # offered for refund, return and replacement requests
+    rule = rule_on(db, action=rules.REJECT, reject_reason=reason)
+    steps = {o["return_id"]: domain.seller_next_action(o["return_type"], o["return_status"], next(
+        (a.get("action") for a in o.get("seller_next_action_response") or ()), None))
+        for o in sandbox.returns_for(account.shop_id)}
+    waiting = waiting_in_sandbox(sandbox, account.shop_id)
+    sent = decisions_sent(sandbox)
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    outcome = {rid: (state, decision) for rid, _, state, decision in decided(db)}
+    offered = {rid for rid in waiting if steps[rid] != "SELLER_RESPOND_RECEIVE_PACKAGE"}
+    assert offered and offered != waiting, "the sandbox has too few returns of each kind for this test"
+    assert {rid for rid, (state, _) in outcome.items() if state == "ok"} == offered
+    assert all(decision.startswith("REJECT_") for rid, (_, decision) in outcome.items() if rid in offered)
+    assert sent == Counter({rid: 1 for rid in offered})
+    refused = db.rows("SELECT return_id, result FROM rule_decisions WHERE state = 'failed'")
+    assert {rid for rid, _ in refused} == waiting - offered
+    assert all("TikTok does not offer that reject reason" in why for _, why in refused)
+    assert rule.describe().endswith(f"Reject, giving the reason “{reason}”; at most 100 a day")
+
+
+def test_each_rule_decision_raises_one_alert_linking_to_the_return(db, sandbox, sandbox_accounts):
+    from returns_core import alerts
+
+    account = sandbox_accounts[0]
+    alerts.add_channel(db, "json://127.0.0.1:9/hook", "Ops")
+    rule = rule_on(db)
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    decided_ids = {r[0] for r in decided(db)}
+    raised = db.rows("SELECT subject, title, link FROM alerts WHERE rule = ?", [rules.RULE_ALERT])
+    assert {subject for subject, _, _ in raised} == decided_ids
+    assert all(title == f"[Sandbox] Rule “{rule.name}” decided return {subject}" for subject, title, _ in raised)
+    assert all(link.endswith(f"/detail?id={subject}&shop={account.shop_id}") for subject, _, link in raised)
+    assert db.value("SELECT count(*) FROM alert_deliveries") == len(decided_ids)  # one per channel, sent by the
+    # next evaluation of the alerts (the app's minute, or cron)
