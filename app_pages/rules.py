@@ -252,6 +252,7 @@ def backtest_section(result: rules.Backtest, names: dict[str, str]) -> None:
             "Account": [names.get(s, s) for s in rows["Account ID"]],
             "Refund": [money(a, c) for a, c in zip(rows["Refund"], rows["Currency"], strict=True)],
             "Status now": rows["Status now"].fillna("Unmapped"),
+            "Arbitration": rows["Arbitration"].fillna(""),
         }).drop(columns=["Account ID", "Currency"])
         st.dataframe(shown, hide_index=True, key="rules_backtest_rows", width="stretch",
                      column_config={"Created At": time_column("Created")})
@@ -264,14 +265,20 @@ def backtest_section(result: rules.Backtest, names: dict[str, str]) -> None:
 # --- what the rules did, and the history --------------------------------------------------------------
 
 
-def decisions_section() -> None:
+def decisions_section(names: dict[str, str]) -> None:
     st.subheader("What the rules did", anchor=False)
     done = rule_rows.decisions_frame(runtime.db())
     if done.empty:
         st.caption("No rule has decided a return yet.")
         return
-    st.dataframe(done, hide_index=True, key="rules_decisions", width="stretch",
-                 column_config={"When": time_column()})
+    shown = done.assign(**{
+        "Rule": [f"#{i} {n}" for i, n in zip(done["Rule"], done["Rule name"], strict=True)],
+        "Account": [names.get(s, s) for s in done["Account ID"]],
+        "Decision": [domain.DECISION_LABELS.get(d, d) if d else "Flagged for a human" for d in done["Decision"]],
+    })[["When", "Rule", "Return ID", "Account", "Decision", "Outcome", "What happened"]]
+    st.dataframe(shown, hide_index=True, key="rules_decisions", width="stretch",
+                 column_config={"When": time_column(), "What happened": st.column_config.TextColumn(width="large")})
+    st.caption("Each decision is also in the return's own history, under the rule's name.")
 
 
 def history_section() -> None:
@@ -317,7 +324,7 @@ def render() -> None:
     result = st.session_state.get(BACKTEST_KEY)
     if result is not None:
         backtest_section(result, names)
-    decisions_section()
+    decisions_section(names)
     history_section()
 
 

@@ -105,3 +105,20 @@ def test_without_a_name_nothing_can_be_changed_and_the_name_is_asked_right_there
     at.text_input(key="rules_name").input("Mia")
     at.button(key="rules_use_name").click().run()
     assert not button(at, "Stop all rules now").disabled
+
+
+def test_what_the_rules_did_lists_each_decision_in_words(world):
+    rule = rules.set_enabled(world, rules.save_rule(world, rules.make_rule(
+        name="Small changed-mind refunds", action=rules.APPROVE, daily_cap=5), "Mia").id, True, "Mia")
+    now = utcnow()
+    assert rule_rows.claim(world, rule_id=rule.id, shop_id="7100000001", return_id="R-J", action=rules.APPROVE,
+                           idempotency_key="k", daily_cap=5, day_start=now.replace(hour=0), day_end=now.replace(
+                               hour=23, minute=59), claimed_by="test", at=now) is None
+    with world.writer() as con:
+        rule_rows.finish_decision(con, "7100000001", "R-J", state="ok", decision="APPROVE_REFUND",
+                                  result="Approve the refund: sent.", at=now)
+    at = open_app(PAGE, actor="Mia")
+    done = table(at, "What happened")
+    assert done[["Rule", "Return ID", "Account", "Decision", "Outcome"]].values.tolist() == [
+        [f"#{rule.id} Small changed-mind refunds", "R-J", "Shop One", "Approve the refund", "ok"]]
+    assert "Today: 1 of 5." in texts(at)
