@@ -320,8 +320,8 @@ class Backtest:
         return self.rule.action in (APPROVE, APPROVE_KEEP_ITEM)
 
 
-def _backtest_where(rule: Rule) -> tuple[str, list]:
-    where, params = store.conditions_where(rule.conditions)
+def _backtest_where(db: Database, rule: Rule) -> tuple[str, list]:
+    where, params = store.conditions_where(db, rule.conditions)
     if rule.action == APPROVE_KEEP_ITEM:
         # a replacement has no refund to approve, and keeping the item is a choice of refund requests only
         where += " AND r.return_type IN ('REFUND', 'RETURN_AND_REFUND')"
@@ -335,7 +335,7 @@ def backtest(db: Database, rule: Rule, *, days: int = DEFAULT_DAYS, actor: str =
         raise RuleError(f"Replay between 1 and {MAX_DAYS} days.")
     now = now or utcnow()
     since = now - timedelta(days=int(days))
-    where, params = _backtest_where(rule)
+    where, params = _backtest_where(db, rule)
     snapshot = {**rule.fields(), "id": rule.id}
     backtest_id, counts = store.run_backtest(db, rule_id=rule.id, rule_json=snapshot, where=where, params=params,
                                              daily_cap=rule.daily_cap, days=int(days), since=since, until=now,
@@ -408,7 +408,7 @@ def act(db: Database, accounts: Iterable[Account], *, transport=None, now: datet
     claimed_by = f"{ran_by} (pid {os.getpid()})"
     outcomes: list[Outcome] = []
     for rule in rules:
-        where, params = store.conditions_where(rule.conditions)
+        where, params = store.conditions_where(db, rule.conditions)
         for account in by_shop.values():
             if rule.conditions.shop_ids and account.shop_id not in rule.conditions.shop_ids:
                 continue

@@ -62,8 +62,29 @@ def buyer_keeps_item_sql(alias: str) -> str:
     return f"({alias}.return_type = 'REFUND' OR coalesce({flag}, FALSE))"
 
 
-def conditions_where(c: ConditionsLike, alias: str = "r") -> tuple[str, list]:
-    """SQL condition (without WHERE) and its parameters for a rule's conditions, over `returns AS alias`."""
+def _reason_key(code: str, text: str) -> str:
+    """One text per reason: its code and text (a missing one classifies as empty: reason_groups.normalize_sql)."""
+    return f"(coalesce({code}, '') || chr(31) || coalesce({text}, ''))"
+
+
+def reasons_in_groups(db: Database, groups: tuple[str, ...]) -> list[str]:
+    """The reasons of the stored returns that fall in these reason groups, as `_reason_key`s.
+
+    Each distinct reason is classified once and the returns are then matched by value: DuckDB pushes a
+    filter on the phrase rules below a DISTINCT, join or IN subquery and runs them per return (9 s against
+    0.03 s at 200k returns).
+    """
+    normalized = reason_groups.normalize_sql("code", "text")
+    # no WHERE on the group here either: DuckDB would push it below the DISTINCT, and a shop has few reasons
+    sql = (f"SELECT k, {reason_groups.group_sql('n')} FROM (SELECT k, {normalized} AS n FROM (SELECT DISTINCT "
+           f"{_reason_key('reason_code', 'reason_text')} AS k, reason_code AS code, reason_text AS text "
+           "FROM returns)) ORDER BY k")
+    return [key for key, group in db.rows(sql) if group in groups]
+
+
+def conditions_where(db: Database, c: ConditionsLike, alias: str = "r") -> tuple[str, list]:
+    """SQL condition (without WHERE) and its parameters for a rule's conditions, over `returns AS alias`
+    (a reason group becomes the stored reasons in it, read first)."""
     parts: list[str] = []
     params: list = []
 
@@ -75,8 +96,11 @@ def conditions_where(c: ConditionsLike, alias: str = "r") -> tuple[str, list]:
     any_of(f"{alias}.shop_id", c.shop_ids)
     any_of(f"{alias}.type", c.types)
     any_of(f"{alias}.reason_text", c.reasons)
-    any_of(reason_groups.group_sql(reason_groups.normalize_sql(f"{alias}.reason_code", f"{alias}.reason_text")),
-           c.reason_groups)
+    if c.reason_groups:
+        keys = reasons_in_groups(db, c.reason_groups)
+        parts.append(f"{_reason_key(f'{alias}.reason_code', f'{alias}.reason_text')} IN "
+                     f"({', '.join('?' * len(keys))})" if keys else "FALSE")
+        params.extend(keys)
     if c.max_refund is not None:
         parts.append(f"{alias}.refund_currency = ? AND {alias}.refund_total <= ?")
         params += [c.currency, c.max_refund]
