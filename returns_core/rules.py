@@ -494,8 +494,9 @@ def _decision_for(rule: Rule, db: Database, shop_id: str, return_id: str, option
     if rule.action == APPROVE_KEEP_ITEM:
         wanted = _APPROVE_KEEP_ITEM.get(step or "")
         if wanted is None:
-            raise _NotNow("the buyer can keep the item only on a refund or return request TikTok waits on "
-                                f"({step or 'no step'})")
+            raise _NotNow(f"the buyer can keep the item only on a refund or return request ({step or 'no step'})")
+        if wanted not in options.decisions:
+            raise _NotNow(f"TikTok does not accept {wanted} on this return now")
         return wanted, wanted == "APPROVE_RETURN" or None
     choices = [d for d in (approve if rule.action == APPROVE else reject)
                if d in options.decisions and d != "OFFER_PARTIAL_REFUND"]

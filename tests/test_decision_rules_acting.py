@@ -260,3 +260,25 @@ def test_each_rule_decision_raises_one_alert_linking_to_the_return(db, sandbox, 
     assert all(link.endswith(f"/detail?id={subject}&shop={account.shop_id}") for subject, _, link in raised)
     assert db.value("SELECT count(*) FROM alert_deliveries") == len(decided_ids)  # one per channel, sent by the
     # next evaluation of the alerts (the app's minute, or cron)
+
+
+def test_approve_with_the_buyer_keeping_the_item_refunds_without_a_return_and_leaves_other_steps(
+        db, sandbox, sandbox_accounts):
+    account = sandbox_accounts[0]
+    rule_on(db, action=rules.APPROVE_KEEP_ITEM)
+    steps = {o["return_id"]: domain.seller_next_action(o["return_type"], o["return_status"], next(
+        (a.get("action") for a in o.get("seller_next_action_response") or ()), None))
+        for o in sandbox.returns_for(account.shop_id)}
+    waiting = waiting_in_sandbox(sandbox, account.shop_id)
+    requests = {rid for rid in waiting if steps[rid] in ("SELLER_RESPOND_RETURN", "SELLER_RESPOND_REFUND")}
+    assert requests and requests != waiting, "the sandbox has too few returns of each kind for this test"
+    sent = decisions_sent(sandbox)
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    assert {(rid, state) for rid, _, state, _ in decided(db)} == {(rid, "ok") for rid in requests}
+    assert set(sent) == requests  # a parcel on its way back, or a replacement, is left to people
+    bodies = dict(db.rows("SELECT return_id, request FROM actions"))
+    for rid in requests:
+        keep = steps[rid] == "SELLER_RESPOND_RETURN"
+        assert ('"buyer_keep_item": true' in bodies[rid]) is keep
+    after = {o["return_id"]: o for o in sandbox.returns_for(account.shop_id)}
+    assert all(after[rid]["return_status"] == "RETURN_OR_REFUND_REQUEST_SUCCESS" for rid in requests)
