@@ -50,6 +50,9 @@ MAX_DAILY_CAP = 10_000
 MAX_NAME_LENGTH = 80
 MAX_VALUES = 50  # per condition: the page's lists stay readable
 KEEP_BACKTESTS = 50  # backtests are snapshots behind a link; older ones are dropped
+# a claim left unfinished this long belongs to a run that died: the next run finishes it (a decision takes
+# a few TikTok calls, each with its own timeouts and retries, well within this)
+STALE_CLAIM = timedelta(minutes=15)
 RULE_ACTOR = "rule #{id} “{name}”"  # who a rule's entries in a return's history name
 KILL_SWITCH_ACTOR_NOTE = "all rules stopped"
 # The return's decision per action and TikTok's next action for the seller; a step missing here does
@@ -406,7 +409,7 @@ def act(db: Database, accounts: Iterable[Account], *, transport=None, now: datet
         return []
     by_shop = {a.shop_id: a for a in accounts}
     claimed_by = f"{ran_by} (pid {os.getpid()})"
-    outcomes: list[Outcome] = []
+    outcomes = _resume(db, rules, by_shop, transport=transport, claimed_by=claimed_by, now=now)
     for rule in rules:
         where, params = store.conditions_where(db, rule.conditions)
         for account in by_shop.values():
@@ -431,6 +434,25 @@ def act(db: Database, accounts: Iterable[Account], *, transport=None, now: datet
     return outcomes
 
 
+def _resume(db: Database, rules: list[Rule], by_shop: dict[str, Account], *, transport, claimed_by: str,
+            now: datetime | None) -> list[Outcome]:
+    """Finish the decisions a run claimed and never finished (it died): with the same idempotency key, so
+    TikTok applies a decision that did go out at most once."""
+    at = now or utcnow()
+    by_id = {r.id: r for r in rules}
+    outcomes = []
+    for shop_id, return_id, rule_id in store.reclaim_stale(db, list(by_id), older_than=at - STALE_CLAIM,
+                                                           claimed_by=claimed_by, at=at):
+        account = by_shop.get(shop_id) or accounts_core.find_by_shop_id(db, shop_id)
+        rule = by_id[rule_id]
+        problem = "its account is gone" if account is None else mode_problem(rule, account)
+        if problem:
+            outcomes.append(Outcome(rule_id, shop_id, return_id, False, f"Not resumed: {problem}."))
+            continue
+        outcomes.append(_carry_out(db, rule, account, return_id, transport=transport, resumed=True))
+    return outcomes
+
+
 def act_after_sync(db: Database, results: Iterable[Any], *, transport=None, trigger: str = "sync") -> list[Outcome]:
     """The sync's hook: the rules act on the accounts whose sync just succeeded. Never raises."""
     try:
@@ -447,8 +469,6 @@ def act_after_sync(db: Database, results: Iterable[Any], *, transport=None, trig
 def _decide(db: Database, rule: Rule, account: Account, return_id: str, *, transport, claimed_by: str,
             now: datetime | None) -> Outcome:
     """Claim one return for the rule, then flag it or send the rule's decision the manager's way."""
-    from returns_core import workflow
-
     at = now or utcnow()
     start, end = day_span(at)
     key = None if rule.action == FLAG else idempotency_key(rule.id, account.shop_id, return_id)
@@ -457,8 +477,35 @@ def _decide(db: Database, rule: Rule, account: Account, return_id: str, *, trans
                           claimed_by=claimed_by, at=at)
     if refused is not None:
         return Outcome(rule.id, account.shop_id, return_id, False, f"Not decided: {refused}.")
+    return _carry_out(db, rule, account, return_id, transport=transport)
+
+
+def _carry_out(db: Database, rule: Rule, account: Account, return_id: str, *, transport,
+               resumed: bool = False) -> Outcome:
+    """A claimed return: flag it, or ask TikTok and send the rule's decision (or give the claim back).
+
+    `resumed`: a run that died claimed it; when it got as far as sending, the same request is sent again
+    with the same key (TikTok answers a repeated key without acting twice), or its answer recorded."""
+    from returns_core import workflow
+    from returns_core.store import actions
+
+    key = None if rule.action == FLAG else idempotency_key(rule.id, account.shop_id, return_id)
     if rule.action == FLAG:
         return _flag(db, rule, account, return_id)
+    if resumed:
+        with db.reader() as con:
+            sent = actions.find(con, key)
+        if sent is not None:
+            body = (sent.request or {}).get("body") or {}
+            plan = workflow.ActionPlan(account.shop_id, return_id, sent.request["path"].rsplit("/", 1)[-1],
+                                       body.get("decision", ""), reject_reason=body.get("reject_reason"),
+                                       comment=body.get("comment"), buyer_keep_item=body.get("buyer_keep_item"),
+                                       partial_refund=body.get("partial_refund"), idempotency_key=key)
+            try:
+                result = workflow.send_action(db, account, plan, rule.actor, transport=transport)
+            except (WorkflowError, StoreError) as exc:
+                return _finished(db, rule, account, return_id, False, plan.decision, f"Not sent: {exc}")
+            return _finished(db, rule, account, return_id, result.ok, plan.decision, result.message)
     try:
         options = workflow.decision_options(db, account, return_id, transport=transport)
         if not options.asked_tiktok:

@@ -282,3 +282,42 @@ def test_approve_with_the_buyer_keeping_the_item_refunds_without_a_return_and_le
         assert ('"buyer_keep_item": true' in bodies[rid]) is keep
     after = {o["return_id"]: o for o in sandbox.returns_for(account.shop_id)}
     assert all(after[rid]["return_status"] == "RETURN_OR_REFUND_REQUEST_SUCCESS" for rid in requests)
+
+
+def _claimed_by_a_run_that_died(db, rule, account, return_id) -> None:
+    """What a run leaves when it dies after claiming a return (an hour ago)."""
+    from datetime import timedelta
+
+    from returns_core.store import rules as rule_rows
+    from returns_core.store.db import utcnow
+
+    then = utcnow() - timedelta(hours=1)
+    assert rule_rows.claim(db, rule_id=rule.id, shop_id=account.shop_id, return_id=return_id, action=rule.action,
+                           idempotency_key=rules.idempotency_key(rule.id, account.shop_id, return_id),
+                           daily_cap=rule.daily_cap, day_start=then - timedelta(days=1),
+                           day_end=then + timedelta(days=1), claimed_by="a run that died", at=then) is None
+
+
+@pytest.mark.parametrize("died", ["before sending", "after TikTok applied it"])
+def test_a_decision_a_dead_run_left_unfinished_is_finished_once_by_the_next(db, sandbox, sandbox_accounts, died):
+    account = sandbox_accounts[0]
+    rules.set_kill_switch(db, True, "Ana")
+    rule = rule_on(db)
+    assert sync_accounts(db, [account], trigger="test")[0].ok  # stored, not decided
+    rules.set_kill_switch(db, False, "Ana")
+    waiting = waiting_in_sandbox(sandbox, account.shop_id)
+    left = sorted(waiting)[0]
+    _claimed_by_a_run_that_died(db, rule, account, left)
+    sent = decisions_sent(sandbox)
+    if died == "after TikTok applied it":
+        options = workflow.decision_options(db, account, left)
+        plan = workflow.plan_action(db, account.shop_id, left, options.approve[0], options=options)
+        from dataclasses import replace
+        workflow.send_action(db, account, replace(plan, idempotency_key=rules.idempotency_key(
+            rule.id, account.shop_id, left)), rule.actor)
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    states = {rid: state for rid, _, state, _ in decided(db)}
+    assert states[left] == "ok"
+    assert sent[left] == 1  # TikTok heard of it once, by the dead run or by the next
+    assert actions_per_return(db)[left] == 1
+    assert db.value("SELECT count(*) FROM history WHERE kind = 'action' AND return_id = ?", [left]) == 1

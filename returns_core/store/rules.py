@@ -375,6 +375,20 @@ def claim(db: Database, *, rule_id: int, shop_id: str, return_id: str, action: s
     return None
 
 
+def reclaim_stale(db: Database, rule_ids: list[int], *, older_than: datetime, claimed_by: str,
+                  at: datetime) -> list[tuple[str, str, int]]:
+    """Take over the claims of these rules that a run left unfinished before `older_than` (it died between
+    claiming and recording TikTok's answer): (shop_id, return_id, rule_id) of each this call took. One
+    UPDATE: of two runs that find the same claim, only one gets it back."""
+    if not rule_ids:
+        return []
+    with db.writer() as con:
+        return [tuple(row) for row in con.execute(
+            "UPDATE rule_decisions SET claimed_at = ?, claimed_by = ? WHERE state = ? AND claimed_at < ? "
+            f"AND rule_id IN ({', '.join('?' * len(rule_ids))}) RETURNING shop_id, return_id, rule_id",
+            [at, claimed_by, CLAIMED, older_than, *rule_ids]).fetchall()]
+
+
 def release(db: Database, shop_id: str, return_id: str) -> None:
     """Give back a claim nothing was sent for, so a later run may try the return again."""
     with db.writer() as con:
