@@ -36,6 +36,7 @@ PERSON_KINDS = ("status", "note", "sign_off")
 CLAIMED, OK, FAILED, FLAGGED = "claimed", "ok", "failed", "flagged"
 _RULE_COLUMNS = ("id", "name", "conditions", "action", "reject_reason", "daily_cap", "enabled", "enabled_modes",
                  "enabled_at", "enabled_by", "created_at", "created_by", "updated_at", "updated_by", "retired_at")
+_RULE_SELECT = ", ".join(_RULE_COLUMNS)
 
 
 class ConditionsLike(Protocol):
@@ -98,8 +99,9 @@ def conditions_where(db: Database, c: ConditionsLike, alias: str = "r") -> tuple
     any_of(f"{alias}.reason_text", c.reasons)
     if c.reason_groups:
         keys = reasons_in_groups(db, c.reason_groups)
-        parts.append(f"{_reason_key(f'{alias}.reason_code', f'{alias}.reason_text')} IN "
-                     f"({', '.join('?' * len(keys))})" if keys else "FALSE")
+        marks = ", ".join("?" * len(keys))
+        parts.append(f"{_reason_key(f'{alias}.reason_code', f'{alias}.reason_text')} IN ({marks})" if keys
+                     else "FALSE")
         params.extend(keys)
     if c.max_refund is not None:
         parts.append(f"{alias}.refund_currency = ? AND {alias}.refund_total <= ?")
@@ -124,9 +126,9 @@ def touched_by_person_sql(alias: str = "r") -> str:
     sent for it from the desk (every rule decision is claimed first, so it is never a candidate again)."""
     kinds = ", ".join(domain.sql_literal(k) for k in PERSON_KINDS)
     machines = ", ".join(domain.sql_literal(a) for a in MACHINE_ACTORS)
-    same = f"shop_id = {alias}.shop_id AND {{t}}.return_id = {alias}.return_id"
-    return (f"(EXISTS (SELECT 1 FROM history h WHERE h.{same.format(t='h')} AND h.kind IN ({kinds}) "
-            f"AND h.actor NOT IN ({machines})) OR EXISTS (SELECT 1 FROM actions a WHERE a.{same.format(t='a')}))")
+    return (f"(EXISTS (SELECT 1 FROM history h WHERE h.shop_id = {alias}.shop_id AND h.return_id = {alias}.return_id "
+            f"AND h.kind IN ({kinds}) AND h.actor NOT IN ({machines})) OR EXISTS (SELECT 1 FROM actions a "
+            f"WHERE a.shop_id = {alias}.shop_id AND a.return_id = {alias}.return_id))")
 
 
 def missed_deadline_sql(alias: str, now: datetime) -> tuple[str, list]:
@@ -158,13 +160,13 @@ def _rule_record(row: tuple) -> dict[str, Any]:
 def all_rules(db: Database, *, retired: bool = False) -> list[dict[str, Any]]:
     """Every rule (not the retired ones unless asked), oldest first, conditions decoded."""
     where = "" if retired else "WHERE retired_at IS NULL"
-    return [_rule_record(row) for row in db.rows(f"SELECT {', '.join(_RULE_COLUMNS)} FROM decision_rules {where} "
+    return [_rule_record(row) for row in db.rows(f"SELECT {_RULE_SELECT} FROM decision_rules {where} "
                                                  "ORDER BY id")]
 
 
 def rule_by_id(con: duckdb.DuckDBPyConnection, rule_id: int) -> dict[str, Any] | None:
     """One rule as this transaction sees it, or None."""
-    rows = con.execute(f"SELECT {', '.join(_RULE_COLUMNS)} FROM decision_rules WHERE id = ?", [rule_id]).fetchall()
+    rows = con.execute(f"SELECT {_RULE_SELECT} FROM decision_rules WHERE id = ?", [rule_id]).fetchall()
     return _rule_record(rows[0]) if rows else None
 
 
@@ -382,10 +384,11 @@ def reclaim_stale(db: Database, rule_ids: list[int], *, older_than: datetime, cl
     UPDATE: of two runs that find the same claim, only one gets it back."""
     if not rule_ids:
         return []
+    marks = ", ".join("?" * len(rule_ids))
     with db.writer() as con:
         return [tuple(row) for row in con.execute(
             "UPDATE rule_decisions SET claimed_at = ?, claimed_by = ? WHERE state = ? AND claimed_at < ? "
-            f"AND rule_id IN ({', '.join('?' * len(rule_ids))}) RETURNING shop_id, return_id, rule_id",
+            f"AND rule_id IN ({marks}) RETURNING shop_id, return_id, rule_id",
             [at, claimed_by, CLAIMED, older_than, *rule_ids]).fetchall()]
 
 
