@@ -58,7 +58,8 @@ def kill_switch_section(locked: str | None) -> None:
     else:
         st.button("Stop all rules now", key="rules_kill_on", icon=":material/block:", type="primary",
                   disabled=locked is not None, on_click=flip_kill_switch, args=(True,),
-                  help="The kill switch: no rule acts from this moment, not even one already running.")
+                  help="The kill switch: from this moment no rule starts another decision, also in a sync already "
+                       "under way (a decision already being sent to TikTok finishes).")
 
 
 # --- the rules --------------------------------------------------------------------------------------
