@@ -321,3 +321,21 @@ def test_a_decision_a_dead_run_left_unfinished_is_finished_once_by_the_next(db, 
     assert sent[left] == 1  # TikTok heard of it once, by the dead run or by the next
     assert actions_per_return(db)[left] == 1
     assert db.value("SELECT count(*) FROM history WHERE kind = 'action' AND return_id = ?", [left]) == 1
+
+
+def test_the_kill_switch_stops_a_run_already_under_way_before_its_next_decision(db, sandbox, sandbox_accounts):
+    account = sandbox_accounts[0]
+    rule_on(db)
+    sent = decisions_sent(sandbox)
+    counted = sandbox.answer
+
+    def stop_after_the_first(method, path, query, headers, body):
+        answer = counted(method, path, query, headers, body)
+        if sum(sent.values()) == 1 and not rules.kill_switch(db):
+            rules.set_kill_switch(db, True, "Ana")  # pressed while the first decision is being sent
+        return answer
+
+    sandbox.answer = stop_after_the_first
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    assert sum(sent.values()) == 1
+    assert [state for _, _, state, _ in decided(db)] == ["ok"]
