@@ -30,7 +30,6 @@ from typing import Any
 from returns_core import accounts as accounts_core
 from returns_core import domain, reason_groups
 from returns_core.accounts import Account
-from returns_core.filters import MAX_SKUS
 from returns_core.store import rules as store
 from returns_core.store.db import Database, StoreError, utcnow
 from returns_core.workflow import WorkflowError, parse_amount
@@ -48,7 +47,7 @@ DEFAULT_DAYS = 90
 MAX_DAYS = 730
 MAX_DAILY_CAP = 10_000
 MAX_NAME_LENGTH = 80
-MAX_VALUES = 50  # per condition: the page's lists stay readable
+MAX_VALUES = 50  # per condition (as the grid takes at most 50 SKUs): the page's lists stay readable
 KEEP_BACKTESTS = 50  # backtests are snapshots behind a link; older ones are dropped
 # a claim left unfinished this long belongs to a run that died: the next run finishes it (a decision takes
 # a few TikTok calls, each with its own timeouts and retries, well within this)
@@ -196,7 +195,7 @@ def make_rule(*, name: str, action: str, daily_cap: int | str, reject_reason: st
         shop_ids=_values("Account", shop_ids), types=_values("Type", types, domain.TYPES),
         reasons=_values("Reason", reasons), reason_groups=_values("Reason group", groups, reason_groups.GROUPS),
         max_refund=amount, currency=money if amount is not None else None,
-        skus=_values("SKU", skus)[:MAX_SKUS], products=_values("Product", products), buyer_keeps_item=buyer_keeps_item)
+        skus=_values("SKU", skus), products=_values("Product", products), buyer_keeps_item=buyer_keeps_item)
     return Rule(title, conditions, action, cap, reason if action == REJECT else None, rule_id)
 
 
