@@ -24,6 +24,8 @@ review_page = st.Page(navigation.REVIEW_QUEUE_PAGE, title="Review Queue", icon="
                       url_path="review")
 reconciliation_page = st.Page(navigation.RECONCILIATION_PAGE, title="Reconciliation", icon=":material/rule:",
                               url_path="reconciliation")
+rules_page = st.Page(navigation.RULES_PAGE, title="Decision rules", icon=":material/rule_settings:",
+                     url_path="rules")
 refunds_page = st.Page(navigation.REFUNDS_PAGE, title="Refunds", icon=":material/payments:", url_path="refunds")
 reasons_page = st.Page(navigation.REASONS_PAGE, title="Reason Analytics", icon=":material/insights:",
                        url_path="reasons")
@@ -35,7 +37,8 @@ settings_page = st.Page("app_pages/settings.py", title="Settings", icon=":materi
 events_page = st.Page("app_pages/events.py", title="Webhook events", icon=":material/webhook:", url_path="events")
 
 page = st.navigation({
-    "Returns": [grid_page, grid_alias_page, detail_page, review_page, reconciliation_page, refunds_page],
+    "Returns": [grid_page, grid_alias_page, detail_page, review_page, reconciliation_page, refunds_page,
+                rules_page],
     "Analytics": [reasons_page],
     "Configuration": [accounts_page, history_page, settings_page, events_page],
 })

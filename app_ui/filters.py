@@ -29,12 +29,14 @@ from app_ui.navigation import DETAIL_PAGE
 from app_ui.runtime import db
 from returns_core import domain
 from returns_core.filters import (
+    BACKTEST_KEY,
     MAX_SEARCH_LENGTH,
     SORTABLE,
     FilterError,
     ReturnFilters,
     filters_from_query,
     filters_to_query,
+    parse_backtest,
     parse_skus,
 )
 from returns_core.store import returns
@@ -104,6 +106,11 @@ def set_view(filters: ReturnFilters, *, sort: tuple[str, str] | None = None) -> 
     For callbacks and for the start of a run, before the widgets are drawn.
     """
     st.session_state.update(widget_values(filters))
+    # a backtest's returns (?backtest=) have no widget: the address holds them
+    if filters.backtest is None:
+        st.query_params.pop(BACKTEST_KEY, None)
+    else:
+        st.query_params[BACKTEST_KEY] = str(filters.backtest)
     if sort is not None:
         st.session_state["sort"], st.session_state["order"] = sort
 
@@ -189,6 +196,9 @@ def describe(filters: ReturnFilters) -> list[str]:
         start, end = filters.created_from or filters.created_to, filters.created_to or filters.created_from
         words.append(f"Created {start:%d %b %Y}" + (f" – {end:%d %b %Y}" if end != start else ""))
     words += [label for field, label in FLAG_LABELS.values() if getattr(filters, field)]
+    if filters.backtest is not None:
+        label = loaders.backtest_label(filters.backtest)
+        words.append(md_escape(label) if label else f"Backtest #{filters.backtest} (no longer kept: run it again)")
     return words
 
 
@@ -267,6 +277,7 @@ def _filter_widgets(current: Scope, prefix: str, types: tuple[str, ...]) -> Retu
             marketplace_statuses=tuple(marketplace), skus=parse_skus(sku_text or ""),
             created_from=days[0] if days else None, created_to=days[-1] if days else None,
             search=(search or "").strip(), **{field: flags[key] for key, (field, _) in FLAG_LABELS.items()},
+            backtest=parse_backtest(st.query_params.get_all(BACKTEST_KEY)),
         )
     except FilterError as exc:
         st.error(md_escape(exc), icon=":material/error:")

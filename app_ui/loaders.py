@@ -22,7 +22,7 @@ import streamlit as st
 
 from app_ui import runtime
 from app_ui.runtime import DataVersion
-from returns_core import demo, review
+from returns_core import demo, review, rules
 from returns_core.accounts import Account, list_accounts
 from returns_core.filters import DateBasis, ReturnFilters, total_from_status_counts
 from returns_core.store import alerts, analytics, returns, sync_runs, webhook_events
@@ -108,6 +108,12 @@ def return_count(filters: ReturnFilters) -> int:
     """How many returns the filters select."""
     # the status counts are on screen anyway: summing them saves a scan of the whole table
     return total_from_status_counts(status_counts(filters), filters)
+
+
+@loader
+def backtest_label(version: DataVersion, backtest_id: int) -> str | None:
+    """What a decision rule's backtest is, for the grid's filter summary; None when it is no longer kept."""
+    return rules.backtest_label(runtime.db(), backtest_id)
 
 
 @loader

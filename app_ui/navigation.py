@@ -15,6 +15,7 @@ REVIEW_QUEUE_PAGE = "app_pages/review_queue.py"
 RECONCILIATION_PAGE = "app_pages/reconciliation.py"
 ACCOUNTS_PAGE = "app_pages/accounts.py"
 SYNC_HISTORY_PAGE = "app_pages/sync_history.py"
+RULES_PAGE = "app_pages/rules.py"
 
 # A link to a return carries the list it came from: `back=<list>?<the list's own query string>`.
 # The return's page links back to exactly that filtered, sorted page of the list; and when the

@@ -18,8 +18,10 @@ from typing import Any
 
 from returns_core.store import accounts as store
 from returns_core.store.db import Database, utcnow
+from returns_core.tiktok.events import is_loopback_address
 
 ACTIVE, EXPIRED, DISABLED, INVALID = "Active", "Expired", "Disabled", "Invalid"
+SANDBOX_MODE, LIVE_MODE = "sandbox", "live"  # whether an account's TikTok is the simulator or the real one
 
 
 class AccountError(ValueError):
@@ -113,6 +115,13 @@ class Account:
     def usable(self) -> bool:
         """True when a sync can run for this account."""
         return self.status == ACTIVE
+
+    @property
+    def mode(self) -> str:
+        """SANDBOX_MODE when the shop's TikTok is the simulator (the demo's, an account marked sandbox, or
+        one on this machine, `sandbox serve`), else LIVE_MODE: real buyers, real money."""
+        local = self.is_sandbox or self.api_base.startswith("sandbox://") or is_loopback_address(self.api_base)
+        return SANDBOX_MODE if local else LIVE_MODE
 
     @property
     def label(self) -> str:

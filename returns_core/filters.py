@@ -49,6 +49,7 @@ class ReturnFilters:
     waiting: bool = False  # TikTok waits for the seller's decision (domain.can_decide): "Waiting for you"
     review_outcomes: tuple[str, ...] = ()  # "" stands for "not signed off yet"
     search: str = ""  # return ID, order ID, SKU or tracking number
+    backtest: int | None = None  # the returns a decision rule's backtest would have decided (returns_core.rules)
 
     def __post_init__(self) -> None:
         if len(self.search) > MAX_SEARCH_LENGTH:
@@ -104,6 +105,7 @@ QUERY_LIST_KEYS: dict[str, str] = {
     "mstatus": "marketplace_statuses",
     "reason": "reasons",
 }
+BACKTEST_KEY = "backtest"  # ?backtest=5: exactly the returns backtest #5 would have decided
 QUERY_FLAG_KEYS: dict[str, str] = {
     "due": "due_soon",
     "overdue": "overdue",
@@ -146,6 +148,8 @@ def filters_to_query(f: ReturnFilters) -> dict[str, str | list[str]]:
         query["created"] = [start.isoformat(), end.isoformat()]
     if f.search:
         query["q"] = f.search
+    if f.backtest is not None:
+        query[BACKTEST_KEY] = str(f.backtest)
     return query
 
 
@@ -171,7 +175,18 @@ def filters_from_query(query: Mapping[str, str | list[str]]) -> ReturnFilters:
         changes["created_from"], changes["created_to"] = days[0], days[-1]
     search = values("q")
     changes["search"] = search[-1] if search else ""
+    changes["backtest"] = parse_backtest(values(BACKTEST_KEY))
     return ReturnFilters(**changes)
+
+
+def parse_backtest(values: tuple[str, ...] | list[str]) -> int | None:
+    """The backtest id of a link (?backtest=5), or None; FilterError when it is not a number."""
+    if not values:
+        return None
+    text = str(values[-1]).strip()
+    if not text.isdigit() or len(text) > 18:
+        raise FilterError(f"{text!r} is not a backtest number.")
+    return int(text)
 
 
 # --- drill-down from a chart to the grid ------------------------------------------------------

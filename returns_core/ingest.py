@@ -445,10 +445,23 @@ def _plan_return(obj: dict, row: dict[str, Any], old: StoredReturn | None, synce
         row["status"] = old.status
         row["mismatch"] = domain.is_mismatch(old.status, old.marketplace_status)
         return row, []
+    due_before = _previous_due_by(old)
+    if due_before is not None:
+        # the seller's deadline while TikTok waited: a move at or after it was TikTok's own (a missed deadline)
+        details["due_by_before"] = due_before.isoformat()
     changes = [Change(return_id, "marketplace_status", old.marketplace_status, row["marketplace_status"], details)]
     if row["status"] != old.status:
         changes.append(Change(return_id, "status", old.status, row["status"], details))
     return row, changes
+
+
+def _previous_due_by(old: StoredReturn) -> datetime | None:
+    """Due By of the return as stored before this change (from its kept payload), or None."""
+    try:
+        previous = json.loads(old.payload or "null")
+    except ValueError:
+        return None
+    return _next_action(previous)[1] if isinstance(previous, dict) else None
 
 
 def page_watermark(return_objects: Iterable[Any], now: datetime | None = None) -> int | None:

@@ -34,6 +34,7 @@ HISTORY_KINDS: dict[str, str] = {
     "sign_off": "Sign-off",
     "note": "Note",
     "action": "Sent to TikTok",
+    "rule": "Decision rule",  # a rule flagged the return for a person (returns_core.rules)
 }
 
 Key = tuple[str, str]  # (shop_id, return_id)

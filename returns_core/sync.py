@@ -626,7 +626,11 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
                                                                                "interrupted before this account"),
                                         full=full))
         raise
-    return [results[i] for i in range(len(order))]
+    outcomes = [results[i] for i in range(len(order))]
+    from returns_core.rules import act_after_sync  # decision rules act on what this round brought (never raises)
+
+    act_after_sync(db, outcomes, transport=transport, trigger=trigger)
+    return outcomes
 
 
 def sync_account(db: Database, account: Account, *, full: bool = False,

@@ -710,8 +710,7 @@ def local_address(port: int, host: str | None = None, *, https: bool = False) ->
 
 def _local_tiktok(account: Account) -> bool:
     """True for a sandbox account: the demo's, or one whose TikTok runs on this machine (`sandbox serve`)."""
-    return account.is_sandbox or account.api_base.startswith("sandbox://") or events.is_loopback_address(
-        account.api_base)
+    return account.mode == acc.SANDBOX_MODE
 
 
 def address_problem(account: Account, address: str) -> str | None:

@@ -496,6 +496,10 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     "db.py": {"table", "column"},  # the tables and columns the catalog names (Database.holds_secrets)
     "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
+    # store/rules.py: a rule's conditions (a placeholder per value), fixed fragments (kinds, actors and statuses
+    # put in literals by sql_literal, JSON paths), the deadline SQL from domain.deadline_sql
+    "rules.py": {"alias", "where", "window", "marks", "kinds", "machines", "flag", "normalized", "overdue", "missed",
+                 "moved_at", "deadline", "rejected", "joined", "expr", "_RULE_SELECT"},
     "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
     # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
     "alerts.py": {"_RETURN_COLUMNS", "ahead", "late", "ended", "due[0]", "_AUTH_EXPIRY"},
@@ -509,7 +513,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
 SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_share_sql", "group_sql", "responsibility_sql",
                 "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
                 "closed_sql", "can_decide_sql",  # the SQL twins of domain's rules
-                "safe_cell_sql"}  # the SQL twin of the spreadsheet rule
+                "safe_cell_sql",  # the SQL twin of the spreadsheet rule
+                "_reason_key", "touched_by_person_sql"}  # store/rules.py: fixed fragments over an alias
 # - placeholder lists and joins of fixed column lists, by their exact source.
 SQL_ALLOWED_EXPRESSIONS = {
     "', '.join('?' * len(values))", "', '.join('?' * len(named))", "', '.join('?' * len(f.skus))",

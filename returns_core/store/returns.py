@@ -23,6 +23,7 @@ import pandas as pd
 from returns_core import domain
 from returns_core.filters import FilterError, ReturnFilters, check_page, refund_filters
 from returns_core.spreadsheet import safe_cell_sql
+from returns_core.store import rules
 from returns_core.store.db import Database, StoreError, io_reason, make_private, one_return_sql, utcnow
 
 _COLUMN_BY_NAME = dict(domain.GRID_COLUMNS)
@@ -92,6 +93,9 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
     term = f.search.strip()
     if term:
         parts.append(_search_condition(term, alias, params))
+    if f.backtest is not None:
+        parts.append(rules.backtest_in_sql(alias))
+        params.append(f.backtest)
     return (" AND ".join(parts) or "TRUE"), params
 
 

@@ -304,6 +304,78 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        9,
+        # Decision rules (returns_core.rules): a rule is data, replayed on history (a backtest) before it
+        # may act. Each change to a rule, and the kill switch, is kept in rule_history (append-only).
+        # rule_decisions is the claim: one row per return that any rule decided, inserted before anything
+        # is sent, so two syncs that finish at once act on a return once (its PRIMARY KEY is the claim).
+        # A backtest keeps the returns it would have decided, so the grid opens on exactly those rows.
+        """
+        CREATE SEQUENCE decision_rules_seq;
+        CREATE TABLE decision_rules (
+            id             BIGINT PRIMARY KEY DEFAULT nextval('decision_rules_seq'),
+            name           VARCHAR NOT NULL,
+            conditions     VARCHAR NOT NULL,   -- JSON: rules.Conditions
+            action         VARCHAR NOT NULL,   -- approve | approve_keep_item | reject | flag
+            reject_reason  VARCHAR,            -- TikTok's reject reason name, for reject
+            daily_cap      INTEGER NOT NULL,
+            enabled        BOOLEAN NOT NULL DEFAULT false,
+            enabled_modes  VARCHAR,            -- JSON {shop_id: "sandbox" | "live"} as the accounts were when enabled
+            enabled_at     TIMESTAMP,
+            enabled_by     VARCHAR,
+            created_at     TIMESTAMP NOT NULL,
+            created_by     VARCHAR NOT NULL,
+            updated_at     TIMESTAMP NOT NULL,
+            updated_by     VARCHAR NOT NULL,
+            retired_at     TIMESTAMP           -- removed from the page; kept for its history and decisions
+        );
+
+        CREATE SEQUENCE rule_history_seq;
+        CREATE TABLE rule_history (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('rule_history_seq'),
+            rule_id     BIGINT,                -- NULL for the kill switch (all rules)
+            happened_at TIMESTAMP NOT NULL,
+            actor       VARCHAR NOT NULL,
+            kind        VARCHAR NOT NULL,      -- created | edited | enabled | disabled | retired | kill_switch
+            old_value   VARCHAR,               -- JSON of the rule (or the switch) before
+            new_value   VARCHAR,               -- and after
+            note        VARCHAR
+        );
+
+        CREATE TABLE rule_decisions (
+            shop_id          VARCHAR NOT NULL,
+            return_id        VARCHAR NOT NULL,
+            rule_id          BIGINT NOT NULL,
+            action           VARCHAR NOT NULL,  -- the rule's action
+            decision         VARCHAR,           -- TikTok's decision sent (NULL for a flag)
+            idempotency_key  VARCHAR,
+            state            VARCHAR NOT NULL,  -- claimed | ok | failed | flagged
+            result           VARCHAR,           -- what happened, in words
+            claimed_at       TIMESTAMP NOT NULL,
+            finished_at      TIMESTAMP,
+            claimed_by       VARCHAR NOT NULL,  -- which run: 'cli' | 'app' | 'test', and its process
+            PRIMARY KEY (shop_id, return_id)
+        );
+
+        CREATE SEQUENCE backtests_seq;
+        CREATE TABLE backtests (
+            id        BIGINT PRIMARY KEY DEFAULT nextval('backtests_seq'),
+            rule_id   BIGINT,                  -- NULL for a draft never saved
+            rule      VARCHAR NOT NULL,        -- JSON: the rule as replayed
+            days      INTEGER NOT NULL,
+            since     TIMESTAMP NOT NULL,
+            until     TIMESTAMP NOT NULL,
+            ran_at    TIMESTAMP NOT NULL,
+            ran_by    VARCHAR NOT NULL
+        );
+        CREATE TABLE backtest_returns (
+            backtest_id BIGINT NOT NULL,
+            shop_id     VARCHAR NOT NULL,
+            return_id   VARCHAR NOT NULL
+        );
+        """,
+    ),
+    (
         10,
         # One return, its line items and its history are read by its id (a link, the detail page,
         # the decision card). They are written in sync order, not by id, so zone maps cannot find
