@@ -494,8 +494,11 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
                      "skus"},  # skus: a fixed list() aggregate, or nothing
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
-    "db.py": {"table", "column"},  # the tables and columns the catalog names (Database.holds_secrets)
-    "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
+    # the tables and columns the catalog names (Database.holds_secrets); one_return_sql's fixed table,
+    # column list and order from its callers
+    "db.py": {"table", "column", "columns", "order_by"},
+    # a fixed condition on the shop ids, with a placeholder each; one of two fixed watermark expressions
+    "sync_runs.py": {"where", "new_value"},
     # store/rules.py: a rule's conditions (a placeholder per value), fixed fragments (kinds, actors and statuses
     # put in literals by sql_literal, JSON paths), the deadline SQL from domain.deadline_sql
     "rules.py": {"alias", "where", "window", "marks", "kinds", "machines", "flag", "normalized", "overdue", "missed",
