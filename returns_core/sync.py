@@ -51,8 +51,9 @@ from returns_core.ingest import (
     to_utc,
 )
 from returns_core.locks import flock_within
+from returns_core.sales_sync import SalesOutcome, fetch_sales
 from returns_core.secretbox import SecretKeyError
-from returns_core.store import settings, sync_runs
+from returns_core.store import sales, settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
 from returns_core.store.return_writes import store_records, upsert_page, write_page
 from returns_core.tiktok import errors
@@ -124,6 +125,8 @@ class SyncResult:
     from_future: int = 0  # returns TikTok dated in the future (stored and flagged; the watermark stops short)
     quarantined: int = 0  # objects that are not returns (no return_id), kept aside in quarantined_returns
     watermark_repaired: bool = False  # the watermark was in the future: everything was read again
+    sales_days: int = 0  # days of units sold stored (the return rate's denominator, sales_sync.py)
+    sales_error: str | None = None  # why units sold could not be synced (the returns still were)
 
     @property
     def ok(self) -> bool:
@@ -145,6 +148,8 @@ class SyncResult:
         if self.quarantined:
             notes.append(f"{_count(self.quarantined, 'object')} from TikTok without a return_id: not synced, "
                          "kept aside in quarantined_returns")
+        if self.sales_error:
+            notes.append(f"units sold not synced ({self.sales_error}); return rates wait for the next sync")
         return notes
 
     def summary(self) -> str:
@@ -338,6 +343,9 @@ class _Shop:
         self.start = StartPoint({}, full, False)
         self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
         self.failure: Failure | None = None
+        self.sales_cover: sales.SalesCoverage | None = None  # the units sold stored before this run
+        self.sales = SalesOutcome()  # what the sales step fetched after the returns
+        self.sales_days = 0
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
         self._held = ExitStack()
 
@@ -351,6 +359,7 @@ class _Shop:
             self._held.enter_context(account_lock(self.db, self.account))
             self.run_id, mark = sync_runs.start(self.db, self.account.shop_id, full=self.full, trigger=trigger)
             self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
+            self.sales_cover = sales.coverage(self.db, self.account.shop_id)
         except SyncBusyError as exc:
             self.failure = Failure(FailureKind.BUSY, str(exc))
         except StoreError as exc:
@@ -394,9 +403,23 @@ class _Shop:
                                            self.total, done, self.failure.message if self.failure else None,
                                            self.account.name, self.account.shop_id))
 
+    def save_sales(self) -> None:
+        """Store the units sold the sales step fetched; a failure is a note, not the sync's failure."""
+        fetch = self.sales.fetch
+        if fetch is None or self.failure is not None:
+            return
+        try:
+            sales.save_fetch(self.db, self.account.shop_id, fetch)
+            self.sales_days = fetch.days
+        except Exception as exc:  # noqa: BLE001 - the returns are committed; rates wait for the next sync
+            logger.warning("units sold of %s not stored: %s", self.account.name, exc)
+            self.sales = SalesOutcome(error=f"not stored: {_one_line(exc)}")
+
     def finish(self, interrupted: BaseException | None = None) -> SyncResult:
         """Close the run row (failed on a failure or an interrupt), release the lock, give the outcome."""
         self.stopped.set()
+        if interrupted is None:
+            self.save_sales()
         seconds = time.monotonic() - self.started
         if interrupted is not None:
             self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})")
@@ -413,7 +436,8 @@ class _Shop:
         return SyncResult(self.account.shop_id, self.account.name, self.pages, self.counts.new,
                           self.counts.updated, self.counts.unchanged, round(seconds, 3), error, self.run_id,
                           self.full, self.failure.kind if self.failure else None, self.from_future,
-                          self.counts.quarantined, self.start.repaired)
+                          self.counts.quarantined, self.start.repaired, self.sales_days,
+                          self.sales.error if self.failure is None else None)
 
 
 def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
@@ -436,6 +460,8 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
                                                  sort_order="ASC"):
                 if not put((shop, page, None)):
                     return
+            # the shop's units sold, after its returns and through the same client (sales_sync.py)
+            shop.sales = fetch_sales(client, shop.sales_cover, utcnow().date())
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
         put((shop, _END, exc))
