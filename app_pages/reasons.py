@@ -272,19 +272,28 @@ def top_skus(filters: ReturnFilters, currency: str | None) -> None:
     chart(fig, "reasons_top_skus", found, data, "top-skus")
 
 
-def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.SpikeReport:
-    """Flagged spikes at a glance; every check (near misses too) is in the last tab."""
-    report = loaders.spikes(filters)
-    st.subheader("Spikes")
+def spike_panel(filters: ReturnFilters, names: dict[str, str], has_sales: bool) -> analytics.SpikeReport:
+    """Flagged spikes at a glance, judged on the return rate (when units sold are synced) or on counts;
+    every check (near misses too) is in the last tab."""
+    head, toggle = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader("Spikes")
+    options = ["Rate", "Count"] if has_sales else ["Count"]
+    basis = toggle.segmented_control("Judged on", options, key="reasons_spike_basis", default=options[0],
+                                     help="Rate: returned units against units sold, so selling more is not "
+                                          "mistaken for returning more. Count: returns alone.")
+    on_rate = basis == "Rate"
+    report = loaders.rate_spikes(filters) if on_rate else loaders.spikes(filters)
     if report.as_of is None:
         st.info("No returns to compare.")
         return report
-    st.caption(f"{report.rule.describe()} Recent: **{report.window_start} to {report.as_of}** (UTC days, ending "
-               f"on the last complete day with returns in view); baseline: {report.baseline_start} to "
-               f"{report.baseline_end} ({report.baseline_weeks:g} weeks). The period's start does not shorten "
-               "the baseline.")
+    ending = "with returns and units sold in view" if on_rate else "with returns in view"
+    rule = report.rule.describe_rate() if on_rate else report.rule.describe()
+    st.caption(f"{rule} Recent: **{report.window_start} to {report.as_of}** (UTC days, ending on the last "
+               f"complete day {ending}); baseline: {report.baseline_start} to {report.baseline_end} "
+               f"({report.baseline_weeks:g} weeks). The period's start does not shorten the baseline.")
     if report.spikes.empty:
-        st.success("No spikes: nothing is running well above its usual weekly level.", icon=":material/check:")
+        usual = "rate" if on_rate else "weekly level"
+        st.success(f"No spikes: nothing is running well above its usual {usual}.", icon=":material/check:")
     else:
         labels = [item[0] for item in spike_items(report, filters, report.spikes, names) if item]
         st.warning(f"{len(report.spikes)} spike(s): " + "; ".join(map(md_escape, labels)) + ".",
@@ -293,11 +302,18 @@ def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.Spik
     return report
 
 
+PERCENT = st.column_config.NumberColumn(format="percent")
 SPIKE_COLUMNS = {
-    "Recent": st.column_config.NumberColumn(help="Returns in the last 7 days"),
+    "Recent sold": st.column_config.NumberColumn(help="Units sold in the last 7 days"),
+    "Recent rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold, last 7 days"),
+    "Baseline sold": st.column_config.NumberColumn(help="Units sold in the baseline weeks"),
+    "Baseline rate": st.column_config.NumberColumn(format="percent", help="The usual rate, over the baseline"),
+    "Expected": st.column_config.NumberColumn(format="%.1f", help="Units sold in the last 7 days × the usual rate"),
+    "Recent": st.column_config.NumberColumn(help="Returns (units, when judged on the rate) in the last 7 days"),
     "Baseline": st.column_config.NumberColumn(help="Returns in the baseline weeks"),
     "Weekly Baseline": st.column_config.NumberColumn(format="%.2f", help="Average returns per baseline week"),
-    "Ratio": st.column_config.NumberColumn(format="%.1f×", help="Recent ÷ weekly baseline; empty = new"),
+    "Ratio": st.column_config.NumberColumn(format="%.1f×", help="Recent ÷ weekly baseline (or recent rate ÷ usual "
+                                           "rate); empty = new"),
     "Chance": st.column_config.NumberColumn(format="%.5f", help="How likely this many is in a usual week "
                                             "(Poisson tail at the weekly baseline)"),
 }
@@ -335,6 +351,87 @@ def spike_table(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
         st.dataframe(shown, hide_index=True, key=f"{key}_table", selection_mode="single-row",
                      on_select=partial(on_row_select, f"{key}_table", items), column_config=SPIKE_COLUMNS)
     drill_controls(key, dict(item for item in items if item), rows, key.removeprefix("reasons_"), noun="row")
+
+
+RATE_LEVELS = {"SKU": "sku", "Product": "product", "Reason": "reason"}
+RATE_CHART_N = 15
+RATE_TABLE_N = 50
+
+
+def rate_range(low: object, high: object) -> str:
+    """The interval in words ("1.2 % – 4.5 %"), empty without units sold."""
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f"{low:.1%} – {high:.1%}"
+
+
+def rate_note(row: pd.Series, rule: analytics.RateRule) -> str:
+    """Why a rate is not a headline: nothing sold, or under the minimum."""
+    if row["Units sold"] == 0:
+        return "no units sold"
+    if not row["Enough sales"]:
+        return f"too few sales (< {rule.min_units})"
+    return ""
+
+
+def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names: dict[str, str]) -> None:
+    """Units returned ÷ units sold per SKU, product or reason, with its interval, next to the counts."""
+    rule = analytics.RateRule()
+    head, toggle = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader("Return rate")
+    by = toggle.segmented_control("By", list(RATE_LEVELS), key="reasons_rate_by", default="SKU",
+                                  label_visibility="collapsed") or "SKU"
+    if coverage.first_day is None:
+        st.info("No units sold synced for this view yet, so no return rate: sync the account (TikTok's "
+                "Analytics API gives units sold per SKU and day).", icon=":material/percent:")
+        return
+    missing = [names.get(shop, shop) for shop in coverage.shops_without]
+    st.caption(f"Units sold synced for **{coverage.first_day} to {coverage.last_day}** "
+               f"({coverage.shops:,} account(s)); rates count only those days."
+               + (f" No units sold yet for {', '.join(map(md_escape, missing))}: their returns are not in the rates."
+                  if missing else ""))
+    data = loaders.return_rates(filters, RATE_LEVELS[by], RATE_TABLE_N)
+    if data.empty:
+        st.info("No units sold or returns in these days.")
+        return
+    name = {"SKU": "SKU", "Product": "Product", "Reason": "Reason"}[by]
+    shown = data.assign(**{"95% range": [rate_range(lo, hi) for lo, hi in zip(data["Low"], data["High"], strict=True)],
+                           "Note": [rate_note(row, rule) for _, row in data.iterrows()]})
+    solid = data[data["Enough sales"]].head(RATE_CHART_N).iloc[::-1]
+    if not solid.empty:
+        rates = numbers(solid["Return rate"])
+        fig = go.Figure(go.Bar(
+            y=solid[name], x=rates, orientation="h", customdata=solid[name],
+            error_x={"type": "data", "symmetric": False, "array": [h - r for h, r in zip(numbers(solid["High"]),
+                                                                                           rates, strict=True)],
+                     "arrayminus": [r - lo for r, lo in zip(rates, numbers(solid["Low"]), strict=True)]},
+            text=[f"{r:.1%} ({u:,} of {n:,})" for r, u, n in zip(rates, solid["Units returned"], solid["Units sold"],
+                                                                  strict=True)],
+            textposition="auto", hovertemplate="%{y}: %{text}<extra></extra>"))
+        fig.update_layout(height=max(260, 28 * len(solid) + 90), xaxis={"title": "Return rate (95% range)",
+                                                                         "tickformat": ".0%"})
+        wrap_ticks(fig, "y", solid[name], short=True)
+        fig.update_layout(yaxis={"tickangle": 0})
+    if by == "SKU":
+        found = targets((r.SKU, filters.with_(skus=(r.SKU,))) for r in data.itertuples()
+                        if r.SKU != analytics.NO_SKU and r.Returns > 0)
+    elif by == "Product":
+        found = targets((r.Product, filters.with_(skus=tuple(r.SKUs))) for r in data.itertuples()
+                        if r.SKUs is not None and len(r.SKUs) and r.Returns > 0)
+    else:
+        found = targets((r.Reason, filters.with_(reasons=(r.Reason,))) for r in data.itertuples()
+                        if r.Reason != analytics.NO_REASON)
+    table = shown.drop(columns=["Low", "High", "Enough sales"])
+    if not solid.empty:
+        chart(fig, "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+    st.dataframe(table, hide_index=True, key="reasons_rate_table", column_config={
+        "Return rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold"),
+        "Units returned": st.column_config.NumberColumn(help="Line items of the returns (one unit each)"),
+        "Units sold": st.column_config.NumberColumn(help="TikTok's units sold on the covered days"),
+        "Returns": st.column_config.NumberColumn(help="Returns (requests), as counted elsewhere on the page")})
+    if solid.empty:
+        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+    st.caption(rule.describe())
 
 
 def trend(filters: ReturnFilters, currency: str | None) -> None:
@@ -524,7 +621,9 @@ def render() -> None:
     with right:
         top_skus(filters, currency)
     names = {a.shop_id: a.name for a in current.accounts}
-    report = spike_panel(filters, names)
+    coverage = loaders.rate_coverage(filters)
+    return_rate(filters, coverage, names)
+    report = spike_panel(filters, names, coverage.first_day is not None)
     tabs(filters, currency, report, names)
 
 

@@ -100,6 +100,10 @@ def test_one_account_in_view_and_the_coverage_says_which_days_and_shops_have_sal
     coverage = analytics.rate_coverage(store, ReturnFilters())
     assert (coverage.first_day, coverage.last_day, coverage.shops, coverage.shops_without) == (
         date(2026, 11, 1), date(2026, 11, 15), 1, (B,))
+    assert analytics.rate_coverage(store, ReturnFilters(shop_ids=(A,), created_to=date(2026, 11, 12))).last_day == \
+        date(2026, 11, 12)
+    alone = analytics.rate_coverage(store, ReturnFilters(shop_ids=(B,)))
+    assert (alone.first_day, alone.shops, alone.shops_without) == (None, 0, (B,))
     narrow = analytics.rate_coverage(store, ReturnFilters(created_from=date(2026, 11, 10)))
     assert (narrow.first_day, narrow.last_day) == (date(2026, 11, 10), date(2026, 11, 15))
     assert analytics.rate_coverage(store, ReturnFilters(created_from=date(2026, 11, 16))).first_day is None

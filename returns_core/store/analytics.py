@@ -626,7 +626,8 @@ def rate_coverage(db: Database, filters: ReturnFilters) -> RateCoverage:
                 FROM sales_state WHERE {shops}
                   AND greatest(first_day, coalesce(CAST(? AS DATE), first_day))
                       <= least(last_day, coalesce(CAST(? AS DATE), last_day))""",
-            [filters.created_from, filters.created_to] * 2 + shop_params).fetchone()
+            [filters.created_from, filters.created_to, *shop_params, filters.created_from, filters.created_to]
+        ).fetchone()
         without = [row[0] for row in con.execute(
             f"""SELECT DISTINCT r.shop_id FROM returns r WHERE {where}
                 AND r.shop_id NOT IN (SELECT shop_id FROM sales_state) ORDER BY 1""", params).fetchall()]
