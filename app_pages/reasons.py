@@ -323,12 +323,15 @@ def spike_items(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
                 names: dict[str, str]) -> list[tuple[str, ReturnFilters] | None]:
     """Per row: its label and the exact recent returns behind it (None when the grid cannot show them)."""
     items: list[tuple[str, ReturnFilters] | None] = []
-    for row in rows.itertuples():
+    # judged on the rate, a row also has the units sold in the window
+    solds = rows["Recent sold"].tolist() if "Recent sold" in rows.columns else [None] * len(rows)
+    for row, sold in zip(rows.itertuples(), solds, strict=True):
         sku = row.SKU if isinstance(row.SKU, str) else None
         reason = row.Reason if isinstance(row.Reason, str) and row.Reason != analytics.NO_REASON else None
         ratio = "new" if pd.isna(row.Ratio) else f"{row.Ratio:.1f}×"
-        label = (f"{' × '.join(p for p in (sku, reason) if p)} in {names.get(row.Account, row.Account)}: "
-                 f"{row.Recent} in 7 days ({ratio})")
+        counted = (f"{row.Recent} returned of {int(sold):,} sold in 7 days ({ratio} its usual rate)" if sold is not None
+                   else f"{row.Recent} in 7 days ({ratio})")
+        label = f"{' × '.join(p for p in (sku, reason) if p)} in {names.get(row.Account, row.Account)}: {counted}"
         narrowed = report.window_filters(filters, row.Account, sku=sku, reason=reason)
         exact = (reason is not None or row.Level == "SKU") and grid_query(narrowed) is not None
         items.append((label, narrowed) if exact else None)
@@ -374,6 +377,24 @@ def rate_note(row: pd.Series, rule: analytics.RateRule) -> str:
     return ""
 
 
+def rate_chart(data: pd.DataFrame, name: str) -> go.Figure:
+    """Each rate as a dot with its 95% range as whiskers, the surest (highest low end) on top."""
+    shown = data.iloc[::-1]
+    rates, lows, highs = numbers(shown["Return rate"]), numbers(shown["Low"]), numbers(shown["High"])
+    words = [f"{r:.1%} ({u:,} of {n:,} sold), range {lo:.1%} – {hi:.1%}"
+             for r, u, n, lo, hi in zip(rates, shown["Units returned"], shown["Units sold"], lows, highs, strict=True)]
+    fig = go.Figure(go.Scatter(
+        y=shown[name], x=rates, mode="markers", customdata=shown[name], text=words, marker={"size": 11},
+        error_x={"type": "data", "symmetric": False, "array": [h - r for h, r in zip(highs, rates, strict=True)],
+                 "arrayminus": [r - lo for r, lo in zip(rates, lows, strict=True)], "thickness": 2, "width": 4},
+        hovertemplate="%{y}: %{text}<extra></extra>"))
+    fig.update_layout(height=max(260, 30 * len(shown) + 100),
+                      xaxis={"title": "Return rate, with its 95% range", "tickformat": ".0%", "rangemode": "tozero"})
+    wrap_ticks(fig, "y", shown[name], short=True)
+    fig.update_layout(yaxis={"tickangle": 0})
+    return fig
+
+
 def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names: dict[str, str]) -> None:
     """Units returned ÷ units sold per SKU, product or reason, with its interval, next to the counts."""
     rule = analytics.RateRule()
@@ -390,28 +411,26 @@ def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names:
                f"({coverage.shops:,} account(s)); rates count only those days."
                + (f" No units sold yet for {', '.join(map(md_escape, missing))}: their returns are not in the rates."
                   if missing else ""))
-    data = loaders.return_rates(filters, RATE_LEVELS[by], RATE_TABLE_N)
+    scope = filters
+    if by == "SKU":
+        products = loaders.return_rates(filters, "product", RATE_TABLE_N)
+        skus_of = {r.Product: tuple(r.SKUs) for r in products.itertuples() if r.SKUs is not None and len(r.SKUs)}
+        product = st.selectbox("Compare the SKUs of one product", list(skus_of), index=None, key="reasons_rate_product",
+                               placeholder="Every SKU", help="A SKU against its siblings: same product, other "
+                                                             "colours and sizes")
+        if product:
+            scope = filters.with_(skus=skus_of[product])
+    data = loaders.return_rates(scope, RATE_LEVELS[by], RATE_TABLE_N)
     if data.empty:
         st.info("No units sold or returns in these days.")
         return
-    name = {"SKU": "SKU", "Product": "Product", "Reason": "Reason"}[by]
-    shown = data.assign(**{"95% range": [rate_range(lo, hi) for lo, hi in zip(data["Low"], data["High"], strict=True)],
-                           "Note": [rate_note(row, rule) for _, row in data.iterrows()]})
-    solid = data[data["Enough sales"]].head(RATE_CHART_N).iloc[::-1]
-    if not solid.empty:
-        rates = numbers(solid["Return rate"])
-        fig = go.Figure(go.Bar(
-            y=solid[name], x=rates, orientation="h", customdata=solid[name],
-            error_x={"type": "data", "symmetric": False, "array": [h - r for h, r in zip(numbers(solid["High"]),
-                                                                                           rates, strict=True)],
-                     "arrayminus": [r - lo for r, lo in zip(rates, numbers(solid["Low"]), strict=True)]},
-            text=[f"{r:.1%} ({u:,} of {n:,})" for r, u, n in zip(rates, solid["Units returned"], solid["Units sold"],
-                                                                  strict=True)],
-            textposition="auto", hovertemplate="%{y}: %{text}<extra></extra>"))
-        fig.update_layout(height=max(260, 28 * len(solid) + 90), xaxis={"title": "Return rate (95% range)",
-                                                                         "tickformat": ".0%"})
-        wrap_ticks(fig, "y", solid[name], short=True)
-        fig.update_layout(yaxis={"tickangle": 0})
+    name = by
+    table = data.assign(**{"95% range": [rate_range(lo, hi) for lo, hi in zip(data["Low"], data["High"], strict=True)],
+                           "Note": [rate_note(row, rule) for _, row in data.iterrows()]}
+                        ).drop(columns=["Low", "High", "Enough sales"])
+    # the rate first, beside its counts (a phone shows the first columns); names of products and SKUs last
+    first = [name, "Return rate", "95% range", "Units returned", "Units sold", "Returns", "Note"]
+    table = table[first + [c for c in table.columns if c not in first]]
     if by == "SKU":
         found = targets((r.SKU, filters.with_(skus=(r.SKU,))) for r in data.itertuples()
                         if r.SKU != analytics.NO_SKU and r.Returns > 0)
@@ -421,16 +440,17 @@ def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names:
     else:
         found = targets((r.Reason, filters.with_(reasons=(r.Reason,))) for r in data.itertuples()
                         if r.Reason != analytics.NO_REASON)
-    table = shown.drop(columns=["Low", "High", "Enough sales"])
-    if not solid.empty:
-        chart(fig, "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+    solid = data[data["Enough sales"]].head(RATE_CHART_N)
+    if solid.empty:
+        st.info(f"Every {by.lower()} here sold fewer than {rule.min_units} units: no rate is shown as a headline.")
+        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+    else:
+        chart(rate_chart(solid, name), "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
     st.dataframe(table, hide_index=True, key="reasons_rate_table", column_config={
         "Return rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold"),
         "Units returned": st.column_config.NumberColumn(help="Line items of the returns (one unit each)"),
         "Units sold": st.column_config.NumberColumn(help="TikTok's units sold on the covered days"),
         "Returns": st.column_config.NumberColumn(help="Returns (requests), as counted elsewhere on the page")})
-    if solid.empty:
-        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
     st.caption(rule.describe())
 
 

@@ -71,6 +71,7 @@ def test_spikes_are_judged_on_the_rate_with_the_rule_on_the_page_and_on_counts_a
     assert at.button_group(key="reasons_spike_basis").value == "Rate"
     assert "Judged on the return rate" in texts(at) and "twice as much" in texts(at)
     assert f"{BLND} × {DEF[1]}" in texts(at)  # the planted problem: its rate, too, is 5x its usual
+    assert "sold in 7 days" in texts(at) and "its usual rate" in texts(at)
     at.button_group(key="reasons_spike_basis").set_value("Count").run()
     assert not at.exception, at.exception
     assert "Judged on the return rate" not in texts(at) and "1 spike(s)" in texts(at)
@@ -88,6 +89,16 @@ def test_a_rate_opens_its_returns_in_the_grid(store):
     at.selectbox(key="reasons_rate_open").set_value(BLND).run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Returns" and at.query_params["sku"] == BLND
+
+
+def test_one_products_skus_side_by_side(store):
+    at = open_app(PAGE)
+    box = at.selectbox(key="reasons_rate_product")
+    assert "Blender 200" in box.options
+    box.set_value("Blender 200").run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Units sold" in d.value.columns)
+    assert list(table["SKU"]) == [BLND]
 
 
 def test_every_rate_view_renders(store):
