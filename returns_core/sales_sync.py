@@ -52,6 +52,9 @@ def fetch_sales(client: TikTokClient, cover: SalesCoverage | None, today: date) 
         reason = explain(exc).message
         logger.warning("units sold not synced: %s", reason)
         return SalesOutcome(error=reason)
+    except Exception as exc:  # noqa: BLE001 - a bug here must not undo a shop's synced returns: logged, noted
+        logger.warning("units sold not synced: unexpected error", exc_info=exc)
+        return SalesOutcome(error=f"unexpected {exc.__class__.__name__}")
 
 
 def _fetch(client: TikTokClient, cover: SalesCoverage | None, today: date) -> SalesFetch | None:

@@ -500,27 +500,21 @@ class RateCoverage:
     shops_without: tuple[str, ...]  # shops in view with returns but no units sold synced
 
 
-def _shop_scope(filters: ReturnFilters, column: str = "shop_id") -> tuple[str, list]:
-    if not filters.shop_ids:
-        return "TRUE", []
-    return f"{column} IN ({', '.join('?' for _ in filters.shop_ids)})", list(filters.shop_ids)
+def _shop_params(filters: ReturnFilters) -> list:
+    """Parameters of "(CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))": the shops in
+    view, every shop when the Account View names none."""
+    return [not filters.shop_ids, list(filters.shop_ids)]
 
 
 def _rated_units(filters: ReturnFilters) -> tuple[str, list]:
     """`WITH` clause: `covered` (each shop's days of the period with units sold), `returned` (one row per
     returned unit on a covered day), `sold` (units sold per shop and SKU id on covered days), `names`."""
     base, params = _base(filters, classify=False)
-    shops, shop_params = _shop_scope(filters)
-    skus = ""
-    sku_params: list = []
-    if filters.skus:
-        skus = f"AND coalesce(n.seller_sku, s.sku_id) IN ({', '.join('?' for _ in filters.skus)})"
-        sku_params = list(filters.skus)
     sql = f"""{base},
         covered AS (
             SELECT shop_id, greatest(first_day, coalesce(CAST(? AS DATE), first_day)) AS first_day,
                    least(last_day, coalesce(CAST(? AS DATE), last_day)) AS last_day
-            FROM sales_state WHERE {shops}
+            FROM sales_state WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))
         ),
         returned AS (
             SELECT b.shop_id, b.return_id, b.reason, CAST(b.created_at AS DATE) AS day, li.sku_id,
@@ -538,22 +532,28 @@ def _rated_units(filters: ReturnFilters) -> tuple[str, list]:
                    sum(s.units_sold) AS units
             FROM sku_sales s JOIN covered c ON c.shop_id = s.shop_id AND s.day BETWEEN c.first_day AND c.last_day
                  LEFT JOIN names n ON n.shop_id = s.shop_id AND n.sku_id = s.sku_id
-            WHERE TRUE {skus}
+            WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), coalesce(n.seller_sku, s.sku_id)))
             GROUP BY 1, 2
         )
     """
-    return sql, params + [filters.created_from, filters.created_to] + shop_params + sku_params
+    return sql, (params + [filters.created_from, filters.created_to] + _shop_params(filters)
+                 + [not filters.skus, list(filters.skus)])
 
 
-def _rate_columns(k: str, n: str, rule: RateRule) -> str:
-    """Rate, its Wilson interval and the too-few-sales mark for k returned of n sold (k is capped at n for
-    the interval: returns of units sold before the period can outnumber the period's sales)."""
-    z, kk = rule.z, f"least({k}, {n})"
-    spread = f"{z} * sqrt({kk} * ({n} - {kk}) / {n} + {z * z / 4})"
-    return f"""CASE WHEN {n} > 0 THEN {k} / {n} END AS "Return rate",
-               CASE WHEN {n} > 0 THEN greatest(0.0, ({kk} + {z * z / 2} - {spread}) / ({n} + {z * z})) END AS "Low",
-               CASE WHEN {n} > 0 THEN least(1.0, ({kk} + {z * z / 2} + {spread}) / ({n} + {z * z})) END AS "High",
-               {n} >= {rule.min_units} AS "Enough sales\""""
+# Rate, its Wilson interval and the too-few-sales mark, over `joined` ("Units returned" k of "Units sold" n; k is
+# capped at n for the interval: returns of units sold before the period can outnumber the period's sales).
+# Parameters: z, then the minimum units sold.
+_RATE_SQL = """
+        SELECT * EXCLUDE (k, n, kk, z, min_units),
+               CASE WHEN n > 0 THEN k / n END AS "Return rate",
+               CASE WHEN n > 0 THEN greatest(0.0, (kk + z * z / 2 - z * sqrt(kk * (n - kk) / n + z * z / 4))
+                                                  / (n + z * z)) END AS "Low",
+               CASE WHEN n > 0 THEN least(1.0, (kk + z * z / 2 + z * sqrt(kk * (n - kk) / n + z * z / 4))
+                                               / (n + z * z)) END AS "High",
+               n >= min_units AS "Enough sales"
+        FROM (SELECT *, "Units returned" AS k, "Units sold" AS n, least("Units returned", "Units sold") AS kk,
+                     CAST(? AS DOUBLE) AS z, CAST(? AS BIGINT) AS min_units FROM joined)
+"""
 
 
 def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku", *, rule: RateRule = RateRule(),
@@ -564,9 +564,9 @@ def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku",
     Product: Product, SKUs, the same. Reason: Reason, the same; its units sold are every unit sold in view.
     Ranked by the interval's low end (the rate one can be sure of), SKUs with enough sales first.
     """
-    rated, params = _rated_units(filters)
+    base, params = _rated_units(filters)
     if level == "sku":
-        sql = f"""{rated},
+        sql = f"""{base},
             r AS (SELECT sku, max(product_name) AS product, count(DISTINCT (shop_id, return_id)) AS returns,
                          count(*) AS units FROM returned GROUP BY sku),
             s AS (SELECT sku, max(product_name) AS product, sum(units) AS units FROM sold GROUP BY sku),
@@ -578,7 +578,7 @@ def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku",
             )"""
         key = '"SKU"'
     elif level == "product":
-        sql = f"""{rated},
+        sql = f"""{base},
             product_of AS (SELECT shop_id, sku_id, any_value(product_id) AS product_id FROM sku_sales GROUP BY 1, 2),
             r AS (SELECT coalesce(p.product_id, 'name:' || coalesce(x.product_name, '')) AS product_key,
                          max(x.product_name) AS product, list(DISTINCT x.sku ORDER BY x.sku) AS skus,
@@ -601,7 +601,7 @@ def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku",
             )"""
         key = '"Product"'
     else:
-        sql = f"""{rated},
+        sql = f"""{base},
             total AS (SELECT CAST(coalesce(sum(units), 0) AS BIGINT) AS units FROM sold),
             joined AS (
                 SELECT r.reason AS "Reason", count(DISTINCT (r.shop_id, r.return_id)) AS "Returns",
@@ -609,24 +609,23 @@ def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku",
                 FROM returned r CROSS JOIN total t GROUP BY r.reason
             )"""
         key = '"Reason"'
-    sql += f"""
-        SELECT *, {_rate_columns('"Units returned"', '"Units sold"', rule)} FROM joined
+    sql += _RATE_SQL + f"""
         ORDER BY "Enough sales" DESC, "Low" DESC NULLS LAST, "Units returned" DESC, {key} LIMIT ?"""
-    return _query(db, sql, params + [limit])
+    return _query(db, sql, params + [rule.z, rule.min_units, limit])
 
 
 def rate_coverage(db: Database, filters: ReturnFilters) -> RateCoverage:
     """Which days of the period, and which shops in view, have units sold to divide by."""
-    shops, shop_params = _shop_scope(filters)
     where, params = where_clause(filters, "r")
     with db.reader() as con:
         first, last, count = con.execute(
-            f"""SELECT min(greatest(first_day, coalesce(CAST(? AS DATE), first_day))),
+            """SELECT min(greatest(first_day, coalesce(CAST(? AS DATE), first_day))),
                        max(least(last_day, coalesce(CAST(? AS DATE), last_day))), count(*)
-                FROM sales_state WHERE {shops}
+                FROM sales_state WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))
                   AND greatest(first_day, coalesce(CAST(? AS DATE), first_day))
                       <= least(last_day, coalesce(CAST(? AS DATE), last_day))""",
-            [filters.created_from, filters.created_to, *shop_params, filters.created_from, filters.created_to]
+            [filters.created_from, filters.created_to, *_shop_params(filters), filters.created_from,
+             filters.created_to]
         ).fetchone()
         without = [row[0] for row in con.execute(
             f"""SELECT DISTINCT r.shop_id FROM returns r WHERE {where}
@@ -651,14 +650,15 @@ def rate_spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRul
     if scope.created_to is None or scope.created_to > yesterday:
         scope = scope.with_(created_to=yesterday)
     where, params = where_clause(scope, "r")
-    shops, shop_params = _shop_scope(scope)
     empty = SpikeReport(rule, None, None, None, None, 0.0, pd.DataFrame(columns=_RATE_SPIKE_COLUMNS))
     with db.reader() as con:
         first, last = con.execute(
             f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM returns r WHERE {where}",
             params).fetchone()
         sales_first, sales_last = con.execute(
-            f"SELECT min(first_day), max(last_day) FROM sales_state WHERE {shops}", shop_params).fetchone()
+            "SELECT min(first_day), max(last_day) FROM sales_state "
+            "WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))", _shop_params(scope)
+        ).fetchone()
         if last is None or sales_last is None:
             return empty
         last = min(last, sales_last)
@@ -674,8 +674,8 @@ def rate_spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRul
 def _rate_spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
                      weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
     """Recent and baseline returned units and units sold per account and reason, SKU, and SKU × reason."""
-    rated, params = _rated_units(filters)
-    sql = f"""{rated},
+    base, params = _rated_units(filters)
+    sql = f"""{base},
         units AS MATERIALIZED (
             SELECT shop_id, reason, sku, day >= ? AS recent, day < ? AS baseline
             FROM returned WHERE sku <> '{NO_SKU}'
@@ -721,7 +721,8 @@ def _rate_spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, win
                        AS "Chance"
             FROM expected
         )
-        SELECT {", ".join(f'"{c}"' for c in _RATE_SPIKE_COLUMNS[:-1])},
+        SELECT "Account", "Level", "SKU", "Reason", "Recent", "Recent sold", "Recent rate", "Baseline", "Baseline sold",
+               "Baseline rate", "Expected", "Ratio", "Chance",
                coalesce(? > 0 AND "Recent sold" > 0 AND "Recent" >= ? AND "Recent" >= ? * "Expected" AND "Chance" < ?,
                         false) AS "Spike"
         FROM tested

@@ -62,8 +62,8 @@ def save_fetch(db: Database, shop_id: str, fetch: SalesFetch, *, at: datetime | 
     product_rows = [(shop_id, product_id, p.start_date, p.items_sold, p.orders, p.gmv, p.currency, now)
                     for product_id, days in fetch.products.items() for p in days]
     with db.writer() as con:
-        _upsert(con, "sku_sales", _SKU_SCHEMA, 3, sku_rows)
-        _upsert(con, "product_sales", _PRODUCT_SCHEMA, 3, product_rows)
+        _upsert(con, _SKU_UPSERT, _SKU_SCHEMA, sku_rows)
+        _upsert(con, _PRODUCT_UPSERT, _PRODUCT_SCHEMA, product_rows)
         con.execute(
             "INSERT INTO sales_state (shop_id, first_day, last_day, fetched_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (shop_id) DO UPDATE SET first_day = least(sales_state.first_day, excluded.first_day), "
@@ -72,18 +72,27 @@ def save_fetch(db: Database, shop_id: str, fetch: SalesFetch, *, at: datetime | 
     return len(sku_rows)
 
 
-def _upsert(con, table: str, schema: pa.Schema, key: int, rows: list[tuple]) -> None:
-    """Insert rows (in `schema`'s column order) through Arrow, replacing those with the same key."""
+# TikTok's latest figures for a day replace the stored ones (it revises its latest days)
+_SKU_UPSERT = (
+    "INSERT INTO sku_sales BY NAME SELECT * FROM _sales_rows ON CONFLICT (shop_id, sku_id, day) DO UPDATE SET "
+    "product_id = excluded.product_id, units_sold = excluded.units_sold, sku_orders = excluded.sku_orders, "
+    "gmv = excluded.gmv, currency = excluded.currency, fetched_at = excluded.fetched_at")
+_PRODUCT_UPSERT = (
+    "INSERT INTO product_sales BY NAME SELECT * FROM _sales_rows ON CONFLICT (shop_id, product_id, day) DO UPDATE "
+    "SET items_sold = excluded.items_sold, orders = excluded.orders, gmv = excluded.gmv, "
+    "currency = excluded.currency, fetched_at = excluded.fetched_at")
+
+
+def _upsert(con, statement: str, schema: pa.Schema, rows: list[tuple]) -> None:
+    """Run an upsert of rows (in `schema`'s column order) handed to DuckDB through Arrow."""
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
     data = pa.table([pa.array(values, field.type) for values, field in zip(columns, schema, strict=True)],
                     schema=schema)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in schema.names[key:])
     con.register("_sales_rows", data)
     try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _sales_rows "
-                    f"ON CONFLICT ({', '.join(schema.names[:key])}) DO UPDATE SET {updates}")
+        con.execute(statement)
     finally:
         con.unregister("_sales_rows")
 
