@@ -18,7 +18,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from .. import errors
-from .cases import fmt
 from .catalogue import Shop, Sku
 from .envelope import ApiFailure, encode
 from .sales import DaySales, Sales
@@ -44,7 +43,7 @@ def sku_performance(sales: Sales, shop: Shop, params: dict[str, str], now: int) 
     rows = []
     if days:
         for sku in shop.skus:
-            total = _sum(sales.reported(shop, sku, day, now) for day in days)
+            total = _sum(sales.reported(shop, sku, day, latest) for day in days)
             gmv = _gmv(shop, sku, total, usd)
             rows.append(({"gmv": gmv[0], "sku_orders": total.orders, "units_sold": total.units}[sort_field],
                          int(sku.sku_id), sku, total, gmv))
@@ -55,7 +54,7 @@ def sku_performance(sales: Sales, shop: Shop, params: dict[str, str], now: int) 
         "latest_available_date": latest.isoformat(),
         "total_count": len(rows),
         "skus": [{"id": int(sku.sku_id), "product_id": int(sku.product_id), "sku_orders": total.orders,
-                  "units_sold": total.units, "gmv": {"amount": fmt(gmv[0]), "currency": gmv[1]}}
+                  "units_sold": total.units, "gmv": {"amount": _amount(gmv[0]), "currency": gmv[1]}}
                  for _, _, sku, total, gmv in chunk],
         "next_page_token": _page_token(page + 1) if more else "",
     }
@@ -79,13 +78,13 @@ def product_performance(sales: Sales, shop: Shop, product_id: str, params: dict[
         amount = Decimal(0)
         currency = ""
         for sku in skus:
-            total = _sum(sales.reported(shop, sku, day, now) for day in span)
+            total = _sum(sales.reported(shop, sku, day, latest) for day in span)
             orders, units = orders + total.orders, units + total.units
             part, currency = _gmv(shop, sku, total, usd)
             amount += part
         intervals.append({"start_date": span[0].isoformat(), "end_date": (span[-1] + timedelta(days=1)).isoformat(),
                           "sales": {"items_sold": units, "orders": orders,
-                                    "gmv": {"amount": fmt(amount), "currency": currency}}})
+                                    "gmv": {"amount": _amount(amount), "currency": currency}}})
     return encode({"latest_available_date": latest.isoformat(), "performance": {"intervals": intervals}})
 
 
@@ -94,6 +93,12 @@ def _gmv(shop: Shop, sku: Sku, total: DaySales, usd: bool) -> tuple[Decimal, str
     if usd:
         return (amount / shop.local.fx).quantize(Decimal("0.01")), "USD"
     return amount, shop.currency
+
+
+def _amount(value: Decimal) -> str:
+    """TikTok's money string of an amount with cents at most ("12.5", "10", "0"), like cases.fmt."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _sum(figures) -> DaySales:

@@ -166,7 +166,8 @@ class Sandbox:
         with self._current():
             shop = self.catalogue.shop_by_id(shop_id)
             assert shop is not None, f"no shop {shop_id}"
-            found = {sku.sku_id: self._api.sales.reported(shop, sku, day, self.now()) for sku in shop.skus}
+            latest = self._api.sales.latest_available_date(shop, self.now())
+            found = {sku.sku_id: self._api.sales.reported(shop, sku, day, latest) for sku in shop.skus}
             return {sku_id: (f.orders, f.units) for sku_id, f in found.items() if f is not None}
 
     def latest_sales_date(self, shop_id: str) -> date:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from .catalogue import DAY, Shop, Sku, money
+from .catalogue import DAY, Shop, Sku
 from .world import World
 from .world import _weekday_weight as weekday_weight
 
@@ -48,7 +48,7 @@ class DaySales:
     units: int
 
     def gmv(self, sku: Sku) -> Decimal:
-        return money(sku.price * self.units)
+        return sku.price * self.units  # prices have cents at most, so this is exact
 
 
 class Sales:
@@ -57,6 +57,9 @@ class Sales:
         self._seed = world.seed
         self._rates: dict[tuple[int, str], float] = {}
         self._shares: dict[tuple[int, str], float] = {}
+        # figures are asked for again and again (every SKU page, every product's days): drawn once each
+        self._finals: dict[tuple[int, str, date], DaySales] = {}
+        self._per_day: dict[date, float] = {}
         start = world.anchor - world.history_days * DAY
         self._history_start = start
         self._day_weights = [weekday_weight(start + i * DAY) * (0.85 + 0.3 * i / world.history_days)
@@ -95,17 +98,21 @@ class Sales:
 
     def final(self, shop: Shop, sku: Sku, day: date) -> DaySales:
         """The day's final figures: orders around expected returned units ÷ rate (some with 2 units)."""
+        key = (shop.index, sku.sku_id, day)
+        found = self._finals.get(key)
+        if found is not None:
+            return found
         if day < self.first_date(shop):
             return DaySales(0, 0)
         mean_units = self.expected_returned_units(shop, sku, day) / self.return_rate(shop, sku)
         rng = random.Random(f"sandbox:{self._seed}:{shop.index}:sales:{sku.seller_sku}:{day.isoformat()}")
         orders = _poisson(rng, mean_units / (1 + TWO_UNIT_ORDERS))
-        return DaySales(orders, orders + _binomial(rng, orders, TWO_UNIT_ORDERS))
+        found = self._finals[key] = DaySales(orders, orders + _binomial(rng, orders, TWO_UNIT_ORDERS))
+        return found
 
-    def reported(self, shop: Shop, sku: Sku, day: date, now: int) -> DaySales | None:
-        """What TikTok shows for the day at world time `now`: None before it is available,
-        part of it on the latest available day, the final figures after."""
-        latest = self.latest_available_date(shop, now)
+    def reported(self, shop: Shop, sku: Sku, day: date, latest: date) -> DaySales | None:
+        """What TikTok shows for the day when `latest` is its latest available day: None after it,
+        part of it on that day, the final figures before."""
         if day > latest:
             return None
         final = self.final(shop, sku, day)
@@ -116,6 +123,11 @@ class Sales:
 
     def _returns_per_day(self, day: date) -> float:
         """The world's average requests per day on that (UTC) calendar day (world._history, _hour_bucket)."""
+        if day not in self._per_day:
+            self._per_day[day] = self._average_returns(day)
+        return self._per_day[day]
+
+    def _average_returns(self, day: date) -> float:
         world = self._world
         t = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
         if t >= world.anchor:
