@@ -14,6 +14,7 @@ TikTok has no new day since the last step, only the one request that says so is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -44,10 +45,12 @@ def first_day_to_fetch(cover: SalesCoverage | None, today: date) -> date:
     return cover.last_day - timedelta(days=REVISED_DAYS - 1)
 
 
-def fetch_sales(client: TikTokClient, cover: SalesCoverage | None, today: date) -> SalesOutcome:
-    """Fetch the days due for this shop; never raises for TikTok's or the network's failures."""
+def fetch_sales(client: TikTokClient, cover: SalesCoverage | None, today: date,
+                stop: Callable[[], bool] = lambda: False) -> SalesOutcome:
+    """Fetch the days due for this shop; never raises for TikTok's or the network's failures.
+    `stop` says the sync no longer wants them (its round ended): nothing more is asked."""
     try:
-        return SalesOutcome(_fetch(client, cover, today))
+        return SalesOutcome(_fetch(client, cover, today, stop))
     except errors.TikTokError as exc:
         reason = explain(exc).message
         logger.warning("units sold not synced: %s", reason)
@@ -57,7 +60,8 @@ def fetch_sales(client: TikTokClient, cover: SalesCoverage | None, today: date) 
         return SalesOutcome(error=f"unexpected {exc.__class__.__name__}")
 
 
-def _fetch(client: TikTokClient, cover: SalesCoverage | None, today: date) -> SalesFetch | None:
+def _fetch(client: TikTokClient, cover: SalesCoverage | None, today: date,
+           stop: Callable[[], bool]) -> SalesFetch | None:
     first = first_day_to_fetch(cover, today)
     by_day: dict[date, list[SkuSales]] = {}
     day_one, latest = _one_day(client, first)
@@ -71,11 +75,17 @@ def _fetch(client: TikTokClient, cover: SalesCoverage | None, today: date) -> Sa
     last = min(latest, first + timedelta(days=MAX_DAYS_PER_STEP - 1))
     day = first + timedelta(days=1)
     while day <= last:
+        if stop():
+            return None
         by_day[day], _ = _one_day(client, day)
         day += timedelta(days=1)
     sold = sorted({s.product_id for skus in by_day.values() for s in skus if s.units_sold})
     end = last + timedelta(days=1)
-    products = {product_id: client.get_product_sales(product_id, first, end).intervals for product_id in sold}
+    products = {}
+    for product_id in sold:
+        if stop():
+            return None
+        products[product_id] = client.get_product_sales(product_id, first, end).intervals
     return SalesFetch(first, last, by_day, products)
 
 

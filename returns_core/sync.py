@@ -461,7 +461,7 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
                 if not put((shop, page, None)):
                     return
             # the shop's units sold, after its returns and through the same client (sales_sync.py)
-            shop.sales = fetch_sales(client, shop.sales_cover, utcnow().date())
+            shop.sales = fetch_sales(client, shop.sales_cover, utcnow().date(), shop.stopped.is_set)
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
         put((shop, _END, exc))
