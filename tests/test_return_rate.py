@@ -95,6 +95,16 @@ def test_the_period_and_type_filters_narrow_returns_and_sales_alike(store):
         BLND: (1, 60), TEE: (1, 15), MUG: (0, 30)}
 
 
+def test_chosen_skus_count_only_their_own_units_and_sales(store):
+    # a return of a blender and a mug: with only the blender chosen, the mug is not a blender return
+    insert(store, [("R11", A, "Refund", "Refund", DEF, datetime(2026, 11, 6, 9), datetime(2026, 11, 7, 9), "USD",
+                    "30.00", [(BLND, "20.00"), (MUG, "10.00")])])
+    rates = table(analytics.return_rates(store, ReturnFilters(skus=(BLND,)), "sku"), "SKU")
+    assert {sku: (r["Units returned"], r["Units sold"]) for sku, r in rates.items()} == {BLND: (3, 60)}
+    reasons = table(analytics.return_rates(store, ReturnFilters(skus=(BLND,)), "reason"), "Reason")
+    assert {reason: (r["Units returned"], r["Units sold"]) for reason, r in reasons.items()} == {DEF[1]: (3, 60)}
+
+
 def test_one_account_in_view_and_the_coverage_says_which_days_and_shops_have_sales(store):
     assert analytics.return_rates(store, ReturnFilters(shop_ids=(B,)), "sku").empty
     coverage = analytics.rate_coverage(store, ReturnFilters())

@@ -521,6 +521,8 @@ def _rated_units(filters: ReturnFilters) -> tuple[str, list]:
                    coalesce(li.seller_sku, li.sku_id, '{NO_SKU}') AS sku, li.product_name
             FROM (SELECT *, unnest(lines) AS li FROM base) b JOIN covered c ON c.shop_id = b.shop_id
             WHERE CAST(b.created_at AS DATE) BETWEEN c.first_day AND c.last_day
+              -- with SKUs chosen, only their units: a return's other items are other SKUs' returns
+              AND (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), coalesce(li.seller_sku, li.sku_id)))
         ),
         names AS (  -- the seller SKU and product name of a SKU id, from any return that carried it
             SELECT shop_id, sku_id, max(seller_sku) AS seller_sku, max(product_name) AS product_name
@@ -536,8 +538,8 @@ def _rated_units(filters: ReturnFilters) -> tuple[str, list]:
             GROUP BY 1, 2
         )
     """
-    return sql, (params + [filters.created_from, filters.created_to] + _shop_params(filters)
-                 + [not filters.skus, list(filters.skus)])
+    skus = [not filters.skus, list(filters.skus)]
+    return sql, params + [filters.created_from, filters.created_to] + _shop_params(filters) + skus + skus
 
 
 # Rate, its Wilson interval and the too-few-sales mark, over `joined` ("Units returned" k of "Units sold" n; k is
