@@ -440,12 +440,13 @@ def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names:
     else:
         found = targets((r.Reason, filters.with_(reasons=(r.Reason,))) for r in data.itertuples()
                         if r.Reason != analytics.NO_REASON)
+    noun = "SKU" if by == "SKU" else by.lower()
     solid = data[data["Enough sales"]].head(RATE_CHART_N)
     if solid.empty:
         st.info(f"Every {by.lower()} here sold fewer than {rule.min_units} units: no rate is shown as a headline.")
-        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=noun)
     else:
-        chart(rate_chart(solid, name), "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=by.lower())
+        chart(rate_chart(solid, name), "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=noun)
     st.dataframe(table, hide_index=True, key="reasons_rate_table", column_config={
         "Return rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold"),
         "Units returned": st.column_config.NumberColumn(help="Line items of the returns (one unit each)"),
