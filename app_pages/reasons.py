@@ -272,19 +272,28 @@ def top_skus(filters: ReturnFilters, currency: str | None) -> None:
     chart(fig, "reasons_top_skus", found, data, "top-skus")
 
 
-def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.SpikeReport:
-    """Flagged spikes at a glance; every check (near misses too) is in the last tab."""
-    report = loaders.spikes(filters)
-    st.subheader("Spikes")
+def spike_panel(filters: ReturnFilters, names: dict[str, str], has_sales: bool) -> analytics.SpikeReport:
+    """Flagged spikes at a glance, judged on the return rate (when units sold are synced) or on counts;
+    every check (near misses too) is in the last tab."""
+    head, toggle = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader("Spikes")
+    options = ["Rate", "Count"] if has_sales else ["Count"]
+    basis = toggle.segmented_control("Judged on", options, key="reasons_spike_basis", default=options[0],
+                                     help="Rate: returned units against units sold, so selling more is not "
+                                          "mistaken for returning more. Count: returns alone.")
+    on_rate = basis == "Rate"
+    report = loaders.rate_spikes(filters) if on_rate else loaders.spikes(filters)
     if report.as_of is None:
         st.info("No returns to compare.")
         return report
-    st.caption(f"{report.rule.describe()} Recent: **{report.window_start} to {report.as_of}** (UTC days, ending "
-               f"on the last complete day with returns in view); baseline: {report.baseline_start} to "
-               f"{report.baseline_end} ({report.baseline_weeks:g} weeks). The period's start does not shorten "
-               "the baseline.")
+    ending = "with returns and units sold in view" if on_rate else "with returns in view"
+    rule = report.rule.describe_rate() if on_rate else report.rule.describe()
+    st.caption(f"{rule} Recent: **{report.window_start} to {report.as_of}** (UTC days, ending on the last "
+               f"complete day {ending}); baseline: {report.baseline_start} to {report.baseline_end} "
+               f"({report.baseline_weeks:g} weeks). The period's start does not shorten the baseline.")
     if report.spikes.empty:
-        st.success("No spikes: nothing is running well above its usual weekly level.", icon=":material/check:")
+        usual = "rate" if on_rate else "weekly level"
+        st.success(f"No spikes: nothing is running well above its usual {usual}.", icon=":material/check:")
     else:
         labels = [item[0] for item in spike_items(report, filters, report.spikes, names) if item]
         st.warning(f"{len(report.spikes)} spike(s): " + "; ".join(map(md_escape, labels)) + ".",
@@ -293,11 +302,18 @@ def spike_panel(filters: ReturnFilters, names: dict[str, str]) -> analytics.Spik
     return report
 
 
+PERCENT = st.column_config.NumberColumn(format="percent")
 SPIKE_COLUMNS = {
-    "Recent": st.column_config.NumberColumn(help="Returns in the last 7 days"),
+    "Recent sold": st.column_config.NumberColumn(help="Units sold in the last 7 days"),
+    "Recent rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold, last 7 days"),
+    "Baseline sold": st.column_config.NumberColumn(help="Units sold in the baseline weeks"),
+    "Baseline rate": st.column_config.NumberColumn(format="percent", help="The usual rate, over the baseline"),
+    "Expected": st.column_config.NumberColumn(format="%.1f", help="Units sold in the last 7 days × the usual rate"),
+    "Recent": st.column_config.NumberColumn(help="Returns (units, when judged on the rate) in the last 7 days"),
     "Baseline": st.column_config.NumberColumn(help="Returns in the baseline weeks"),
     "Weekly Baseline": st.column_config.NumberColumn(format="%.2f", help="Average returns per baseline week"),
-    "Ratio": st.column_config.NumberColumn(format="%.1f×", help="Recent ÷ weekly baseline; empty = new"),
+    "Ratio": st.column_config.NumberColumn(format="%.1f×", help="Recent ÷ weekly baseline (or recent rate ÷ usual "
+                                           "rate); empty = new"),
     "Chance": st.column_config.NumberColumn(format="%.5f", help="How likely this many is in a usual week "
                                             "(Poisson tail at the weekly baseline)"),
 }
@@ -307,12 +323,15 @@ def spike_items(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
                 names: dict[str, str]) -> list[tuple[str, ReturnFilters] | None]:
     """Per row: its label and the exact recent returns behind it (None when the grid cannot show them)."""
     items: list[tuple[str, ReturnFilters] | None] = []
-    for row in rows.itertuples():
+    # judged on the rate, a row also has the units sold in the window
+    solds = rows["Recent sold"].tolist() if "Recent sold" in rows.columns else [None] * len(rows)
+    for row, sold in zip(rows.itertuples(), solds, strict=True):
         sku = row.SKU if isinstance(row.SKU, str) else None
         reason = row.Reason if isinstance(row.Reason, str) and row.Reason != analytics.NO_REASON else None
         ratio = "new" if pd.isna(row.Ratio) else f"{row.Ratio:.1f}×"
-        label = (f"{' × '.join(p for p in (sku, reason) if p)} in {names.get(row.Account, row.Account)}: "
-                 f"{row.Recent} in 7 days ({ratio})")
+        counted = (f"{row.Recent} returned of {int(sold):,} sold in 7 days ({ratio} its usual rate)" if sold is not None
+                   else f"{row.Recent} in 7 days ({ratio})")
+        label = f"{' × '.join(p for p in (sku, reason) if p)} in {names.get(row.Account, row.Account)}: {counted}"
         narrowed = report.window_filters(filters, row.Account, sku=sku, reason=reason)
         exact = (reason is not None or row.Level == "SKU") and grid_query(narrowed) is not None
         items.append((label, narrowed) if exact else None)
@@ -335,6 +354,105 @@ def spike_table(report: analytics.SpikeReport, filters: ReturnFilters, rows: pd.
         st.dataframe(shown, hide_index=True, key=f"{key}_table", selection_mode="single-row",
                      on_select=partial(on_row_select, f"{key}_table", items), column_config=SPIKE_COLUMNS)
     drill_controls(key, dict(item for item in items if item), rows, key.removeprefix("reasons_"), noun="row")
+
+
+RATE_LEVELS = {"SKU": "sku", "Product": "product", "Reason": "reason"}
+RATE_CHART_N = 15
+RATE_TABLE_N = 50
+
+
+def rate_range(low: object, high: object) -> str:
+    """The interval in words ("1.2 % – 4.5 %"), empty without units sold."""
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f"{low:.1%} – {high:.1%}"
+
+
+def rate_note(row: pd.Series, rule: analytics.RateRule) -> str:
+    """Why a rate is not a headline: nothing sold, or under the minimum."""
+    if row["Units sold"] == 0:
+        return "no units sold"
+    if not row["Enough sales"]:
+        return f"too few sales (< {rule.min_units})"
+    return ""
+
+
+def rate_chart(data: pd.DataFrame, name: str) -> go.Figure:
+    """Each rate as a dot with its 95% range as whiskers, the surest (highest low end) on top."""
+    shown = data.iloc[::-1]
+    rates, lows, highs = numbers(shown["Return rate"]), numbers(shown["Low"]), numbers(shown["High"])
+    words = [f"{r:.1%} ({u:,} of {n:,} sold), range {lo:.1%} – {hi:.1%}"
+             for r, u, n, lo, hi in zip(rates, shown["Units returned"], shown["Units sold"], lows, highs, strict=True)]
+    fig = go.Figure(go.Scatter(
+        y=shown[name], x=rates, mode="markers", customdata=shown[name], text=words, marker={"size": 11},
+        error_x={"type": "data", "symmetric": False, "array": [h - r for h, r in zip(highs, rates, strict=True)],
+                 "arrayminus": [r - lo for r, lo in zip(rates, lows, strict=True)], "thickness": 2, "width": 4},
+        hovertemplate="%{y}: %{text}<extra></extra>"))
+    fig.update_layout(height=max(260, 30 * len(shown) + 100),
+                      xaxis={"title": "Return rate, with its 95% range", "tickformat": ".0%", "rangemode": "tozero"})
+    wrap_ticks(fig, "y", shown[name], short=True)
+    fig.update_layout(yaxis={"tickangle": 0})
+    return fig
+
+
+def return_rate(filters: ReturnFilters, coverage: analytics.RateCoverage, names: dict[str, str]) -> None:
+    """Units returned ÷ units sold per SKU, product or reason, with its interval, next to the counts."""
+    rule = analytics.RateRule()
+    head, toggle = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader("Return rate")
+    by = toggle.segmented_control("By", list(RATE_LEVELS), key="reasons_rate_by", default="SKU",
+                                  label_visibility="collapsed") or "SKU"
+    if coverage.first_day is None:
+        st.info("No units sold synced for this view yet, so no return rate: sync the account (TikTok's "
+                "Analytics API gives units sold per SKU and day).", icon=":material/percent:")
+        return
+    missing = [names.get(shop, shop) for shop in coverage.shops_without]
+    st.caption(f"Units sold synced for **{coverage.first_day} to {coverage.last_day}** "
+               f"({coverage.shops:,} account(s)); rates count only those days."
+               + (f" No units sold yet for {', '.join(map(md_escape, missing))}: their returns are not in the rates."
+                  if missing else ""))
+    scope = filters
+    if by == "SKU":
+        products = loaders.return_rates(filters, "product", RATE_TABLE_N)
+        skus_of = {r.Product: tuple(r.SKUs) for r in products.itertuples() if r.SKUs is not None and len(r.SKUs)}
+        product = st.selectbox("Compare the SKUs of one product", list(skus_of), index=None, key="reasons_rate_product",
+                               placeholder="Every SKU", help="A SKU against its siblings: same product, other "
+                                                             "colours and sizes")
+        if product:
+            scope = filters.with_(skus=skus_of[product])
+    data = loaders.return_rates(scope, RATE_LEVELS[by], RATE_TABLE_N)
+    if data.empty:
+        st.info("No units sold or returns in these days.")
+        return
+    name = by
+    table = data.assign(**{"95% range": [rate_range(lo, hi) for lo, hi in zip(data["Low"], data["High"], strict=True)],
+                           "Note": [rate_note(row, rule) for _, row in data.iterrows()]}
+                        ).drop(columns=["Low", "High", "Enough sales"])
+    # the rate first, beside its counts (a phone shows the first columns); names of products and SKUs last
+    first = [name, "Return rate", "95% range", "Units returned", "Units sold", "Returns", "Note"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    if by == "SKU":
+        found = targets((r.SKU, filters.with_(skus=(r.SKU,))) for r in data.itertuples()
+                        if r.SKU != analytics.NO_SKU and r.Returns > 0)
+    elif by == "Product":
+        found = targets((r.Product, filters.with_(skus=tuple(r.SKUs))) for r in data.itertuples()
+                        if r.SKUs is not None and len(r.SKUs) and r.Returns > 0)
+    else:
+        found = targets((r.Reason, filters.with_(reasons=(r.Reason,))) for r in data.itertuples()
+                        if r.Reason != analytics.NO_REASON)
+    noun = "SKU" if by == "SKU" else by.lower()
+    solid = data[data["Enough sales"]].head(RATE_CHART_N)
+    if solid.empty:
+        st.info(f"Every {by.lower()} here sold fewer than {rule.min_units} units: no rate is shown as a headline.")
+        drill_controls("reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=noun)
+    else:
+        chart(rate_chart(solid, name), "reasons_rate", found, table, f"return-rate-by-{by.lower()}", noun=noun)
+    st.dataframe(table, hide_index=True, key="reasons_rate_table", column_config={
+        "Return rate": st.column_config.NumberColumn(format="percent", help="Units returned ÷ units sold"),
+        "Units returned": st.column_config.NumberColumn(help="Line items of the returns (one unit each)"),
+        "Units sold": st.column_config.NumberColumn(help="TikTok's units sold on the covered days"),
+        "Returns": st.column_config.NumberColumn(help="Returns (requests), as counted elsewhere on the page")})
+    st.caption(rule.describe())
 
 
 def trend(filters: ReturnFilters, currency: str | None) -> None:
@@ -524,7 +642,9 @@ def render() -> None:
     with right:
         top_skus(filters, currency)
     names = {a.shop_id: a.name for a in current.accounts}
-    report = spike_panel(filters, names)
+    coverage = loaders.rate_coverage(filters)
+    return_rate(filters, coverage, names)
+    report = spike_panel(filters, names, coverage.first_day is not None)
     tabs(filters, currency, report, names)
 
 

@@ -26,7 +26,7 @@ from returns_core import demo, review, rules
 from returns_core.accounts import Account, list_accounts
 from returns_core.filters import DateBasis, ReturnFilters, total_from_status_counts
 from returns_core.store import alerts, analytics, returns, sync_runs, webhook_events
-from returns_core.store.analytics import GroupBy, Kpis, Measure, SpikeReport
+from returns_core.store.analytics import GroupBy, Kpis, Measure, RateCoverage, RateLevel, SpikeReport
 from returns_core.store.db import utcnow
 from returns_core.store.returns import FlagCounts, QueueCounts
 
@@ -267,6 +267,24 @@ def reason_sku_matrix(version: DataVersion, filters: ReturnFilters, by: GroupBy,
 def spikes(version: DataVersion, filters: ReturnFilters) -> SpikeReport:
     """Reasons and SKUs running well above their usual weeks."""
     return analytics.spikes(runtime.db(), filters)
+
+
+@loader
+def rate_spikes(version: DataVersion, filters: ReturnFilters) -> SpikeReport:
+    """Reasons and SKUs whose return rate runs well above its usual weeks."""
+    return analytics.rate_spikes(runtime.db(), filters)
+
+
+@loader
+def return_rates(version: DataVersion, filters: ReturnFilters, level: RateLevel, limit: int) -> pd.DataFrame:
+    """Units returned ÷ units sold per SKU, product or reason, with its interval."""
+    return analytics.return_rates(runtime.db(), filters, level, limit=limit)
+
+
+@loader
+def rate_coverage(version: DataVersion, filters: ReturnFilters) -> RateCoverage:
+    """The days and shops in view that have units sold synced."""
+    return analytics.rate_coverage(runtime.db(), filters)
 
 
 # --- webhooks and alerts --------------------------------------------------------------------

@@ -55,8 +55,9 @@ from returns_core.ingest import (
     to_utc,
 )
 from returns_core.locks import flock_within
+from returns_core.sales_sync import SalesOutcome, fetch_sales
 from returns_core.secretbox import SecretKeyError
-from returns_core.store import settings, sync_runs
+from returns_core.store import sales, settings, sync_runs
 from returns_core.store.db import Database, FileHold, StoreError, utcnow
 from returns_core.store.return_writes import ShopPages, store_records, upsert_page, write_pages
 from returns_core.tiktok import errors
@@ -129,6 +130,8 @@ class SyncResult:
     from_future: int = 0  # returns TikTok dated in the future (stored and flagged; the watermark stops short)
     quarantined: int = 0  # objects that are not returns (no return_id), kept aside in quarantined_returns
     watermark_repaired: bool = False  # the watermark was in the future: everything was read again
+    sales_days: int = 0  # days of units sold stored (the return rate's denominator, sales_sync.py)
+    sales_error: str | None = None  # why units sold could not be synced (the returns still were)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +153,8 @@ class SyncResult:
         if self.quarantined:
             notes.append(f"{_count(self.quarantined, 'object')} from TikTok without a return_id: not synced, "
                          "kept aside in quarantined_returns")
+        if self.sales_error:
+            notes.append(f"units sold not synced ({self.sales_error}); return rates wait for the next sync")
         return notes
 
     def summary(self) -> str:
@@ -331,6 +336,8 @@ class _Shop:
         self.start = StartPoint({}, full, False)
         self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
         self.failure: Failure | None = None
+        self.sales = SalesOutcome()  # what the sales step fetched after the returns
+        self.sales_days = 0
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
         self._held = ExitStack()
 
@@ -403,9 +410,24 @@ class _Shop:
                                            self.total, done, self.failure.message if self.failure else None,
                                            self.account.name, self.account.shop_id))
 
+    def save_sales(self) -> None:
+        """Store the units sold the sales step fetched; a failure is a note, not the sync's failure."""
+        fetch = self.sales.fetch
+        if fetch is None or self.failure is not None:
+            return
+        try:
+            sales.save_fetch(self.db, self.account.shop_id, fetch)
+            self.sales_days = fetch.days
+        except Exception as exc:  # noqa: BLE001 - the returns are committed; rates wait for the next sync
+            logger.warning("units sold of %s not stored: %s", self.account.name, exc)
+            self.sales = SalesOutcome(error=f"not stored: {_one_line(exc)}")
+
     def end(self, interrupted: BaseException | None = None) -> tuple[int, float, str | None] | None:
-        """Stop it; the outcome its run row gets (run id, seconds, error), None when it has no run."""
+        """Stop it (its units sold stored first); the outcome its run row gets (run id, seconds, error),
+        None when it has no run."""
         self.stopped.set()
+        if interrupted is None:
+            self.save_sales()
         self.seconds = time.monotonic() - self.started
         if interrupted is not None:
             self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})")
@@ -422,7 +444,8 @@ class _Shop:
                           self.counts.updated, self.counts.unchanged, round(self.seconds, 3),
                           self.failure.message if self.failure else None, self.run_id, self.full,
                           self.failure.kind if self.failure else None, self.from_future,
-                          self.counts.quarantined, self.start.repaired)
+                          self.counts.quarantined, self.start.repaired, self.sales_days,
+                          self.sales.error if self.failure is None else None)
 
 
 def _open_runs(db: Database, shops: list[_Shop], *, full: bool, trigger: str) -> None:
@@ -472,6 +495,9 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
                 # prepared here, while the next page is on its way: the one writer only compares and writes
                 if not put((shop, page, prepare_page(shop.account.shop_id, page.return_orders))):
                     return
+            # the shop's units sold, after its returns and through the same client (sales_sync.py)
+            shop.sales = fetch_sales(client, lambda: sales.coverage(shop.db, shop.account.shop_id), utcnow().date(),
+                                     shop.stopped.is_set)
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
         put((shop, _END, exc))

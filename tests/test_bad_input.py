@@ -491,7 +491,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "domain.py": {"alias", "closed", "implied", "action", "decidable"},
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
                      "detail", "running", "measure.column", "NO_REASON", "NO_SKU",
-                     "skus"},  # skus: a fixed list() aggregate, or nothing
+                     "skus",  # skus: a fixed list() aggregate, or nothing
+                     "_RATE_SQL"},  # the return rate's fixed columns (its constants are parameters)
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     # the tables and columns the catalog names (Database.holds_secrets); one_return_sql's fixed table,

@@ -61,3 +61,15 @@ def conforms(api: OpenAPI, method: str, path: str, response: httpx.Response) -> 
     api.validate_response(MockRequest(SERVER, method.lower(), path),
                           MockResponse(data=response.content, status_code=200, content_type="application/json"))
     return response.json()
+
+
+ANALYTICS_SPEC = Path(__file__).resolve().parents[1] / "spec" / "analytics" / "analytics_202509_sales.json"
+
+
+def analytics_contract() -> OpenAPI:
+    """TikTok's Analytics OAS for units sold (spec/analytics/, from @tts-open-toolkit/cli), every object closed."""
+    spec = yaml.safe_load(ANALYTICS_SPEC.read_text())  # JSON is YAML
+    for path_item in spec["paths"].values():
+        for operation in path_item.values():
+            _closed(operation.get("responses", {}))
+    return OpenAPI.from_dict(spec)

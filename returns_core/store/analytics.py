@@ -328,6 +328,18 @@ class SpikeRule:
     # wobble to 3× on small numbers (5 against 1.5 a week) out of the list
     max_chance: float = 0.001
 
+    def describe_rate(self) -> str:
+        guard = f", leaving out the {self.guard_weeks} week just before," if self.guard_weeks else ""
+        return (
+            f"Judged on the return rate (units returned ÷ units sold): a reason, SKU, or SKU × reason of one "
+            f"account is a spike when its rate over the last {self.window_days} days is at least "
+            f"{self.min_ratio:g}× its rate over the {self.baseline_weeks} weeks before{guard} with at least "
+            f"{self.min_count} units returned, and chance alone would give that many in fewer than 1 in "
+            f"{round(1 / self.max_chance):,} weeks (Poisson at the usual rate × the units sold in those days). "
+            f"A reason's rate divides by all the account's units sold. A SKU that sells twice as much is expected "
+            f"to return twice as much, so it is not flagged for that."
+        )
+
     def describe(self) -> str:
         guard = f", leaving out the {self.guard_weeks} week just before," if self.guard_weeks else ""
         return (
@@ -454,4 +466,269 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
         LIMIT ?"""
     # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
     extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
+    return exact_frame(con, sql, params + [window_start, guard_start] * 2 + extra)
+
+
+# --- return rate: returned units ÷ units sold -------------------------------------------------
+
+RateLevel = Literal["sku", "product", "reason"]
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """How a return rate is shown: with a Wilson interval, and no headline under `min_units` sold."""
+
+    min_units: int = 30
+    z: float = 1.96  # 95 %
+
+    def describe(self) -> str:
+        return (
+            "Return rate = units returned ÷ units sold, over the days of the period whose units sold are synced "
+            "from TikTok (each shop's own days; returns by their created day, UTC). Each line item of a return is "
+            "one unit. The range is a 95 % Wilson interval: where the true rate plausibly lies given how few units "
+            f"there are. Under {self.min_units} units sold a rate is marked *too few sales* and never ranked first."
+        )
+
+
+@dataclass(frozen=True)
+class RateCoverage:
+    """The days of the period that have units sold, over the shops in view."""
+
+    first_day: date | None  # None: no shop in view has units sold synced for the period
+    last_day: date | None
+    shops: int  # shops in view with units sold in the period
+    shops_without: tuple[str, ...]  # shops in view with returns but no units sold synced
+
+
+def _shop_params(filters: ReturnFilters) -> list:
+    """Parameters of "(CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))": the shops in
+    view, every shop when the Account View names none."""
+    return [not filters.shop_ids, list(filters.shop_ids)]
+
+
+def _rated_units(filters: ReturnFilters) -> tuple[str, list]:
+    """`WITH` clause: `covered` (each shop's days of the period with units sold), `returned` (one row per
+    returned unit on a covered day), `sold` (units sold per shop and SKU id on covered days), `names`."""
+    base, params = _base(filters, classify=False)
+    sql = f"""{base},
+        covered AS (
+            SELECT shop_id, greatest(first_day, coalesce(CAST(? AS DATE), first_day)) AS first_day,
+                   least(last_day, coalesce(CAST(? AS DATE), last_day)) AS last_day
+            FROM sales_state WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))
+        ),
+        returned AS (
+            SELECT b.shop_id, b.return_id, b.reason, CAST(b.created_at AS DATE) AS day, li.sku_id,
+                   coalesce(li.seller_sku, li.sku_id, '{NO_SKU}') AS sku, li.product_name
+            FROM (SELECT *, unnest(lines) AS li FROM base) b JOIN covered c ON c.shop_id = b.shop_id
+            WHERE CAST(b.created_at AS DATE) BETWEEN c.first_day AND c.last_day
+              -- with SKUs chosen, only their units: a return's other items are other SKUs' returns
+              AND (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), coalesce(li.seller_sku, li.sku_id)))
+        ),
+        names AS (  -- the seller SKU and product name of a SKU id, from any return that carried it
+            SELECT shop_id, sku_id, max(seller_sku) AS seller_sku, max(product_name) AS product_name
+            FROM return_line_items WHERE sku_id IS NOT NULL GROUP BY 1, 2
+        ),
+        sold AS (
+            SELECT s.shop_id, s.sku_id, any_value(s.product_id) AS product_id,
+                   coalesce(any_value(n.seller_sku), s.sku_id) AS sku, any_value(n.product_name) AS product_name,
+                   sum(s.units_sold) AS units
+            FROM sku_sales s JOIN covered c ON c.shop_id = s.shop_id AND s.day BETWEEN c.first_day AND c.last_day
+                 LEFT JOIN names n ON n.shop_id = s.shop_id AND n.sku_id = s.sku_id
+            WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), coalesce(n.seller_sku, s.sku_id)))
+            GROUP BY 1, 2
+        )
+    """
+    skus = [not filters.skus, list(filters.skus)]
+    return sql, params + [filters.created_from, filters.created_to] + _shop_params(filters) + skus + skus
+
+
+# Rate, its Wilson interval and the too-few-sales mark, over `joined` ("Units returned" k of "Units sold" n; k is
+# capped at n for the interval: returns of units sold before the period can outnumber the period's sales).
+# Parameters: z, then the minimum units sold.
+_RATE_SQL = """
+        SELECT * EXCLUDE (k, n, kk, z, min_units),
+               CASE WHEN n > 0 THEN k / n END AS "Return rate",
+               CASE WHEN n > 0 THEN greatest(0.0, (kk + z * z / 2 - z * sqrt(kk * (n - kk) / n + z * z / 4))
+                                                  / (n + z * z)) END AS "Low",
+               CASE WHEN n > 0 THEN least(1.0, (kk + z * z / 2 + z * sqrt(kk * (n - kk) / n + z * z / 4))
+                                               / (n + z * z)) END AS "High",
+               n >= min_units AS "Enough sales"
+        FROM (SELECT *, "Units returned" AS k, "Units sold" AS n, least("Units returned", "Units sold") AS kk,
+                     CAST(? AS DOUBLE) AS z, CAST(? AS BIGINT) AS min_units FROM joined)
+"""
+
+
+def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku", *, rule: RateRule = RateRule(),
+                 limit: int = 50) -> pd.DataFrame:
+    """Return rate per SKU, product or reason over the period's covered days, next to the counts.
+
+    SKU: SKU, Product, Returns, Units returned, Units sold, Return rate, Low, High, Enough sales.
+    Product: Product, SKUs, the same. Reason: Reason, the same; its units sold are every unit sold in view.
+    Ranked by the interval's low end (the rate one can be sure of), SKUs with enough sales first.
+    """
+    base, params = _rated_units(filters)
+    if level == "sku":
+        sql = f"""{base},
+            r AS (SELECT sku, max(product_name) AS product, count(DISTINCT (shop_id, return_id)) AS returns,
+                         count(*) AS units FROM returned GROUP BY sku),
+            s AS (SELECT sku, max(product_name) AS product, sum(units) AS units FROM sold GROUP BY sku),
+            joined AS (
+                SELECT coalesce(r.sku, s.sku) AS "SKU", coalesce(r.product, s.product) AS "Product",
+                       coalesce(r.returns, 0) AS "Returns", coalesce(r.units, 0) AS "Units returned",
+                       CAST(coalesce(s.units, 0) AS BIGINT) AS "Units sold"
+                FROM r FULL JOIN s ON r.sku = s.sku
+            )"""
+        key = '"SKU"'
+    elif level == "product":
+        sql = f"""{base},
+            product_of AS (SELECT shop_id, sku_id, any_value(product_id) AS product_id FROM sku_sales GROUP BY 1, 2),
+            r AS (SELECT coalesce(p.product_id, 'name:' || coalesce(x.product_name, '')) AS product_key,
+                         max(x.product_name) AS product, list(DISTINCT x.sku ORDER BY x.sku) AS skus,
+                         count(DISTINCT (x.shop_id, x.return_id)) AS returns, count(*) AS units
+                  FROM returned x LEFT JOIN product_of p ON p.shop_id = x.shop_id AND p.sku_id = x.sku_id
+                  GROUP BY 1),
+            s AS (SELECT ps.product_id AS product_key, sum(ps.items_sold) AS units
+                  FROM product_sales ps JOIN covered c ON c.shop_id = ps.shop_id
+                       AND ps.day BETWEEN c.first_day AND c.last_day
+                  WHERE ps.product_id IN (SELECT product_id FROM sold) GROUP BY 1),
+            product_names AS (SELECT product_id AS product_key, max(product_name) AS product,
+                                     list(DISTINCT sku ORDER BY sku) AS skus FROM sold GROUP BY 1),
+            joined AS (
+                SELECT coalesce(r.product, pn.product, k.product_key) AS "Product",
+                       coalesce(r.skus, pn.skus) AS "SKUs", coalesce(r.returns, 0) AS "Returns",
+                       coalesce(r.units, 0) AS "Units returned", CAST(coalesce(s.units, 0) AS BIGINT) AS "Units sold"
+                FROM (SELECT product_key FROM r UNION SELECT product_key FROM s) k
+                     LEFT JOIN r USING (product_key) LEFT JOIN s USING (product_key)
+                     LEFT JOIN product_names pn USING (product_key)
+            )"""
+        key = '"Product"'
+    else:
+        sql = f"""{base},
+            total AS (SELECT CAST(coalesce(sum(units), 0) AS BIGINT) AS units FROM sold),
+            joined AS (
+                SELECT r.reason AS "Reason", count(DISTINCT (r.shop_id, r.return_id)) AS "Returns",
+                       count(*) AS "Units returned", any_value(t.units) AS "Units sold"
+                FROM returned r CROSS JOIN total t GROUP BY r.reason
+            )"""
+        key = '"Reason"'
+    sql += _RATE_SQL + f"""
+        ORDER BY "Enough sales" DESC, "Low" DESC NULLS LAST, "Units returned" DESC, {key} LIMIT ?"""
+    return _query(db, sql, params + [rule.z, rule.min_units, limit])
+
+
+def rate_coverage(db: Database, filters: ReturnFilters) -> RateCoverage:
+    """Which days of the period, and which shops in view, have units sold to divide by."""
+    where, params = where_clause(filters, "r")
+    with db.reader() as con:
+        first, last, count = con.execute(
+            """SELECT min(greatest(first_day, coalesce(CAST(? AS DATE), first_day))),
+                       max(least(last_day, coalesce(CAST(? AS DATE), last_day))), count(*)
+                FROM sales_state WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))
+                  AND greatest(first_day, coalesce(CAST(? AS DATE), first_day))
+                      <= least(last_day, coalesce(CAST(? AS DATE), last_day))""",
+            [filters.created_from, filters.created_to, *_shop_params(filters), filters.created_from,
+             filters.created_to]
+        ).fetchone()
+        without = [row[0] for row in con.execute(
+            f"""SELECT DISTINCT r.shop_id FROM returns r WHERE {where}
+                AND r.shop_id NOT IN (SELECT shop_id FROM sales_state) ORDER BY 1""", params).fetchall()]
+    return RateCoverage(first, last, count, tuple(without))
+
+
+_RATE_SPIKE_COLUMNS = ["Account", "Level", "SKU", "Reason", "Recent", "Recent sold", "Recent rate", "Baseline",
+                       "Baseline sold", "Baseline rate", "Expected", "Ratio", "Chance", "Spike"]
+
+
+def rate_spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), *, limit: int = 200,
+                today: date | None = None) -> SpikeReport:
+    """Like `spikes`, but on the return rate: recent returned units against the units sold in the same days
+    at the baseline weeks' rate, so selling more is not mistaken for returning more.
+
+    The recent window ends on the last complete day with returns in view that has units sold synced;
+    each account counts only its own days with units sold (returns and sales alike).
+    """
+    scope = filters.with_(created_from=None)
+    yesterday = (today or utcnow().date()) - timedelta(days=1)
+    if scope.created_to is None or scope.created_to > yesterday:
+        scope = scope.with_(created_to=yesterday)
+    where, params = where_clause(scope, "r")
+    empty = SpikeReport(rule, None, None, None, None, 0.0, pd.DataFrame(columns=_RATE_SPIKE_COLUMNS))
+    with db.reader() as con:
+        first, last = con.execute(
+            f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM returns r WHERE {where}",
+            params).fetchone()
+        sales_first, sales_last = con.execute(
+            "SELECT min(first_day), max(last_day) FROM sales_state "
+            "WHERE (CAST(? AS BOOLEAN) OR list_contains(CAST(? AS VARCHAR[]), shop_id))", _shop_params(scope)
+        ).fetchone()
+        if last is None or sales_last is None:
+            return empty
+        last = min(last, sales_last)
+        window_start = last - timedelta(days=rule.window_days - 1)
+        guard_start = window_start - timedelta(weeks=rule.guard_weeks)
+        baseline_start = max(guard_start - timedelta(weeks=rule.baseline_weeks), first, sales_first)
+        weeks = max((guard_start - baseline_start).days, 0) / 7
+        rows = _rate_spike_rows(con, scope.with_(created_from=baseline_start, created_to=last), window_start,
+                                guard_start, weeks, rule, limit)
+    return SpikeReport(rule, last, window_start, baseline_start, guard_start - timedelta(days=1), weeks, rows)
+
+
+def _rate_spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
+                     weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
+    """Recent and baseline returned units and units sold per account and reason, SKU, and SKU × reason."""
+    base, params = _rated_units(filters)
+    sql = f"""{base},
+        units AS MATERIALIZED (
+            SELECT shop_id, reason, sku, day >= ? AS recent, day < ? AS baseline
+            FROM returned WHERE sku <> '{NO_SKU}'
+        ),
+        sku_sold AS MATERIALIZED (
+            SELECT s.shop_id, coalesce(any_value(n.seller_sku), s.sku_id) AS sku,
+                   coalesce(sum(s.units_sold) FILTER (WHERE s.day >= ?), 0) AS sold_recent,
+                   coalesce(sum(s.units_sold) FILTER (WHERE s.day < ?), 0) AS sold_baseline
+            FROM sku_sales s JOIN covered c ON c.shop_id = s.shop_id AND s.day BETWEEN c.first_day AND c.last_day
+                 LEFT JOIN names n ON n.shop_id = s.shop_id AND n.sku_id = s.sku_id
+            GROUP BY s.shop_id, s.sku_id
+        ),
+        by_sku AS (SELECT shop_id, sku, sum(sold_recent) AS sold_recent, sum(sold_baseline) AS sold_baseline
+                   FROM sku_sold GROUP BY 1, 2),
+        by_shop AS (SELECT shop_id, sum(sold_recent) AS sold_recent, sum(sold_baseline) AS sold_baseline
+                    FROM sku_sold GROUP BY 1),
+        counted AS (
+            SELECT u.shop_id AS "Account", 'Reason' AS "Level", CAST(NULL AS VARCHAR) AS "SKU", u.reason AS "Reason",
+                   count(*) FILTER (WHERE recent) AS "Recent", any_value(t.sold_recent) AS "Recent sold",
+                   count(*) FILTER (WHERE baseline) AS "Baseline", any_value(t.sold_baseline) AS "Baseline sold"
+            FROM units u JOIN by_shop t ON t.shop_id = u.shop_id GROUP BY u.shop_id, u.reason
+            UNION ALL
+            SELECT u.shop_id, 'SKU', u.sku, CAST(NULL AS VARCHAR), count(*) FILTER (WHERE recent),
+                   any_value(t.sold_recent), count(*) FILTER (WHERE baseline), any_value(t.sold_baseline)
+            FROM units u JOIN by_sku t ON t.shop_id = u.shop_id AND t.sku = u.sku GROUP BY u.shop_id, u.sku
+            UNION ALL
+            SELECT u.shop_id, 'SKU × Reason', u.sku, u.reason, count(*) FILTER (WHERE recent), any_value(t.sold_recent),
+                   count(*) FILTER (WHERE baseline), any_value(t.sold_baseline)
+            FROM units u JOIN by_sku t ON t.shop_id = u.shop_id AND t.sku = u.sku GROUP BY u.shop_id, u.sku, u.reason
+        ),
+        rated AS (
+            SELECT *, CASE WHEN "Recent sold" > 0 THEN "Recent" / "Recent sold" END AS "Recent rate",
+                   CASE WHEN "Baseline sold" > 0 THEN "Baseline" / "Baseline sold" END AS "Baseline rate"
+            FROM counted WHERE "Recent" > 0
+        ),
+        expected AS (SELECT *, "Recent sold" * "Baseline rate" AS "Expected" FROM rated),
+        tested AS (
+            -- Poisson tail P(X >= Recent) at the usual rate times the units sold; 0 when the usual rate is 0
+            SELECT *, CASE WHEN "Expected" > 0 THEN "Recent rate" / "Baseline rate" END AS "Ratio",
+                   CASE WHEN "Expected" IS NULL THEN NULL WHEN "Expected" = 0 THEN 0.0
+                        ELSE greatest(0.0, 1 - list_sum(list_transform(
+                            range("Recent"), lambda i: exp(-"Expected" + i * ln("Expected") - lgamma(i + 1))))) END
+                       AS "Chance"
+            FROM expected
+        )
+        SELECT "Account", "Level", "SKU", "Reason", "Recent", "Recent sold", "Recent rate", "Baseline", "Baseline sold",
+               "Baseline rate", "Expected", "Ratio", "Chance",
+               coalesce(? > 0 AND "Recent sold" > 0 AND "Recent" >= ? AND "Recent" >= ? * "Expected" AND "Chance" < ?,
+                        false) AS "Spike"
+        FROM tested
+        ORDER BY "Spike" DESC, "Recent" - coalesce("Expected", 0) DESC, "Account", "Level", "SKU", "Reason"
+        LIMIT ?"""
+    extra = [weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
     return exact_frame(con, sql, params + [window_start, guard_start] * 2 + extra)

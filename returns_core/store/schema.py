@@ -304,6 +304,46 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        8,
+        # Units sold (TikTok's Analytics API, 202509), the denominator of the return rate: one row per
+        # shop, SKU or product, and shop-local day, as TikTok last reported it (it revises the latest
+        # days, so a sync re-reads them and the row is replaced). Small, so kept for every day fetched.
+        # sales_state says which days a shop's figures cover: rates are computed over those days only.
+        """
+        CREATE TABLE sku_sales (
+            shop_id     VARCHAR NOT NULL,
+            sku_id      VARCHAR NOT NULL,
+            day         DATE NOT NULL,          -- the shop's calendar day (its registered time zone)
+            product_id  VARCHAR,
+            units_sold  INTEGER NOT NULL,
+            sku_orders  INTEGER NOT NULL,
+            gmv         DECIMAL(18,4),
+            currency    VARCHAR,
+            fetched_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (shop_id, sku_id, day)
+        );
+
+        CREATE TABLE product_sales (
+            shop_id     VARCHAR NOT NULL,
+            product_id  VARCHAR NOT NULL,
+            day         DATE NOT NULL,
+            items_sold  INTEGER NOT NULL,
+            orders      INTEGER NOT NULL,
+            gmv         DECIMAL(18,4),
+            currency    VARCHAR,
+            fetched_at  TIMESTAMP NOT NULL,
+            PRIMARY KEY (shop_id, product_id, day)
+        );
+
+        CREATE TABLE sales_state (
+            shop_id     VARCHAR PRIMARY KEY,
+            first_day   DATE NOT NULL,          -- the first day whose figures are stored
+            last_day    DATE NOT NULL,          -- TikTok's latest_available_date when last fetched
+            fetched_at  TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
         9,
         # Decision rules (returns_core.rules): a rule is data, replayed on history (a backtest) before it
         # may act. Each change to a rule, and the kill switch, is kept in rule_history (append-only).

@@ -17,6 +17,8 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
 
@@ -39,8 +41,12 @@ SORT_ORDERS = ("ASC", "DESC")
 PAGE_SIZE_RANGE = (10, 50)
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # shop-scoped modules need shop_cipher; /authorization/* must not get it (36009004 "Unexpected identifier")
-_SHOP_SCOPED_PREFIXES = ("/return_refund/", "/event/")
+_SHOP_SCOPED_PREFIXES = ("/return_refund/", "/event/", "/analytics/")
 WEBHOOKS_PATH = "/event/202309/webhooks"
+# Analytics 202509 (TikTok's OAS, spec/analytics/): units sold per SKU over a date range, and per product per day
+SKU_PERFORMANCE_PATH = "/analytics/202509/shop_skus/performance"
+PRODUCT_PERFORMANCE_PATH = "/analytics/202509/shop_products/{product_id}/performance"
+SKU_PAGE_SIZE_MAX = 100
 DECISION_ELIGIBILITY_PATH = "/return_refund/202601/decision_eligibility"
 # Get Decision Eligibility's check_decisions enum (spec/tiktok_return_refund_newer.openapi.yaml); no
 # OFFER_PARTIAL_REFUND among them: TikTok cannot be asked about a partial refund offer this way
@@ -139,6 +145,48 @@ class SearchPage:
     return_orders: list[dict]
     next_page_token: str
     total_count: int
+
+
+@dataclass(frozen=True)
+class SkuSales:
+    """One SKU's sales over the asked date range (GetShopSKUPerformanceList); gmv exact, in `currency`."""
+
+    sku_id: str
+    product_id: str
+    units_sold: int
+    sku_orders: int
+    gmv: Decimal | None
+    currency: str | None
+
+
+@dataclass
+class SkuSalesPage:
+    """One page of SKU performance, and the latest shop-local day TikTok has figures for."""
+
+    skus: list[SkuSales]
+    next_page_token: str
+    total_count: int
+    latest_available_date: date | None
+
+
+@dataclass(frozen=True)
+class ProductSales:
+    """One product's sales in one interval [start_date, end_date) of shop-local days."""
+
+    start_date: date
+    end_date: date
+    items_sold: int
+    orders: int
+    gmv: Decimal | None
+    currency: str | None
+
+
+@dataclass
+class ProductPerformance:
+    """GetShopProductPerformanceDetail: the product's intervals (one per day with granularity 1D)."""
+
+    intervals: list[ProductSales]
+    latest_available_date: date | None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -541,6 +589,62 @@ class TikTokClient:
             body["comment"] = comment
         return self._write(return_id, "reject", body, idempotency_key)
 
+    def get_sku_sales(self, start: date, end: date, *, page_size: int = SKU_PAGE_SIZE_MAX,
+                      page_token: str | None = None) -> SkuSalesPage:
+        """One page of every SKU's units sold, orders and GMV over the shop-local days [start, end)."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= SKU_PAGE_SIZE_MAX:
+            raise ValueError(f"page_size must be an integer from 1 to {SKU_PAGE_SIZE_MAX}, got {page_size!r}")
+        params = {**_date_range(start, end), "page_size": page_size, "page_token": page_token or None,
+                  # a fixed order keeps pages apart while figures change (TikTok's default is gmv)
+                  "sort_field": "gmv", "sort_order": "DESC", "currency": "LOCAL"}
+        data = self._call("GET", SKU_PERFORMANCE_PATH, params)
+        token = data.get("next_page_token") or ""
+        rows = _objects(data, "skus")
+        total = data.get("total_count", len(rows))
+        if not isinstance(token, str) or isinstance(total, bool) or not isinstance(total, int):
+            raise errors.MalformedResponseError("SKU performance answered a bad next_page_token or total_count")
+        skus = []
+        for row in rows:
+            gmv, currency = _money(row.get("gmv"), "SKU performance gmv")
+            skus.append(SkuSales(_id(row.get("id"), "SKU id"), _id(row.get("product_id"), "product_id"),
+                                 _count(row.get("units_sold")), _count(row.get("sku_orders")), gmv, currency))
+        return SkuSalesPage(skus, token, total, _day(data.get("latest_available_date")))
+
+    def iter_sku_sales(self, start: date, end: date) -> Iterator[SkuSalesPage]:
+        """Every page of SKU performance over [start, end), following next_page_token."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self.get_sku_sales(start, end, page_token=token)
+            yield page
+            if not page.next_page_token or not page.skus:
+                return
+            if page.next_page_token in seen:
+                raise errors.MalformedResponseError("SKU performance repeated a page token")
+            seen.add(page.next_page_token)
+            token = page.next_page_token
+
+    def get_product_sales(self, product_id: str, start: date, end: date, *, daily: bool = True) -> ProductPerformance:
+        """One product's items sold, orders and GMV over [start, end): one interval per day, or one in all."""
+        path = PRODUCT_PERFORMANCE_PATH.format(product_id=_check_id("product_id", product_id))
+        params = {**_date_range(start, end), "granularity": "1D" if daily else "ALL", "currency": "LOCAL"}
+        data = self._call("GET", path, params)
+        performance = data.get("performance") or {}
+        if not isinstance(performance, dict):
+            raise errors.MalformedResponseError("Product performance answered a bad performance object")
+        intervals = []
+        for row in _objects(performance, "intervals"):
+            sales = row.get("sales") or {}
+            if not isinstance(sales, dict):
+                raise errors.MalformedResponseError("Product performance answered a bad sales object")
+            gmv, currency = _money(sales.get("gmv"), "product performance gmv")
+            first, last = _day(row.get("start_date")), _day(row.get("end_date"))
+            if first is None or last is None:
+                raise errors.MalformedResponseError("Product performance answered an interval without dates")
+            intervals.append(ProductSales(first, last, _count(sales.get("items_sold")), _count(sales.get("orders")),
+                                          gmv, currency))
+        return ProductPerformance(intervals, _day(data.get("latest_available_date")))
+
     def get_webhooks(self) -> list[dict]:
         """The shop's webhook subscriptions: [{event_type, address, create_time, update_time}]."""
         return _list(self._call("GET", WEBHOOKS_PATH), "webhooks")
@@ -589,6 +693,63 @@ def _topic(event_type: str) -> str:
     return event_type
 
 
+def _objects(data: Mapping[str, Any], key: str) -> list[dict]:
+    rows = _list(data, key)
+    if not all(isinstance(row, dict) for row in rows):
+        raise errors.MalformedResponseError(f"Expected objects in data.{key}")
+    return rows
+
+
+def _date_range(start: date, end: date) -> dict[str, str]:
+    if end <= start:
+        raise ValueError(f"end ({end}) must be after start ({start})")
+    return {"start_date_ge": start.isoformat(), "end_date_lt": end.isoformat()}
+
+
+def _id(value: Any, name: str) -> str:
+    """An ID as our string: the Analytics OAS sends SKU and product IDs as JSON integers (int64)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise errors.MalformedResponseError(f"Analytics answered a bad {name}")
+    return str(value)
+
+
+def _count(value: Any) -> int:
+    """A count TikTok may leave out when it is zero."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.MalformedResponseError("Analytics answered a count that is not a whole number")
+    return value
+
+
+def _money(value: Any, what: str) -> tuple[Decimal | None, str | None]:
+    """{amount, currency} as an exact Decimal (never float) and its currency."""
+    if value is None:
+        return None, None
+    amount = value.get("amount") if isinstance(value, dict) else None
+    currency = value.get("currency") if isinstance(value, dict) else None
+    try:
+        exact = Decimal(amount) if isinstance(amount, str) else None
+    except InvalidOperation:
+        exact = None
+    if exact is None or not exact.is_finite() or not (currency is None or isinstance(currency, str)):
+        raise errors.MalformedResponseError(f"Analytics answered a bad {what}")
+    return exact, currency
+
+
+def _day(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else _bad_day()
+    except ValueError:
+        return _bad_day()
+
+
+def _bad_day() -> date:
+    raise errors.MalformedResponseError("Analytics answered a date that is not YYYY-MM-DD")
+
+
 def _list(data: Mapping[str, Any], key: str) -> list[dict]:
     # TikTok omits list fields on empty results
     value = data.get(key)
@@ -599,4 +760,5 @@ def _list(data: Mapping[str, Any], key: str) -> list[dict]:
     return value
 
 
-__all__ = ["AuthClient", "RetryPolicy", "SearchPage", "TikTokClient", "TokenSet"]
+__all__ = ["AuthClient", "ProductPerformance", "ProductSales", "RetryPolicy", "SearchPage", "SkuSales", "SkuSalesPage",
+           "TikTokClient", "TokenSet"]

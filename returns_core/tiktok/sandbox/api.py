@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import errors, events, signing
+from .analytics import product_performance, sku_performance
 from .auth import AuthStore
 from .cases import ReturnCase
 from .catalogue import Catalogue, Shop
@@ -29,6 +30,7 @@ from .lifecycle import (
     partial_refund_error,
     reject_reasons,
 )
+from .sales import Sales
 from .search import ReturnSearch, SearchParameterError, parse_query
 from .webhooks import Subscriptions, address_problem
 from .world import World
@@ -56,6 +58,7 @@ def _route(method: str, pattern: str, versions: set[str], handler: str, scope: s
 
 _RR = r"/return_refund/(?P<version>\d{6})"
 _WEBHOOKS = r"/event/(?P<version>\d{6})/webhooks"
+_ANALYTICS = r"/analytics/(?P<version>\d{6})"
 ROUTES = (
     _route("POST", _RR + r"/returns/search", {"202309", "202602"}, "_search"),
     _route("GET", _RR + r"/returns/(?P<return_id>[^/]+)/records", {"202309"}, "_records"),
@@ -63,6 +66,9 @@ ROUTES = (
     _route("GET", _RR + r"/decision_eligibility", {"202601"}, "_decision_eligibility"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/approve", {"202309"}, "_approve"),
     _route("POST", _RR + r"/returns/(?P<return_id>[^/]+)/reject", {"202309", "202606"}, "_reject"),
+    _route("GET", _ANALYTICS + r"/shop_skus/performance", {"202509"}, "_sku_performance"),
+    _route("GET", _ANALYTICS + r"/shop_products/(?P<product_id>[^/]+)/performance", {"202509"},
+           "_product_performance"),
     _route("GET", _WEBHOOKS, {"202309"}, "_webhooks_get"),
     _route("PUT", _WEBHOOKS, {"202309"}, "_webhooks_put"),
     _route("DELETE", _WEBHOOKS, {"202309"}, "_webhooks_delete"),
@@ -92,6 +98,7 @@ class Call:
     return_id: str
     shop: Shop | None
     shop_ids: list[str]
+    product_id: str = ""
 
 
 class Api:
@@ -99,6 +106,7 @@ class Api:
                  idempotency: dict[str, dict], subscriptions: Subscriptions):
         self._catalogue = catalogue
         self._world = world
+        self.sales = Sales(world)  # units sold (Analytics), derived from the world's returns
         self._auth = auth
         self._return_search = search
         self.idempotency = idempotency  # idempotency_key -> what the first request did and answered
@@ -117,7 +125,8 @@ class Api:
                 shop_ids = self._auth.authorized_shops(request.headers.get("x-tts-access-token", ""), request.now,
                                                        request.params["app_key"])
                 shop = self._check_shop_cipher(request, route, shop_ids)
-                call = Call(request, args.get("version", ""), args.get("return_id", ""), shop, shop_ids)
+                call = Call(request, args.get("version", ""), args.get("return_id", ""), shop, shop_ids,
+                            args.get("product_id", ""))
             return respond(errors.OK, SUCCESS_MESSAGE, request_id, handler(call))
         except ApiFailure as failure:
             return respond(failure.code, failure.message, request_id)
@@ -275,6 +284,16 @@ class Api:
         if case.shop.id != call.shop.id:
             raise ApiFailure(errors.NO_PERMISSION, f"No permission: return {return_id} belongs to another shop.")
         return case
+
+    # --- analytics (units sold) ----------------------------------------------------------------
+
+    def _sku_performance(self, call: Call) -> bytes:
+        assert call.shop is not None
+        return sku_performance(self.sales, call.shop, call.request.params, call.request.now)
+
+    def _product_performance(self, call: Call) -> bytes:
+        assert call.shop is not None
+        return product_performance(self.sales, call.shop, call.product_id, call.request.params, call.request.now)
 
     # --- event (webhook subscriptions) ---------------------------------------------------------
 

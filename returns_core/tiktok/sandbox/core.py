@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -163,6 +164,22 @@ class Sandbox:
             self._world.run_until(self.now())
             cases = sorted(self._world.cases(shop_id), key=lambda c: (c.create_time, c.key))
             return [json.loads(case.to_json()) for case in cases]
+
+    def units_sold_for(self, shop_id: str, day: date) -> dict[str, tuple[int, int]]:
+        """Ground truth: {sku_id: (orders, units sold)} as the Analytics API reports the shop's local day
+        now (empty when TikTok has no figures for it yet)."""
+        with self._current():
+            shop = self.catalogue.shop_by_id(shop_id)
+            assert shop is not None, f"no shop {shop_id}"
+            latest = self._api.sales.latest_available_date(shop, self.now())
+            found = {sku.sku_id: self._api.sales.reported(shop, sku, day, latest) for sku in shop.skus}
+            return {sku_id: (f.orders, f.units) for sku_id, f in found.items() if f is not None}
+
+    def latest_sales_date(self, shop_id: str) -> date:
+        """The latest shop-local day the Analytics API has figures for (yesterday, shop time)."""
+        shop = self.catalogue.shop_by_id(shop_id)
+        assert shop is not None, f"no shop {shop_id}"
+        return self._api.sales.latest_available_date(shop, self.now())
 
     # --- serving ----------------------------------------------------------------------------------
 
