@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8600, help="port (0 = any free port; default %(default)s)")
     serve.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
     serve.add_argument("--returns", type=int, default=500, help="returns per shop (default %(default)s)")
+    serve.add_argument("--cancellations", type=int, default=0,
+                       help="buyers' cancellations per shop over the same history (default %(default)s)")
     serve.add_argument("--shops", type=int, default=2, help="number of shops (default %(default)s)")
     serve.add_argument("--state", default=None, metavar="FILE", help="keep the sandbox state in this JSON file")
     from returns_core.tiktok.sandbox import server as sandbox_server  # its live flags: clock and webhooks
@@ -472,6 +474,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.returns <= MAX_RETURNS_PER_SHOP:
         raise CliError(f"--returns must be 0 or more and at most {MAX_RETURNS_PER_SHOP:,} per shop, not "
                        f"{args.returns:,}", EXIT_USAGE)
+    if not 0 <= args.cancellations <= MAX_RETURNS_PER_SHOP:
+        raise CliError(f"--cancellations must be 0 or more and at most {MAX_RETURNS_PER_SHOP:,} per shop, not "
+                       f"{args.cancellations:,}", EXIT_USAGE)
     if not 1 <= args.shops <= MAX_SHOPS:
         raise CliError(f"--shops must be 1 or more and at most {MAX_SHOPS}, not {args.shops:,}", EXIT_USAGE)
     state = Path(args.state) if args.state else None
@@ -484,7 +489,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
             server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=state, out=sys.stdout,
-                                 **live)
+                                 cancellations=args.cancellations, **live)
     except SandboxStateError as exc:  # already says what is wrong with the file and what to do
         raise CliError(f"--state: {exc}", EXIT_USAGE) from None
     return EXIT_OK

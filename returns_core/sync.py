@@ -40,6 +40,7 @@ import duckdb
 import httpx
 
 from returns_core import accounts as acc
+from returns_core import domain
 from returns_core.accounts import Account
 from returns_core.explain import REAUTH_REASON, Failure, FailureKind, explain
 from returns_core.ingest import (
@@ -56,6 +57,7 @@ from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
 from returns_core.store.return_writes import store_records, upsert_page, write_page
 from returns_core.tiktok import errors
+from returns_core.tiktok.client import CancellationPage
 from returns_core.tiktok_session import tiktok_session
 
 logger = logging.getLogger(__name__)
@@ -259,16 +261,16 @@ def start_point(mark: int | None, *, full: bool, overlap_s: int = OVERLAP_SECOND
 
 
 def commit_pages(db: Database | duckdb.DuckDBPyConnection, shop_id: str, objects: list, *, run_id: int,
-                 pages: int, first: bool, start: StartPoint) -> tuple[PageCounts, int]:
+                 pages: int, first: bool, start: StartPoint, kind: str = domain.RETURN_KIND) -> tuple[PageCounts, int]:
     """Commit a run's next pages (their objects in update_time order) with the watermark they cover, on
     their own (a Database) or inside the caller's transaction (a connection); returns what they did and
-    how many of their returns TikTok dates in the future."""
+    how many of their returns TikTok dates in the future. `kind`: returns, or cancellations (own watermark)."""
     now = utcnow()
     # pages come in update_time order, so their watermark is the last page's (the last time not from the future)
     write = upsert_page if isinstance(db, Database) else write_page
     counts = write(db, shop_id, objects, synced_at=now, new_watermark=page_watermark(objects, now),
-                   run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first)
-    return counts, count_from_the_future(objects, now)
+                   run_id=run_id, pages=pages, restart_watermark=start.from_scratch and first, kind=kind)
+    return counts, count_from_the_future(objects, now, kind)
 
 
 def _safe(step: Callable[[], object]) -> None:
@@ -336,7 +338,10 @@ class _Shop:
         self.started = time.monotonic()
         self.run_id: int | None = None
         self.start = StartPoint({}, full, False)
+        self.cancel_start = StartPoint({}, full, False)  # cancellations: their own watermark
         self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
+        self.kind_pages = dict.fromkeys(domain.KINDS, 0)
+        self._totals: dict[str, int] = {}
         self.failure: Failure | None = None
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
         self._held = ExitStack()
@@ -351,6 +356,8 @@ class _Shop:
             self._held.enter_context(account_lock(self.db, self.account))
             self.run_id, mark = sync_runs.start(self.db, self.account.shop_id, full=self.full, trigger=trigger)
             self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
+            cancel_mark = sync_runs.watermark(self.db, self.account.shop_id, domain.CANCELLATION_KIND)
+            self.cancel_start = start_point(cancel_mark, full=self.full, overlap_s=self._overlap_s)
         except SyncBusyError as exc:
             self.failure = Failure(FailureKind.BUSY, str(exc))
         except StoreError as exc:
@@ -364,16 +371,29 @@ class _Shop:
 
     def write(self, pages: list, con: duckdb.DuckDBPyConnection | None = None) -> tuple[PageCounts, int]:
         """Commit pages (in update_time order) with their watermark: on their own, or inside the round's
-        transaction `con` (then `wrote` once it committed). Returns what they did."""
-        objects = [obj for page in pages for obj in page.return_orders]
-        return commit_pages(con if con is not None else self.db, self.account.shop_id, objects,
-                            run_id=self.run_id, pages=len(pages), first=self.pages == 0, start=self.start)
+        transaction `con` (then `wrote` once it committed). Returns what they did. Returns come first, then
+        cancellations, each kind with its own watermark."""
+        counts, future = PageCounts(), 0
+        for kind in domain.KINDS:
+            mine = [page for page in pages if _kind(page) == kind]
+            if not mine:
+                continue
+            start = self.cancel_start if kind == domain.CANCELLATION_KIND else self.start
+            objects = [obj for page in mine for obj in _objects(page)]
+            done, ahead = commit_pages(con if con is not None else self.db, self.account.shop_id, objects,
+                                       run_id=self.run_id, pages=len(mine), first=self.kind_pages[kind] == 0,
+                                       start=start, kind=kind)
+            counts, future = counts + done, future + ahead
+        return counts, future
 
     def wrote(self, pages: list, done: PageCounts, future: int) -> None:
         """Count committed pages in, and report progress."""
         self.counts, self.pages = self.counts + done, self.pages + len(pages)
         self.from_future += future
-        self.total = pages[-1].total_count
+        for page in pages:
+            self.kind_pages[_kind(page)] += 1
+            self._totals[_kind(page)] = page.total_count
+        self.total = sum(self._totals.values())
         self.report()
 
     def fail(self, exc: BaseException) -> None:
@@ -413,7 +433,15 @@ class _Shop:
         return SyncResult(self.account.shop_id, self.account.name, self.pages, self.counts.new,
                           self.counts.updated, self.counts.unchanged, round(seconds, 3), error, self.run_id,
                           self.full, self.failure.kind if self.failure else None, self.from_future,
-                          self.counts.quarantined, self.start.repaired)
+                          self.counts.quarantined, self.start.repaired or self.cancel_start.repaired)
+
+
+def _kind(page: object) -> str:
+    return domain.CANCELLATION_KIND if isinstance(page, CancellationPage) else domain.RETURN_KIND
+
+
+def _objects(page: object) -> list:
+    return page.cancellations if isinstance(page, CancellationPage) else page.return_orders
 
 
 def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
@@ -435,6 +463,12 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
             for page in client.iter_return_pages(shop.start.filters, page_size=page_size, sort_field="update_time",
                                                  sort_order="ASC"):
                 if not put((shop, page, None)):
+                    return
+            # the second queue, after the returns: buyers' cancellations before shipment (a page with none
+            # has nothing to commit and moves no watermark)
+            for page in client.iter_cancellation_pages(shop.cancel_start.filters, page_size=page_size,
+                                                       sort_field="update_time", sort_order="ASC"):
+                if page.cancellations and not put((shop, page, None)):
                     return
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
@@ -601,6 +635,17 @@ def sync_return(db: Database, account: Account, return_id: str, *,
     if not found:
         raise ReturnNotFoundError(f"TikTok has no return {return_id} for {account.name}.")
     return upsert_page(db, account.shop_id, found, synced_at=utcnow())
+
+
+def sync_cancellation(db: Database, account: Account, cancel_id: str, *,
+                      transport: httpx.BaseTransport | None = None) -> PageCounts:
+    """Re-read one cancellation from TikTok and store it (its watermark does not move)."""
+    with tiktok_session(db, account, transport=transport) as client:
+        page = client.search_cancellations({"cancel_ids": [cancel_id]}, page_size=10)
+    found = [o for o in page.cancellations if isinstance(o, dict) and str(o.get("cancel_id")) == cancel_id]
+    if not found:
+        raise ReturnNotFoundError(f"TikTok has no cancellation {cancel_id} for {account.name}.")
+    return upsert_page(db, account.shop_id, found, synced_at=utcnow(), kind=domain.CANCELLATION_KIND)
 
 
 def fetch_records(db: Database, account: Account, return_id: str, *,

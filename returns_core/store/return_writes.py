@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
-from returns_core import ingest
+from returns_core import domain, ingest
 from returns_core.ingest import LINE_ITEM_SCHEMA, RECORD_SCHEMA, RETURN_SCHEMA, PageCounts, StoredReturn
 from returns_core.store import history, quarantine, sync_runs
 from returns_core.store.db import Database
@@ -46,7 +46,7 @@ def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, synced_at: datetime,
                 new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
-                restart_watermark: bool = False) -> PageCounts:
+                restart_watermark: bool = False, kind: str = domain.RETURN_KIND) -> PageCounts:
     """Write one page (or `pages` consecutive pages) of TikTok return objects in ONE transaction.
 
     With the watermark the page covers and the run it belongs to, both move in the same transaction.
@@ -57,27 +57,29 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
     # one write path per process (db.writer), so no other write of ours can conflict with this one
     with db.writer() as con:
         return write_page(con, shop_id, return_objects, synced_at=synced_at, new_watermark=new_watermark,
-                          run_id=run_id, pages=pages, restart_watermark=restart_watermark)
+                          run_id=run_id, pages=pages, restart_watermark=restart_watermark, kind=kind)
 
 
 def write_page(con: duckdb.DuckDBPyConnection, shop_id: str, return_objects: Iterable[Any], *,
                synced_at: datetime, new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
-               restart_watermark: bool = False) -> PageCounts:
-    """upsert_page inside the caller's transaction (a sync round commits several shops' pages at once)."""
-    objects, malformed = ingest.split_page(return_objects)
+               restart_watermark: bool = False, kind: str = domain.RETURN_KIND) -> PageCounts:
+    """upsert_page inside the caller's transaction (a sync round commits several shops' pages at once).
+    `kind` says whether the objects are returns or cancellations: both are rows of `returns`, each kind
+    with its own watermark."""
+    objects, malformed = ingest.split_page(return_objects, kind)
     counts = PageCounts()
     if objects:
-        stored = _stored(con, shop_id, ingest.page_return_ids(objects))
-        plan = ingest.plan_page(shop_id, objects, stored, synced_at)
+        stored = _stored(con, shop_id, ingest.page_return_ids(objects, kind))
+        plan = ingest.plan_page(shop_id, objects, stored, synced_at, kind)
         _write_plan(con, shop_id, plan, synced_at)
         counts = plan.counts
     if malformed:
         quarantine.keep(con, shop_id, malformed, synced_at, run_id)
         counts += PageCounts(quarantined=len(malformed))
     if restart_watermark:
-        sync_runs.set_watermark(con, shop_id, new_watermark, synced_at)
+        sync_runs.set_watermark(con, shop_id, new_watermark, synced_at, kind)
     elif new_watermark is not None:
-        sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at)
+        sync_runs.advance_watermark(con, shop_id, new_watermark, synced_at, kind)
     if run_id is not None:
         sync_runs.add_page(con, run_id, pages, counts)
     return counts
@@ -156,14 +158,15 @@ class ReturnState(NamedTuple):
     marketplace_status: str | None
     return_type: str | None
     next_action: str | None
+    kind: str | None = domain.RETURN_KIND
 
 
 def return_state(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -> ReturnState | None:
     """A return's state as this transaction sees it, or None when it is not stored."""
     # fetch to the end: a half-read result blocks the connection for the caller's next step (register)
     rows = con.execute(
-        "SELECT status, marketplace_status, return_type, next_action FROM returns WHERE shop_id = ? AND return_id = ?",
-        [shop_id, return_id]).fetchall()
+        "SELECT status, marketplace_status, return_type, next_action, kind FROM returns "
+        "WHERE shop_id = ? AND return_id = ?", [shop_id, return_id]).fetchall()
     return ReturnState(*rows[0]) if rows else None
 
 

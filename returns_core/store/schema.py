@@ -303,4 +303,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        7,
+        # Cancellations (Search Cancellations) live in `returns` beside the returns, one row each, so the
+        # grid, filters, exports, deadlines and decisions serve both: `kind` says which ('return' for every
+        # row from before), `return_id` holds the cancel_id (TikTok numbers both from one id space),
+        # `return_type` the cancel_type, `marketplace_status` the cancel_status, verbatim. Cancellations are
+        # read incrementally by their own update_time watermark.
+        """
+        ALTER TABLE returns ADD COLUMN kind VARCHAR DEFAULT 'return';
+        ALTER TABLE sync_state ADD COLUMN cancellations_watermark BIGINT;
+        """,
+    ),
 ]

@@ -14,6 +14,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from returns_core import domain
 from returns_core.filters import check_page
 from returns_core.ingest import PageCounts
 from returns_core.store.db import Database, utcnow
@@ -86,34 +87,42 @@ def finish(db: Database, run_id: int, duration: float, error: str | None, *, at:
 
 # --- the watermark ------------------------------------------------------------------------------
 
+# Returns and cancellations are read from two searches, each with its own update_time watermark.
+_WATERMARK_COLUMNS = {domain.RETURN_KIND: "watermark", domain.CANCELLATION_KIND: "cancellations_watermark"}
 
-def watermark(db: Database, shop_id: str) -> int | None:
-    """The account's update_time watermark (Unix seconds), or None before the first sync."""
+
+def watermark(db: Database, shop_id: str, kind: str = domain.RETURN_KIND) -> int | None:
+    """The account's update_time watermark (Unix seconds) of a kind, or None before its first sync."""
     with db.reader() as con:
-        return _watermark(con, shop_id)
+        return _watermark(con, shop_id, kind)
 
 
-def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str) -> int | None:
-    rows = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchall()
+def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str, kind: str = domain.RETURN_KIND) -> int | None:
+    column = _WATERMARK_COLUMNS[kind]
+    rows = con.execute(f"SELECT {column} FROM sync_state WHERE shop_id = ?", [shop_id]).fetchall()
     return rows[0][0] if rows else None
 
 
-def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime) -> None:
+def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime,
+                      kind: str = domain.RETURN_KIND) -> None:
     """Raise the watermark to `mark`, inside the transaction of the pages it covers; never lower it."""
     # never backwards within a sync: pages come in update_time order (a full re-read sets it anew instead)
+    column = _WATERMARK_COLUMNS[kind]
     con.execute(
-        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (shop_id) DO UPDATE SET watermark = greatest(coalesce(sync_state.watermark, 0), "
-        "excluded.watermark), updated_at = excluded.updated_at",
+        f"INSERT INTO sync_state (shop_id, {column}, updated_at) VALUES (?, ?, ?) "
+        f"ON CONFLICT (shop_id) DO UPDATE SET {column} = greatest(coalesce(sync_state.{column}, 0), "
+        f"excluded.{column}), updated_at = excluded.updated_at",
         [shop_id, mark, at])
 
 
-def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime) -> None:
+def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime,
+                  kind: str = domain.RETURN_KIND) -> None:
     """Set the watermark to `mark` (None: nothing covered yet), even below the old one: the first page of
     a full re-read, which derives it again from what it reads (the old one may be from the future)."""
+    column = _WATERMARK_COLUMNS[kind]
     con.execute(
-        "INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (shop_id) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
+        f"INSERT INTO sync_state (shop_id, {column}, updated_at) VALUES (?, ?, ?) "
+        f"ON CONFLICT (shop_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at",
         [shop_id, mark, at])
 
 

@@ -70,7 +70,7 @@ class Sandbox:
     def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
                  history_days: int = 90, wall_clock: Callable[[], float] = time.time,
                  state_path: Path | str | None = None, webhooks: WebhookSettings | None = None,
-                 app_rate_limit: float | None = None):
+                 app_rate_limit: float | None = None, cancellations: int = 0):
         self.seed = seed
         self.app_key = SANDBOX_APP_KEY
         self.app_secret = SANDBOX_APP_SECRET
@@ -81,6 +81,8 @@ class Sandbox:
         self._wall = wall_clock
         self._lock = threading.RLock()
         self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days}
+        if cancellations:  # buyers' cancellations per shop over the history (0: none; state files from before)
+            self._settings["cancellations"] = cancellations
         self._state_path = Path(state_path) if state_path is not None else None
         self._disk_stamp = _stamp(self._state_path)
         saved = self._read_state()
@@ -158,6 +160,17 @@ class Sandbox:
             self._world.run_until(self.now())
             cases = sorted(self._world.cases(shop_id), key=lambda c: (c.create_time, c.key))
             return [json.loads(case.to_json()) for case in cases]
+
+    def cancellations_for(self, shop_id: str) -> list[dict]:
+        """Ground truth: every cancellation of the shop now, as Search Cancellations 202309 serializes it."""
+        with self._current():
+            self._world.run_until(self.now())
+            cases = sorted(self._world.cancellations.cases(shop_id), key=lambda c: (c.create_time, c.key))
+            return [json.loads(case.to_json()) for case in cases]
+
+    def cancellation_window(self, shop_id: str) -> int | None:
+        """The hours this shop gives itself to answer a cancellation (None: before ready-to-ship)."""
+        return self._world.cancellations.windows[shop_id]
 
     # --- serving ----------------------------------------------------------------------------------
 
@@ -318,15 +331,19 @@ class Sandbox:
         """Build the world from the seed and replay the seller's decisions up to now."""
         start = min([entry["t"] for entry in decisions] + [self.now()])
         self._world = World(self.catalogue, anchor=self.anchor, history_days=self._settings["history_days"],
-                            returns_per_shop=self._settings["returns"], start=start)
+                            returns_per_shop=self._settings["returns"], start=start,
+                            cancellations_per_shop=self._settings.get("cancellations", 0))
         self._world.replay(decisions)
         self._world.run_until(self.now())
         self._world.listener = self._on_return_step  # only the live world notifies, not its replayed past
         token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
+        # its own key: a Search Returns page token never continues a Search Cancellations query
+        cancel_key = hashlib.sha256(f"cancel-page-token:{self.seed}".encode()).digest()
         self._api = Api(catalogue=self.catalogue, world=self._world, auth=self._auth,
                         search=ReturnSearch(self._world, token_key), app_key=self.app_key,
                         app_secret=self.app_secret, idempotency=self._idempotency,
-                        subscriptions=self._subscriptions)
+                        subscriptions=self._subscriptions,
+                        cancel_search=ReturnSearch(self._world.cancellations, cancel_key))
 
     @contextmanager
     def _current(self) -> Iterator[None]:

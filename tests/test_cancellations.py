@@ -1,0 +1,317 @@
+"""Cancellations, the second queue, end to end over real HTTP on 127.0.0.1 against the sandbox.
+
+The sandbox simulates buyers' cancellations before shipment (pending with the shop's answer window,
+TikTok approving when nobody answers, the buyer withdrawing, the seller approving or rejecting with
+a reason, once per idempotency key); the client reads and answers them; a sync stores them beside
+the returns with the same guarantees: exact, incremental by their own update_time watermark, never
+deleting, unknown statuses kept verbatim and flagged, the raw payload kept, faults survived.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from decimal import Decimal
+
+import pytest
+
+from returns_core import domain
+from returns_core.ingest import to_utc
+from returns_core.store.db import Database, utcnow
+from returns_core.store.return_writes import upsert_page
+from returns_core.store.sync_runs import watermark
+from returns_core.sync import sync_account, sync_cancellation
+from returns_core.tiktok import errors
+from returns_core.tiktok.client import TikTokClient
+from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
+from returns_core.tiktok.sandbox.cancellations import window_hours
+from tests.reliability import FAST_RETRY, connect, dump, steady_clock
+
+SETTINGS = {"seed": 7, "shops": 1, "returns": 60, "cancellations": 90}
+HOUR = 3600
+CANCEL_SEARCH = "/return_refund/202309/cancellations/search"
+
+
+@pytest.fixture(scope="module")
+def world_clock():
+    return steady_clock()
+
+
+@pytest.fixture
+def world(world_clock) -> Sandbox:
+    return Sandbox(**SETTINGS, wall_clock=world_clock)
+
+
+@pytest.fixture
+def served(world):
+    with world.serve(live=False) as server:
+        yield server
+
+
+@pytest.fixture
+def linked(db, world, served):
+    return connect(db, world, served.url)
+
+
+@pytest.fixture
+def client(world, served, linked):
+    _, tokens = linked
+    with TikTokClient(SANDBOX_APP_KEY, SANDBOX_APP_SECRET, tokens.access_token, tokens.refresh_token,
+                      world.shops[0]["cipher"], api_base=served.url, auth_base=served.url, retry=FAST_RETRY) as c:
+        yield c
+
+
+def shop_id(world: Sandbox) -> str:
+    return world.shops[0]["id"]
+
+
+def pending(world: Sandbox) -> dict:
+    """A cancellation waiting for the seller: the world moves an hour at a time until one is (bounded)."""
+    for _ in range(24 * 30):
+        waiting = [c for c in world.cancellations_for(shop_id(world))
+                   if c["cancel_status"] == "CANCELLATION_REQUEST_PENDING"]
+        if waiting:
+            return waiting[0]
+        world.advance(HOUR)
+    raise AssertionError("no buyer asked to cancel in 30 days of the sandbox")
+
+
+def cancellations_view(db: Database, shop: str) -> dict[str, tuple]:
+    with db.reader() as con:
+        rows = con.execute(
+            "SELECT return_id, kind, type, return_type, marketplace_status, status, unmapped, refund_total, "
+            "updated_at, due_by, next_action, payload FROM returns WHERE shop_id = ? AND kind = 'cancellation'",
+            [shop]).fetchall()
+    return {r[0]: r[1:-1] + (json.loads(r[-1]),) for r in rows}
+
+
+def truth(world: Sandbox) -> dict[str, tuple]:
+    """The same view from the sandbox's ground truth, through the cancellations' own status mapping."""
+    view = {}
+    for obj in world.cancellations_for(shop_id(world)):
+        action = (obj.get("seller_next_action_response") or [{}])[0]
+        view[obj["cancel_id"]] = (
+            "cancellation", "Cancellation", obj["cancel_type"], obj["cancel_status"],
+            domain.CANCELLATION_STATUS_MAP[obj["cancel_status"]], False,
+            Decimal(obj["refund_amount"]["refund_total"]).quantize(Decimal("0.0001")), to_utc(obj["update_time"]),
+            to_utc(action.get("deadline")), action.get("action"), obj)
+    return view
+
+
+# --- the sandbox ----------------------------------------------------------------------------------
+
+
+def test_a_buyer_cancellation_waits_for_the_shops_window_then_tiktok_approves_it(world):
+    asked = pending(world)
+    hours = window_hours(world.catalogue.shops[0])
+    deadline = asked["seller_next_action_response"][0]["deadline"]
+    if hours is not None:
+        assert deadline == asked["create_time"] + hours * HOUR
+    assert asked["seller_next_action_response"][0]["action"] == "SELLER_RESPOND_CANCEL"
+    assert asked["cancel_type"] == "BUYER_CANCEL" and asked["role"] == "BUYER"
+    world.advance(max(0, deadline - world.now()) + 1)
+    after = next(c for c in world.cancellations_for(shop_id(world)) if c["cancel_id"] == asked["cancel_id"])
+    # unless the buyer withdrew first, TikTok decided: approved, nothing left for the seller
+    assert after["cancel_status"] in ("CANCELLATION_REQUEST_SUCCESS", "CANCELLATION_REQUEST_COMPLETE",
+                                      "CANCELLATION_REQUEST_CANCELLED")
+    assert "seller_next_action_response" not in after
+    assert after["update_time"] > asked["update_time"]
+
+
+def test_every_shop_has_its_own_window_of_1_3_or_5_hours_or_before_ready_to_ship():
+    sandbox = Sandbox(seed=3, shops=4, returns=10, cancellations=10, wall_clock=steady_clock())
+    assert {window_hours(shop) for shop in sandbox.catalogue.shops} == {1, 3, 5, None}
+
+
+def test_search_pages_follow_keyset_order_with_page_sizes_from_1_and_both_status_spellings(client, world):
+    everything = world.cancellations_for(shop_id(world))
+    assert len(everything) >= 80
+    seen = [c for page in client.iter_cancellation_pages(page_size=7) for c in page.cancellations]
+    assert sorted(c["cancel_id"] for c in seen) == sorted(c["cancel_id"] for c in everything)
+    assert [c["update_time"] for c in seen] == sorted(c["update_time"] for c in seen)
+    assert len(client.search_cancellations(page_size=1).cancellations) == 1
+    with pytest.raises(ValueError, match="page_size"):
+        client.search_cancellations(page_size=51)
+    # 202309 answers the closed state as CANCELLATION_REQUEST_CANCELLED; a filter may use either spelling
+    closed = {c["cancel_id"] for c in everything if c["cancel_status"] == "CANCELLATION_REQUEST_CANCELLED"}
+    assert closed
+    for spelling in ("CANCELLATION_REQUEST_CANCEL", "CANCELLATION_REQUEST_CANCELLED"):
+        found = {c["cancel_id"] for p in client.iter_cancellation_pages({"cancel_status": [spelling]})
+                 for c in p.cancellations}
+        assert found == closed
+
+
+def test_a_returns_page_token_does_not_continue_a_cancellations_search(client):
+    token = client.search_returns(page_size=10).next_page_token
+    assert token
+    with pytest.raises(errors.ParameterError, match="page_token"):
+        client.search_cancellations(page_size=10, page_token=token)
+
+
+def test_approve_and_reject_act_once_per_idempotency_key_with_tiktoks_reject_reasons(client, world):
+    first = pending(world)
+    client.approve_cancellation(first["cancel_id"], idempotency_key="approve-1")
+    client.approve_cancellation(first["cancel_id"], idempotency_key="approve-1")  # a retry: the same answer
+    with pytest.raises(errors.BusinessError) as refused:
+        client.approve_cancellation(first["cancel_id"], idempotency_key="approve-2")
+    assert refused.value.code == errors.ALREADY_DECIDED
+    now = next(c for c in world.cancellations_for(shop_id(world)) if c["cancel_id"] == first["cancel_id"])
+    assert now["cancel_status"] == "CANCELLATION_REQUEST_SUCCESS"
+    assert [d["t"] for d in world._world.decision_log].count(world.now()) == 1
+
+    second = pending(world)
+    reasons = client.get_reject_reasons(second["cancel_id"])
+    assert "seller_reject_apply_product_has_been_packed" in [r["name"] for r in reasons]
+    with pytest.raises(errors.BusinessError) as bad:
+        client.reject_cancellation(second["cancel_id"], "seller_reject_apply_tracking_shows_delivered",
+                                   idempotency_key="reject-0")
+    assert bad.value.code == errors.REASON_INVALID
+    client.reject_cancellation(second["cancel_id"], reasons[0]["name"], idempotency_key="reject-1",
+                               comment="Already packed")
+    now = next(c for c in world.cancellations_for(shop_id(world)) if c["cancel_id"] == second["cancel_id"])
+    assert now["cancel_status"] == "CANCELLATION_REQUEST_CANCELLED"
+    answers = {a["decision"]: a for a in client.get_decision_eligibility(second["cancel_id"])}
+    assert answers["APPROVE_REQUEST_CANCEL"]["eligible"] is False
+    assert answers["REJECT_REQUEST_CANCEL"]["ineligible_code"] == errors.ALREADY_DECIDED
+
+
+def test_a_restarted_sandbox_replays_the_sellers_answers(tmp_path, world_clock):
+    state = tmp_path / "sandbox.json"
+    one = Sandbox(**SETTINGS, wall_clock=world_clock, state_path=state)
+    asked = pending(one)
+    case = one._world.cancellation(asked["cancel_id"])
+    from returns_core.tiktok.sandbox.cancellations import REJECT, REJECT_REASONS, CancelDecision
+    one._world.decide(case, CancelDecision(REJECT, REJECT_REASONS[0][0]))
+    one._save()
+    two = Sandbox(**SETTINGS, wall_clock=world_clock, state_path=state)
+    assert two.cancellations_for(shop_id(two)) == one.cancellations_for(shop_id(one))
+
+
+# --- the sync -------------------------------------------------------------------------------------
+
+
+def test_a_sync_stores_every_cancellation_exactly_beside_the_returns(db, world, linked):
+    account, _ = linked
+    result = sync_account(db, account, trigger="test", page_size=10)
+    assert result.ok, result.error
+    returns = len(world.returns_for(shop_id(world)))
+    expected = truth(world)
+    assert result.new == returns + len(expected)
+    assert cancellations_view(db, shop_id(world)) == expected
+    with db.reader() as con:
+        kinds = dict(con.execute("SELECT kind, count(*) FROM returns GROUP BY kind").fetchall())
+    assert kinds == {"return": returns, "cancellation": len(expected)}
+    marks = watermark(db, shop_id(world)), watermark(db, shop_id(world), domain.CANCELLATION_KIND)
+    assert marks == (max(r["update_time"] for r in world.returns_for(shop_id(world))),
+                     max(c["update_time"] for c in world.cancellations_for(shop_id(world))))
+
+
+def test_the_next_sync_reads_only_the_cancellations_that_changed_and_deletes_none(db, world, linked, served):
+    account, _ = linked
+    sync_account(db, account, trigger="test", page_size=10)
+    before = truth(world)
+    asked = pending(world)  # moves the world on until a buyer asks
+    requests = []
+    answer = world.answer
+
+    def counting(method, path, *args, **kwargs):
+        requests.append(path)
+        return answer(method, path, *args, **kwargs)
+
+    world.answer = counting
+    again = sync_account(db, account, trigger="test", page_size=10)
+    assert again.ok, again.error
+    assert requests.count(CANCEL_SEARCH) < len(before) // 10
+    now = truth(world)
+    assert cancellations_view(db, shop_id(world)) == now
+    assert set(before) <= set(now) and asked["cancel_id"] in now
+    with db.reader() as con:
+        waiting = con.execute("SELECT count(*) FROM returns WHERE kind = 'cancellation' AND next_action = "
+                              "'SELLER_RESPOND_CANCEL' AND due_by IS NOT NULL").fetchone()[0]
+    assert waiting >= 1
+
+
+def test_an_unknown_cancellation_status_is_kept_verbatim_flagged_and_keeps_the_last_status(db):
+    obj = {"cancel_id": "5035000000000000001", "order_id": "58", "cancel_type": "BUYER_CANCEL",
+           "cancel_status": "CANCELLATION_REQUEST_PENDING", "update_time": 1_790_000_000,
+           "create_time": 1_790_000_000, "refund_amount": {"currency": "USD", "refund_total": "12.5"}}
+    upsert_page(db, "S1", [obj], synced_at=utcnow(), kind=domain.CANCELLATION_KIND)
+    later = {**obj, "cancel_status": "CANCELLATION_REQUEST_ON_HOLD", "update_time": 1_790_000_100}
+    upsert_page(db, "S1", [later], synced_at=utcnow(), kind=domain.CANCELLATION_KIND)
+    with db.reader() as con:
+        row = con.execute("SELECT marketplace_status, status, unmapped, type, refund_total, payload FROM returns"
+                          ).fetchone()
+    assert row[:5] == ("CANCELLATION_REQUEST_ON_HOLD", "Requested", True, "Cancellation", Decimal("12.5"))
+    assert json.loads(row[5]) == later
+    # both spellings of the closed state map; neither is "unmapped"
+    for spelling in ("CANCELLATION_REQUEST_CANCEL", "CANCELLATION_REQUEST_CANCELLED"):
+        assert domain.mapped_status(spelling, domain.CANCELLATION_KIND) == domain.CANCELLED
+    assert domain.is_unmapped("CANCELLATION_REQUEST_PENDING", domain.RETURN_KIND)
+
+
+def test_a_cancellation_without_a_cancel_id_is_quarantined_not_skipped(db):
+    counts = upsert_page(db, "S1", [{"cancel_status": "CANCELLATION_REQUEST_PENDING"}], synced_at=utcnow(),
+                         kind=domain.CANCELLATION_KIND)
+    assert counts.quarantined == 1
+    with db.reader() as con:
+        assert con.execute("SELECT reason FROM quarantined_returns").fetchone() == ("no cancel_id",)
+
+
+def test_one_cancellation_is_re_read_on_demand(db, world, linked):
+    account, _ = linked
+    asked = pending(world)
+    sync_cancellation(db, account, asked["cancel_id"])
+    assert cancellations_view(db, shop_id(world))[asked["cancel_id"]][3] == "CANCELLATION_REQUEST_PENDING"
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reference(world_clock, tmp_path_factory) -> dict:
+    """The store after one clean sync of the same world (no faults)."""
+    sandbox = Sandbox(**SETTINGS, wall_clock=world_clock)
+    ref = Database(tmp_path_factory.mktemp("ref") / "ref.duckdb", key=None)
+    with sandbox.serve(live=False) as server:
+        account, _ = connect(ref, sandbox, server.url)
+        assert sync_account(ref, account, trigger="test", page_size=10).ok
+    return dump(ref)
+
+
+def before_cancellation_request(world: Sandbox, n: int, action) -> None:
+    """Do `action()` just before the sandbox answers its n-th Search Cancellations request."""
+    count = itertools.count(1)
+    take = world.faults.take
+
+    def take_after(path: str):
+        if path == CANCEL_SEARCH and next(count) == n:
+            action()
+        return take(path)
+
+    world.faults.take = take_after
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "503", "reset", "truncate", "malformed"])
+def test_a_burst_of_faults_on_the_cancellations_is_retried_and_the_sync_is_exact(db, world, linked, reference, kind):
+    account, _ = linked
+    before_cancellation_request(world, 3, lambda: world.faults.inject(kind, count=FAST_RETRY.max_attempts - 1))
+    result = sync_account(db, account, trigger="test", page_size=10, retry=FAST_RETRY)
+    assert result.ok, result.error
+    assert world.faults.pending == 0, "the faults were never served: the test proved nothing"
+    assert dump(db) == reference
+
+
+def test_an_outage_in_the_cancellations_stops_readably_keeps_what_was_committed_and_the_next_sync_completes(
+        db, world, linked, reference):
+    account, _ = linked
+    before_cancellation_request(world, 4, lambda: world.faults.inject("500", count=FAST_RETRY.max_attempts))
+    failed = sync_account(db, account, trigger="test", page_size=10, retry=FAST_RETRY)
+    assert not failed.ok and "server error" in failed.error.lower() and "\n" not in failed.error
+    kept = cancellations_view(db, shop_id(world))
+    assert len(kept) == 30  # three whole pages of 10, in update_time order
+    mark = watermark(db, shop_id(world), domain.CANCELLATION_KIND)
+    assert mark == max(v[-1]["update_time"] for v in kept.values())
+    assert watermark(db, shop_id(world)) is not None  # the returns were all committed before
+    again = sync_account(db, account, trigger="test", page_size=10, retry=FAST_RETRY)
+    assert again.ok, again.error
+    assert dump(db) == reference
