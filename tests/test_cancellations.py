@@ -13,6 +13,7 @@ import itertools
 import json
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from returns_core import domain
@@ -25,7 +26,9 @@ from returns_core.tiktok import errors
 from returns_core.tiktok.client import TikTokClient
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
 from returns_core.tiktok.sandbox.cancellations import window_hours
+from returns_core.tiktok.signing import sign
 from tests.reliability import FAST_RETRY, connect, dump, steady_clock
+from tests.tiktok_spec import SERVER, closed_contract, conforms, needs_spec
 
 SETTINGS = {"seed": 7, "shops": 1, "returns": 60, "cancellations": 90}
 HOUR = 3600
@@ -315,3 +318,56 @@ def test_an_outage_in_the_cancellations_stops_readably_keeps_what_was_committed_
     again = sync_account(db, account, trigger="test", page_size=10, retry=FAST_RETRY)
     assert again.ok, again.error
     assert dump(db) == reference
+
+
+# --- TikTok's contract ----------------------------------------------------------------------------
+
+
+@needs_spec
+@pytest.mark.parametrize(("spec", "version"), [("tiktok_return_refund.openapi.yaml", "202309"),
+                                               ("tiktok_return_refund_newer.openapi.yaml", "202602")])
+def test_every_cancellations_page_and_answer_conforms_to_tiktoks_contract(world, spec, version):
+    contract = closed_contract(spec)
+    http = httpx.Client(transport=world.transport(), base_url=SERVER)
+    token = world.issue_tokens()["access_token"]
+
+    def call(method: str, path: str, params: dict | None = None, body: dict | None = None) -> httpx.Response:
+        raw = b"" if body is None else json.dumps(body).encode()
+        query = {"app_key": SANDBOX_APP_KEY, "timestamp": str(int(world_clock_now(world))),
+                 "shop_cipher": world.shops[0]["cipher"], **(params or {})}
+        query["sign"] = sign(path, query, raw, SANDBOX_APP_SECRET)
+        return http.request(method, path, params=query, content=raw,
+                            headers={"x-tts-access-token": token, "content-type": "application/json"})
+
+    search = f"/return_refund/{version}/cancellations/search"
+    statuses, page_token, seen = set(), "", 0
+    while True:
+        params = {"page_size": "20", "sort_field": "update_time", **({"page_token": page_token} if page_token else {})}
+        data = conforms(contract, "POST", search, call("POST", search, params, {}))["data"]
+        for c in data["cancellations"]:
+            statuses.add(c["cancel_status"])
+            assert domain.mapped_status(c["cancel_status"], domain.CANCELLATION_KIND) is not None
+        seen += len(data["cancellations"])
+        page_token = data["next_page_token"]
+        if not page_token:
+            break
+    assert seen == data["total_count"] >= 80
+    closed = "CANCELLATION_REQUEST_CANCELLED" if version == "202309" else "CANCELLATION_REQUEST_CANCEL"
+    assert closed in statuses
+    empty = conforms(contract, "POST", search, call("POST", search, {}, {"cancel_ids": ["1"]}))["data"]
+    assert empty["total_count"] == 0 and "cancellations" not in empty
+    refused = call("POST", search, {"page_size": "51"}, {})
+    assert conforms(contract, "POST", search, refused)["code"] == errors.INVALID_PARAMETER
+    if version == "202309":
+        asked = pending(world)
+        approve = f"/return_refund/202309/cancellations/{asked['cancel_id']}/approve"
+        assert conforms(contract, "POST", approve, call("POST", approve, {"idempotency_key": "k1"}))["code"] == 0
+        again = call("POST", approve, {"idempotency_key": "k2"})
+        assert conforms(contract, "POST", approve, again)["code"] == errors.ALREADY_DECIDED
+        reject = f"/return_refund/202309/cancellations/{pending(world)['cancel_id']}/reject"
+        answer = call("POST", reject, {}, {"reject_reason": "seller_reject_apply_product_has_been_packed"})
+        assert conforms(contract, "POST", reject, answer)["code"] == 0
+
+
+def world_clock_now(world: Sandbox) -> float:
+    return world._wall()
