@@ -149,6 +149,22 @@ def render_status() -> None:
     if overdue:
         late_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/alarm:",
                            query_params={**grid_filters.show_link("overdue"), **account_query()})
+    render_cancellation_deadlines(chosen.shop_ids)
+
+
+def render_cancellation_deadlines(shop_ids: tuple[str, ...]) -> None:
+    """The second queue's own deadlines, apart: a buyer's cancellation waits hours, not days (the shop's
+    window), so it is counted and linked on its own line below the totals."""
+    due, overdue = loaders.deadline_counts(shop_ids, loaders.this_minute(), (domain.CANCELLATION,))
+    if not (due or overdue):
+        return
+    st.sidebar.caption(f":material/cancel: Of these, **cancellations**: {due:,} due, {overdue:,} overdue")
+    links = st.sidebar.columns(2)
+    for col, (count, what, label) in zip(links, ((due, "cancellations_due", "Due"),
+                                                  (overdue, "cancellations_overdue", "Overdue")), strict=True):
+        if count:
+            col.page_link(navigation.GRID_PAGE, label=f"{label} cancellations", icon=":material/cancel:",
+                          query_params={**grid_filters.show_link(what), **account_query()})
 
     choices = list(jobs.AUTO_SYNC_CHOICES)
     if "sidebar_auto_sync" not in st.session_state:

@@ -47,8 +47,9 @@ def header(ret: dict) -> None:
     st.caption(f"Created {local_time(ret['created_at'])} · Updated {local_time(ret['updated_at'])} · "
                f"Last synced {ago(ret['last_synced_at'])}")
     if ret["mismatch"]:
+        expected = domain.mapped_status(ret["marketplace_status"], ret.get("kind"))
         st.warning(f"Mismatch: our Status is {ret['status']}, but TikTok's status "
-                   f"{shown(ret['marketplace_status'])} maps to {domain.mapped_status(ret['marketplace_status'])}.")
+                   f"{shown(ret['marketplace_status'])} maps to {expected}.")
     if ret["unmapped"]:
         st.warning(f"TikTok's status {shown(ret['marketplace_status'])} is new to us: it is kept verbatim and not "
                    "mapped.")

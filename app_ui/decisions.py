@@ -87,6 +87,10 @@ def what_the_buyer_asks(db: Database, row: Mapping) -> None:
 def why_they_ask(db: Database, account: Account | None, row: Mapping, key: str) -> None:
     """The reason in words, and the buyer's comment, photos and videos from TikTok's records."""
     st.markdown(f"**Why:** {_md(row['reason_text'] or 'TikTok gave no reason')}")
+    if row.get("kind") == domain.CANCELLATION_KIND:
+        # TikTok keeps no event records for a cancellation (Get Return Records is for returns): its reason is all
+        st.caption("A cancellation before shipment carries the buyer's reason only: no comment, photo or video.")
+        return
     evidence = review.buyer_evidence(db, row["shop_id"], row["return_id"])
     if evidence.fetched_at is None:
         evidence = _fetch_evidence(db, account, row, key) or evidence

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.csv, FILE.xlsx or FILE.parquet")
     export.add_argument("--account", action="append", default=[], metavar="NAME", help="account (repeatable)")
     export.add_argument("--type", action="append", default=[], metavar="TYPE",
-                        help=f"type (repeatable): {', '.join(domain.TYPES)}")
+                        help=f"type (repeatable): {', '.join(domain.ALL_TYPES)}")
     export.add_argument("--status", action="append", default=[], metavar="STATUS",
                         help=f"status (repeatable): {', '.join(domain.STATUSES)}")
     export.add_argument("--marketplace-status", action="append", default=[], metavar="S",
@@ -397,7 +397,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from returns_core.store.returns import export_returns
 
     db = _db(args)
-    types = tuple(_choice(t, domain.TYPES, domain.TYPE_MAP, "type") for t in args.type)
+    types = tuple(_choice(t, domain.ALL_TYPES, domain.TYPE_MAP, "type") for t in args.type)
     statuses = tuple(_choice(s, domain.STATUSES, {}, "status") for s in args.status)
     shop_ids = tuple(dict.fromkeys(acc.get_account(db, n).shop_id for n in args.account))
     filters = ReturnFilters(shop_ids=shop_ids, types=types, statuses=statuses,

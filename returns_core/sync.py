@@ -56,6 +56,7 @@ from returns_core.secretbox import SecretKeyError
 from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreError, utcnow
 from returns_core.store.return_writes import store_records, upsert_page, write_page
+from returns_core.store.returns import find_return
 from returns_core.tiktok import errors
 from returns_core.tiktok.client import CancellationPage
 from returns_core.tiktok_session import tiktok_session
@@ -628,7 +629,11 @@ class ReturnNotFoundError(LookupError):
 
 def sync_return(db: Database, account: Account, return_id: str, *,
                 transport: httpx.BaseTransport | None = None) -> PageCounts:
-    """Re-read one return from TikTok and store it (the watermark does not move)."""
+    """Re-read one return from TikTok and store it (the watermark does not move). A stored cancellation is
+    re-read from Search Cancellations: every re-sync (a decision, the return's page, reconciliation) serves both."""
+    stored = find_return(db, return_id, account.shop_id)
+    if stored is not None and stored.get("kind") == domain.CANCELLATION_KIND:
+        return sync_cancellation(db, account, return_id, transport=transport)
     with tiktok_session(db, account, transport=transport) as client:
         page = client.search_returns({"return_ids": [return_id]}, page_size=10)
     found = [o for o in page.return_orders if isinstance(o, dict) and str(o.get("return_id")) == return_id]

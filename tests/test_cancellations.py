@@ -371,3 +371,98 @@ def test_every_cancellations_page_and_answer_conforms_to_tiktoks_contract(world,
 
 def world_clock_now(world: Sandbox) -> float:
     return world._wall()
+
+
+# --- the grid, the filters, the deadlines, the exports ----------------------------------------------
+
+
+@pytest.fixture
+def synced(db, world, linked):
+    """The shop synced once, with a cancellation waiting for the seller."""
+    account, _ = linked
+    asked = pending(world)
+    assert sync_account(db, account, trigger="test", page_size=50).ok
+    return account, asked
+
+
+def test_the_grid_filters_counts_and_exports_cancellations_as_their_own_type(db, world, synced, tmp_path):
+    from returns_core.filters import ReturnFilters
+    from returns_core.store import returns as store
+
+    _, asked = synced
+    only = ReturnFilters(types=(domain.CANCELLATION,))
+    total = len(world.cancellations_for(shop_id(world)))
+    assert store.count_returns(db, only) == total
+    page = store.grid_page(db, only, limit=500)
+    assert set(page["Type"]) == {"Cancellation"} and len(page) == total
+    assert set(page["Marketplace Status"]) <= set(domain.CANCELLATION_STATUS_MAP)
+    row = page[page["Marketplace Return ID"] == asked["cancel_id"]].iloc[0]
+    assert row["Status"] == "Requested" and bool(row[store.CAN_DECIDE])
+    assert store.count_returns(db, ReturnFilters(types=domain.TYPES)) == len(world.returns_for(shop_id(world)))
+    # "Waiting for you" and the deadlines: a waiting cancellation is counted by its own window's deadline
+    waiting = store.count_returns(db, ReturnFilters(waiting=True, types=(domain.CANCELLATION,)))
+    assert waiting >= 1
+    due, overdue = store.deadline_counts(db, (), (domain.CANCELLATION,))
+    assert due + overdue == waiting
+    assert "CANCELLATION_REQUEST_CANCELLED" in store.marketplace_status_options(db)
+    out = tmp_path / "cancellations.csv"
+    assert store.export_returns(db, only, out) == total
+    import csv
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["Type"] for r in rows} == {"Cancellation"}
+    assert {r["Marketplace Status"] for r in rows} <= set(domain.CANCELLATION_STATUS_MAP)
+
+
+def test_the_command_line_exports_only_the_cancellations(db, synced, tmp_path):
+    from returns_core.cli import main
+
+    out = tmp_path / "c.csv"
+    assert main(["--db", str(db.path), "export", "--out", str(out), "--type", "cancellation"]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) > 1 and all(",Cancellation," in line for line in lines[1:])
+
+
+# --- decisions: the same path as a return's -------------------------------------------------------
+
+
+def test_a_cancellation_is_rejected_with_tiktoks_reason_once_and_its_new_status_is_synced(db, world, synced):
+    from returns_core import workflow
+
+    account, asked = synced
+    options = workflow.decision_options(db, account, asked["cancel_id"])
+    assert options.asked_tiktok and options.approve == ("APPROVE_REQUEST_CANCEL",)
+    assert options.reject == ("REJECT_REQUEST_CANCEL",)
+    reasons = options.reject_reasons["REJECT_REQUEST_CANCEL"]
+    assert reasons[0]["name"] == "seller_reject_apply_product_has_been_packed"
+    with pytest.raises(workflow.WorkflowError, match="reject reason"):
+        workflow.plan_action(db, account.shop_id, asked["cancel_id"], "REJECT_REQUEST_CANCEL", options=options)
+    plan = workflow.plan_action(db, account.shop_id, asked["cancel_id"], "REJECT_REQUEST_CANCEL",
+                                reject_reason=reasons[0]["name"], comment="Packed already", options=options)
+    assert plan.request["path"] == f"/return_refund/202309/cancellations/{asked['cancel_id']}/reject"
+    assert plan.request["body"] == {"reject_reason": reasons[0]["name"], "comment": "Packed already"}
+    assert "ships" in plan.summary
+    result = workflow.send_action(db, account, plan, "Mia")
+    assert result.ok, result.message
+    assert (result.marketplace_status, result.status) == ("CANCELLATION_REQUEST_CANCELLED", domain.CANCELLED)
+    again = workflow.send_action(db, account, plan, "Mia")  # a double click: nothing is sent twice
+    assert again.ok and again.repeated
+    decided = [d for d in world._world.decision_log if d.get("cancel_id") == asked["cancel_id"]]
+    assert len(decided) == 1 and decided[0]["reject_reason"] == reasons[0]["name"]
+    with db.reader() as con:
+        history = con.execute("SELECT kind, new_value FROM history WHERE return_id = ? ORDER BY id",
+                              [asked["cancel_id"]]).fetchall()
+    assert ("action", "REJECT_REQUEST_CANCEL: ok") in history
+    assert ("marketplace_status", "CANCELLATION_REQUEST_CANCELLED") in history
+
+
+def test_approving_a_cancellation_sends_no_body_and_a_refusal_is_told_in_words(db, world, synced):
+    from returns_core import workflow
+
+    account, asked = synced
+    plan = workflow.plan_action(db, account.shop_id, asked["cancel_id"], "APPROVE_REQUEST_CANCEL")
+    assert plan.request["body"] is None and plan.request["path"].endswith("/approve")
+    # TikTok decides first (the window passed): the seller's answer comes too late and is refused
+    world.advance(max(0, asked["seller_next_action_response"][0]["deadline"] - world.now()) + 60)
+    late = workflow.send_action(db, account, plan, "Mia")
+    assert not late.ok and "already decided" in late.message and str(errors.ALREADY_DECIDED) in late.message
