@@ -107,7 +107,7 @@ MARKETPLACE_STATUS_LABELS: dict[str, str] = {
     "CANCELLATION_REQUEST_SUCCESS": "Cancellation approved, refund pending",
     "CANCELLATION_REQUEST_COMPLETE": "Order cancelled and refunded",
     "CANCELLATION_REQUEST_CANCEL": "Cancellation withdrawn or rejected",
-    "CANCELLATION_REQUEST_CANCELLED": "Cancellation withdrawn or rejected (older spelling)",
+    "CANCELLATION_REQUEST_CANCELLED": "Cancellation closed: withdrawn or rejected",
 }
 assert set(MARKETPLACE_STATUS_LABELS) == set(MARKETPLACE_STATUSES), "every known TikTok status has its words"
 assert len(set(MARKETPLACE_STATUS_LABELS.values())) == len(MARKETPLACE_STATUS_LABELS), "one status per label"
@@ -197,6 +197,11 @@ def display_type(return_type: str | None) -> str | None:
     if return_type is None:
         return None
     return TYPE_MAP.get(return_type, return_type)
+
+
+def noun(kind: str | None) -> str:
+    """What a row is, in a sentence: "return" or "cancellation"."""
+    return "cancellation" if kind == CANCELLATION_KIND else "return"
 
 
 def display_kind_type(kind: str | None, tiktok_type: str | None) -> str | None:

@@ -360,6 +360,9 @@ def mock_tiktok(pages: list[dict]) -> httpx.MockTransport:
     last: list[dict] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/return_refund/202309/cancellations/search":  # the second queue: none here
+            return httpx.Response(200, json={"code": 0, "message": "Success", "request_id": "r",
+                                             "data": {"total_count": 0, "next_page_token": ""}})
         assert request.url.path == "/return_refund/202309/returns/search"
         data = next(served, None) or last[0]
         last[:] = [data]
@@ -495,7 +498,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     "db.py": {"table", "column"},  # the tables and columns the catalog names (Database.holds_secrets)
-    "sync_runs.py": {"where"},  # a fixed condition on the shop ids, with a placeholder each
+    # a fixed condition on the shop ids, with a placeholder each; the watermark column of a kind (a fixed map)
+    "sync_runs.py": {"where", "column"},
     "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
     # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
     "alerts.py": {"_RETURN_COLUMNS", "ahead", "late", "ended", "due[0]", "_AUTH_EXPIRY"},
