@@ -137,7 +137,9 @@ QUEUE_COLUMNS: tuple[str, ...] = (
 
 def queue_filters(shop_ids: Iterable[str] = (), outcomes: Iterable[str] = ()) -> ReturnFilters:
     """Accepted returns of these accounts (all when empty) with these outcomes ("" = not signed off)."""
-    return ReturnFilters(shop_ids=tuple(shop_ids), statuses=(domain.ACCEPTED,), review_outcomes=tuple(outcomes))
+    # returns only: an approved cancellation is an order that never shipped, nothing to sign off
+    return ReturnFilters(shop_ids=tuple(shop_ids), kinds=(domain.RETURN_KIND,), statuses=(domain.ACCEPTED,),
+                         review_outcomes=tuple(outcomes))
 
 
 def queue_page(db: Database, filters: ReturnFilters, *, limit: int = 50, offset: int = 0,

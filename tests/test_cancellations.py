@@ -466,3 +466,17 @@ def test_approving_a_cancellation_sends_no_body_and_a_refusal_is_told_in_words(d
     world.advance(max(0, asked["seller_next_action_response"][0]["deadline"] - world.now()) + 60)
     late = workflow.send_action(db, account, plan, "Mia")
     assert not late.ok and "already decided" in late.message and str(errors.ALREADY_DECIDED) in late.message
+
+
+def test_an_approved_cancellation_is_not_in_the_review_queue_of_accepted_returns(db):
+    from returns_core import review
+
+    accepted = {"cancel_id": "5035000000000000002", "cancel_type": "BUYER_CANCEL",
+                "cancel_status": "CANCELLATION_REQUEST_SUCCESS", "update_time": 1_790_000_000}
+    returned = {"return_id": "4035000000000000002", "return_type": "REFUND",
+                "return_status": "RETURN_OR_REFUND_REQUEST_SUCCESS", "update_time": 1_790_000_000}
+    upsert_page(db, "S1", [accepted], synced_at=utcnow(), kind=domain.CANCELLATION_KIND)
+    upsert_page(db, "S1", [returned], synced_at=utcnow())
+    with db.reader() as con:
+        assert con.execute("SELECT count(*) FROM returns WHERE status = 'Accepted'").fetchone()[0] == 2
+    assert list(review.queue_page(db, review.queue_filters())["Marketplace Return ID"]) == [returned["return_id"]]

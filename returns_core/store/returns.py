@@ -50,6 +50,7 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
 
     any_of("shop_id", f.shop_ids)
     any_of("type", f.types)
+    any_of("kind", f.kinds)
     any_of("status", f.statuses)
     any_of("marketplace_status", f.marketplace_statuses)
     any_of("reason_text", f.reasons)
