@@ -480,3 +480,13 @@ def test_an_approved_cancellation_is_not_in_the_review_queue_of_accepted_returns
     with db.reader() as con:
         assert con.execute("SELECT count(*) FROM returns WHERE status = 'Accepted'").fetchone()[0] == 2
     assert list(review.queue_page(db, review.queue_filters())["Marketplace Return ID"]) == [returned["return_id"]]
+
+
+def test_an_answer_whose_reply_is_lost_is_retried_with_its_key_and_applied_once(client, world):
+    asked = pending(world)
+    # the sandbox approves, then the connection drops before the answer: the client retries the same key
+    world.faults.inject("reset", count=1, path_prefix=f"/return_refund/202309/cancellations/{asked['cancel_id']}")
+    client.approve_cancellation(asked["cancel_id"], idempotency_key="lost-reply")
+    assert world.faults.pending == 0
+    applied = [d for d in world._world.decision_log if d.get("cancel_id") == asked["cancel_id"]]
+    assert len(applied) == 1 and applied[0]["name"] == "APPROVE_REQUEST_CANCEL"
