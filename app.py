@@ -151,6 +151,18 @@ def render_status() -> None:
                            query_params={**grid_filters.show_link("overdue"), **account_query()})
     render_cancellation_deadlines(chosen.shop_ids)
 
+    choices = list(jobs.AUTO_SYNC_CHOICES)
+    if "sidebar_auto_sync" not in st.session_state:
+        st.session_state["sidebar_auto_sync"] = jobs.auto_sync_choice(runtime.current().db)
+
+    def save_choice() -> None:
+        jobs.set_auto_sync(runtime.current().db, st.session_state["sidebar_auto_sync"])
+
+    st.sidebar.selectbox("Auto-sync", choices, key="sidebar_auto_sync", on_change=save_choice,
+                         disabled=roles.MANAGE_ACCOUNTS not in identity.current_permissions(),
+                         help="Sync every active account on this schedule while the app runs. "
+                              "For syncs while the app is closed, use cron (see the README).")
+
 
 def render_cancellation_deadlines(shop_ids: tuple[str, ...]) -> None:
     """The second queue's own deadlines, apart: a buyer's cancellation waits hours, not days (the shop's
@@ -165,18 +177,6 @@ def render_cancellation_deadlines(shop_ids: tuple[str, ...]) -> None:
         if count:
             col.page_link(navigation.GRID_PAGE, label=f"{label} cancellations", icon=":material/cancel:",
                           query_params={**grid_filters.show_link(what), **account_query()})
-
-    choices = list(jobs.AUTO_SYNC_CHOICES)
-    if "sidebar_auto_sync" not in st.session_state:
-        st.session_state["sidebar_auto_sync"] = jobs.auto_sync_choice(runtime.current().db)
-
-    def save_choice() -> None:
-        jobs.set_auto_sync(runtime.current().db, st.session_state["sidebar_auto_sync"])
-
-    st.sidebar.selectbox("Auto-sync", choices, key="sidebar_auto_sync", on_change=save_choice,
-                         disabled=roles.MANAGE_ACCOUNTS not in identity.current_permissions(),
-                         help="Sync every active account on this schedule while the app runs. "
-                              "For syncs while the app is closed, use cron (see the README).")
 
 
 # --- sidebar: webhooks -------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_the_sidebar_counts_the_cancellations_deadlines_apart_and_links_to_them(
     assert "cancellations**: 1 due, 1 overdue" in sidebar_text(at)
     links = {link.label: link for link in at.sidebar.get("page_link")}
     assert "Due cancellations" in links and "Overdue cancellations" in links
+    assert at.sidebar.selectbox(key="sidebar_auto_sync").value == "Off"  # the rest of the sidebar follows
     shown = open_app(show="cancellations_overdue")
     assert list(grid(shown)["Marketplace Return ID"]) == [WAITING_LATE]
 
