@@ -490,3 +490,23 @@ def test_an_answer_whose_reply_is_lost_is_retried_with_its_key_and_applied_once(
     assert world.faults.pending == 0
     applied = [d for d in world._world.decision_log if d.get("cancel_id") == asked["cancel_id"]]
     assert len(applied) == 1 and applied[0]["name"] == "APPROVE_REQUEST_CANCEL"
+
+
+def test_approving_a_return_and_a_cancellation_together_sends_each_to_its_own_endpoint(db, world, synced):
+    from returns_core import workflow
+    from returns_core.filters import ReturnFilters
+    from returns_core.store import returns as store
+
+    account, asked = synced
+    waiting = store.grid_page(db, ReturnFilters(waiting=True, types=domain.TYPES), limit=1)
+    if waiting.empty:
+        pytest.skip("no return waits for the seller in this world")
+    keys = [(account.shop_id, waiting["Marketplace Return ID"][0]), (account.shop_id, asked["cancel_id"])]
+    bulk = workflow.plan_bulk(db, keys, workflow.APPROVE)
+    paths = sorted(plan.request["path"].split("/")[3] for plan in bulk.plans)
+    assert paths == ["cancellations", "returns"]
+    outcomes = workflow.send_bulk(db, {account.shop_id: account}, bulk, "Mia")
+    assert all(o.ok for o in outcomes), [o.message for o in outcomes]
+    assert workflow.bulk_summary(workflow.APPROVE, outcomes) == "Approved 2 of 2."
+    row = store.find_return(db, asked["cancel_id"], account.shop_id)
+    assert row["marketplace_status"] == "CANCELLATION_REQUEST_SUCCESS" and row["status"] == domain.ACCEPTED
