@@ -270,7 +270,7 @@ def test_one_cancellation_is_re_read_on_demand(db, world, linked):
 # --- faults ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def reference(world_clock, tmp_path_factory) -> dict:
     """The store after one clean sync of the same world (no faults)."""
     sandbox = Sandbox(**SETTINGS, wall_clock=world_clock)
