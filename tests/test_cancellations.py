@@ -510,3 +510,20 @@ def test_approving_a_return_and_a_cancellation_together_sends_each_to_its_own_en
     assert workflow.bulk_summary(workflow.APPROVE, outcomes) == "Approved 2 of 2."
     row = store.find_return(db, asked["cancel_id"], account.shop_id)
     assert row["marketplace_status"] == "CANCELLATION_REQUEST_SUCCESS" and row["status"] == domain.ACCEPTED
+
+
+def test_a_deadline_alert_names_a_cancellation_as_one(db):
+    from returns_core import alerts
+    from returns_core.store import alerts as alert_store
+
+    now = utcnow()
+    soon = {"cancel_id": "5035000000000000003", "cancel_type": "BUYER_CANCEL",
+            "cancel_status": "CANCELLATION_REQUEST_PENDING", "update_time": int(now.timestamp()) - 60,
+            "seller_next_action_response": [{"action": "SELLER_RESPOND_CANCEL",
+                                             "deadline": int(now.timestamp()) + 2 * HOUR}]}
+    upsert_page(db, "S1", [soon], synced_at=now, kind=domain.CANCELLATION_KIND)
+    rows = alert_store.due_within(db, now, 24)
+    assert [r["return_id"] for r in rows] == [soon["cancel_id"]]
+    found = alerts._deadline_alerts(alerts.Context(db, now, "http://desk", {}), rows, alerts.DUE_SOON)
+    assert found[0].title.startswith(f"Cancellation {soon['cancel_id']}")
+    assert "Open the cancellation:" in found[0].message
