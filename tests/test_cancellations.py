@@ -358,6 +358,15 @@ def test_every_cancellations_page_and_answer_conforms_to_tiktoks_contract(world,
     assert empty["total_count"] == 0 and "cancellations" not in empty
     refused = call("POST", search, {"page_size": "51"}, {})
     assert conforms(contract, "POST", search, refused)["code"] == errors.INVALID_PARAMETER
+    waiting = pending(world)["cancel_id"]
+    reasons = "/return_refund/202309/reject_reasons"
+    answer = conforms(contract, "GET", reasons, call("GET", reasons, {"return_or_cancel_id": waiting}))
+    assert answer["data"]["reasons"][0]["name"] == "seller_reject_apply_product_has_been_packed"
+    if version == "202602":  # Get Decision Eligibility is in the newer contract only
+        eligibility = "/return_refund/202601/decision_eligibility"
+        answer = conforms(contract, "GET", eligibility, call("GET", eligibility, {"return_or_cancel_id": waiting}))
+        eligible = {d["decision"] for d in answer["data"]["decisions"] if d["eligible"]}
+        assert eligible == {"APPROVE_REQUEST_CANCEL", "REJECT_REQUEST_CANCEL"}
     if version == "202309":
         asked = pending(world)
         approve = f"/return_refund/202309/cancellations/{asked['cancel_id']}/approve"
