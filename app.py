@@ -171,12 +171,11 @@ def render_cancellation_deadlines(shop_ids: tuple[str, ...]) -> None:
     if not (due or overdue):
         return
     st.sidebar.caption(f":material/cancel: Of these, **cancellations**: {due:,} due, {overdue:,} overdue")
-    links = st.sidebar.columns(2)
-    for col, (count, what, label) in zip(links, ((due, "cancellations_due", "Due"),
-                                                  (overdue, "cancellations_overdue", "Overdue")), strict=True):
+    # one link a line: beside each other, their labels would be cut at the sidebar's width
+    for count, what, label in ((due, "cancellations_due", "Due"), (overdue, "cancellations_overdue", "Overdue")):
         if count:
-            col.page_link(navigation.GRID_PAGE, label=f"{label} cancellations", icon=":material/cancel:",
-                          query_params={**grid_filters.show_link(what), **account_query()})
+            st.sidebar.page_link(navigation.GRID_PAGE, label=f"{label} cancellations", icon=":material/cancel:",
+                                 query_params={**grid_filters.show_link(what), **account_query()})
 
 
 # --- sidebar: webhooks -------------------------------------------------------------------------
