@@ -1,6 +1,7 @@
 """TikTok return objects -> store rows: a pure mapper, with no SQL and no database.
 
-It maps a return object to its `returns` row and `return_line_items` rows, event records to
+It maps a return object (or a cancellation object: FIELDS says where each kind keeps what) to its
+`returns` row and `return_line_items` rows, event records to
 `return_records` rows, and plans what a page changes given what the store holds (the new and
 updated returns, the history to record, the counts). The store writes the plan in one
 transaction (store/return_writes.py). The Arrow schemas are the shape of those rows: the store

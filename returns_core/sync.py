@@ -12,6 +12,10 @@ sorted by update_time ascending, and commits page by page (return_writes.upsert_
 only ever covers pages that are in the store. A run that dies keeps what it committed; the next
 run re-reads from the last committed page. Nothing is ever deleted.
 
+Each shop's fetcher reads its returns, then its buyers' cancellations (Search Cancellations), the second
+queue: stored as rows of `returns` with kind 'cancellation', by their own watermark
+(sync_state.cancellations_watermark), with the same guarantees.
+
 What TikTok sends is not trusted blindly: an update_time from the future (ingest.FUTURE_MARGIN_S)
 is stored and flagged but never moves the watermark, and an object that is not a return (no
 return_id) is kept aside, quarantined, in the same transaction as its page, and reported.

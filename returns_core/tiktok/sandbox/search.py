@@ -1,4 +1,5 @@
-"""Search Returns: parameter checks, body filters, and stable keyset paging (docs section 4.1).
+"""Search Returns and Search Cancellations: parameter checks, body filters, and stable keyset paging
+(docs sections 4.1 and 4.5). One engine; `Searchable` says what each endpoint filters on.
 
 Paging is keyset on (sort value, return id): a page token is the last key served, so a return whose
 update_time moves mid-paging under update_time ASC shows up again later instead of being skipped.
