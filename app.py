@@ -152,6 +152,7 @@ def render_status() -> None:
     if overdue:
         late_col.page_link(navigation.GRID_PAGE, label="Show them", icon=":material/alarm:",
                            query_params={**grid_filters.show_link("overdue"), **account_query()})
+    render_cancellation_deadlines(chosen.shop_ids)
 
     choices = list(jobs.AUTO_SYNC_CHOICES)
     if "sidebar_auto_sync" not in st.session_state:
@@ -164,6 +165,20 @@ def render_status() -> None:
                          disabled=roles.MANAGE_ACCOUNTS not in identity.current_permissions(),
                          help="Sync every active account on this schedule while the app runs. "
                               "For syncs while the app is closed, use cron (see the README).")
+
+
+def render_cancellation_deadlines(shop_ids: tuple[str, ...]) -> None:
+    """The second queue's own deadlines, apart: a buyer's cancellation waits hours, not days (the shop's
+    window), so it is counted and linked on its own line below the totals."""
+    due, overdue = loaders.deadline_counts(shop_ids, loaders.this_minute(), (domain.CANCELLATION,))
+    if not (due or overdue):
+        return
+    st.sidebar.caption(f":material/cancel: Of these, **cancellations**: {due:,} due, {overdue:,} overdue")
+    # one link a line: beside each other, their labels would be cut at the sidebar's width
+    for count, what, label in ((due, "cancellations_due", "Due"), (overdue, "cancellations_overdue", "Overdue")):
+        if count:
+            st.sidebar.page_link(navigation.GRID_PAGE, label=f"{label} cancellations", icon=":material/cancel:",
+                                 query_params={**grid_filters.show_link(what), **account_query()})
 
 
 # --- sidebar: webhooks -------------------------------------------------------------------------

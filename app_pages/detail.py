@@ -47,8 +47,9 @@ def header(ret: dict) -> None:
     st.caption(f"Created {local_time(ret['created_at'])} · Updated {local_time(ret['updated_at'])} · "
                f"Last synced {ago(ret['last_synced_at'])}")
     if ret["mismatch"]:
+        expected = domain.mapped_status(ret["marketplace_status"], ret.get("kind"))
         st.warning(f"Mismatch: our Status is {ret['status']}, but TikTok's status "
-                   f"{shown(ret['marketplace_status'])} maps to {domain.mapped_status(ret['marketplace_status'])}.")
+                   f"{shown(ret['marketplace_status'])} maps to {expected}.")
     if ret["unmapped"]:
         st.warning(f"TikTok's status {shown(ret['marketplace_status'])} is new to us: it is kept verbatim and not "
                    "mapped.")
@@ -70,7 +71,7 @@ def shipping_and_items(ret: dict) -> None:
             })
 
 
-def tiktok_buttons(account: Account | None, return_id: str) -> None:
+def tiktok_buttons(account: Account | None, return_id: str, *, has_records: bool = True) -> None:
     """Re-sync the return, or fetch TikTok's records of it (needs a usable account and the right to act)."""
     may_act = roles.ACT in identity.current_permissions()
     usable = account is not None and account.status == ACTIVE
@@ -90,8 +91,9 @@ def tiktok_buttons(account: Account | None, return_id: str) -> None:
             st.session_state[FLASH_KEY] = ("Re-synced: " + ("changed." if counts.updated or counts.new
                                                              else "no change on TikTok."))
             st.rerun()
-    if a2.button("Fetch TikTok's records", key="detail_fetch_records", icon=":material/history:",
-                 disabled=not (usable and may_act)):
+    # TikTok keeps event records for returns only (Get Return Records): a cancellation has none to fetch
+    if has_records and a2.button("Fetch TikTok's records", key="detail_fetch_records", icon=":material/history:",
+                                 disabled=not (usable and may_act)):
         try:
             with st.spinner("Fetching the records from TikTok..."):
                 n = sync.fetch_records(runtime.db(), account, return_id)
@@ -146,18 +148,20 @@ def render() -> None:
     account = next((a for a in loaders.accounts() if a.shop_id == shop_id), None)
 
     back_link()
-    st.title(f"Return {md_escape(return_id)}")
+    cancellation = ret.get("kind") == domain.CANCELLATION_KIND
+    st.title(f"{'Cancellation' if cancellation else 'Return'} {md_escape(return_id)}")
     st.caption(f"{shown(ret['type'] or ret['return_type'] or 'Unknown type')} · order {shown(ret['order_id'])} · "
                f"account {md_escape(account.label if account else shop_id)}")
     header(ret)
     with st.container(border=True):
         decisions.decision_card(runtime.db(), account, ret, place="detail")
     shipping_and_items(ret)
-    tiktok_buttons(account, return_id)
+    tiktok_buttons(account, return_id, has_records=not cancellation)
     act(ret)
     st.subheader("Our history")
     status_notes.render_history(runtime.db(), shop_id, return_id)
-    tiktok_records(shop_id, return_id)
+    if not cancellation:
+        tiktok_records(shop_id, return_id)
     raw_payload(ret["payload"])
 
 

@@ -96,6 +96,9 @@ def render() -> None:
     with st.expander("Status mapping (TikTok return_status → Status)"):
         st.dataframe(pd.DataFrame(list(domain.STATUS_MAP.items()), columns=["TikTok return_status", "Status"]),
                      hide_index=True, key="rc_mapping")
+    with st.expander("Cancellation status mapping (TikTok cancel_status → Status)"):
+        st.dataframe(pd.DataFrame(list(domain.CANCELLATION_STATUS_MAP.items()),
+                                  columns=["TikTok cancel_status", "Status"]), hide_index=True, key="rc_cancel_mapping")
     if not counts.total:
         st.success("Nothing to reconcile: every Status agrees with TikTok, and every TikTok status is mapped.",
                    icon=":material/done_all:")

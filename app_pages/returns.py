@@ -47,9 +47,12 @@ def waiting_for_you(current: Scope, back: dict) -> None:
     page = loaders.grid_page(waiting, sort_by, order == filters.ORDERS[0], WAITING_ROWS, 0)
     overdue, due_soon = counts.overdue, counts.due_soon
     st.subheader(f":material/pending_actions: Waiting for you · {total:,}", anchor=False)
+    cancellations = loaders.return_count(waiting.with_(types=(domain.CANCELLATION,)))
+    second_queue = (f" Of them, **{cancellations:,}** are buyers asking to cancel before shipment: they wait only "
+                    "as long as the shop's cancellation window (hours)." if cancellations else "")
     st.caption(f"TikTok waits for your answer, soonest deadline first: 🔴 **{overdue:,}** overdue, "
-               f"🟠 **{due_soon:,}** due within {domain.DUE_SOON_HOURS} h. Tick one to decide it, or several "
-               "to approve or reject them together.")
+               f"🟠 **{due_soon:,}** due within {domain.DUE_SOON_HOURS} h.{second_queue} Tick one to decide it, "
+               "or several to approve or reject them together.")
     names = filters.shop_names(current)
     decisions.clear_selection_after_decision("waiting_grid", "waiting")
     event = st.dataframe(

@@ -87,6 +87,10 @@ def what_the_buyer_asks(db: Database, row: Mapping) -> None:
 def why_they_ask(db: Database, account: Account | None, row: Mapping, key: str) -> None:
     """The reason in words, and the buyer's comment, photos and videos from TikTok's records."""
     st.markdown(f"**Why:** {_md(row['reason_text'] or 'TikTok gave no reason')}")
+    if row.get("kind") == domain.CANCELLATION_KIND:
+        # TikTok keeps no event records for a cancellation (Get Return Records is for returns): its reason is all
+        st.caption("A cancellation before shipment carries the buyer's reason only: no comment, photo or video.")
+        return
     evidence = review.buyer_evidence(db, row["shop_id"], row["return_id"])
     if evidence.fetched_at is None:
         evidence = _fetch_evidence(db, account, row, key) or evidence
@@ -181,7 +185,7 @@ def decide(db: Database, account: Account | None, row: Mapping, key: str, *, pla
         return
     plan: workflow.ActionPlan | None = st.session_state.get(f"{key}_plan")
     if plan is None and not domain.can_decide(row["return_type"], row["marketplace_status"], row["next_action"]):
-        st.caption(f"TikTok is not waiting for a seller decision on this return "
+        st.caption(f"TikTok is not waiting for a seller decision on this {domain.noun(row.get('kind'))} "
                    f"({_md(domain.marketplace_status_label(row['marketplace_status']) or 'no status')}).")
         return
     if account is None or account.shop_id != row["shop_id"]:
@@ -346,7 +350,9 @@ def _confirm(db: Database, account: Account, plan: workflow.ActionPlan, key: str
     with area.container():
         with st.container(border=True):
             st.markdown(f"**{_md(plan.summary)}**")
-            st.caption(f"Return {_md(plan.return_id)} on {_md(account.name)}. Sending twice (a double click, a "
+            kind = domain.CANCELLATION_KIND if plan.cancellation else domain.RETURN_KIND
+            st.caption(f"{domain.noun(kind).capitalize()} "
+                       f"{_md(plan.return_id)} on {_md(account.name)}. Sending twice (a double click, a "
                        "retry) acts only once.")
             with st.expander("The exact request to TikTok"):
                 st.json(plan.request)

@@ -67,6 +67,11 @@ SHOWABLE: dict[str, tuple[ReturnFilters, str]] = {
     "due": (ReturnFilters(due_soon=True), f"due within {domain.DUE_SOON_HOURS} h"),
     "overdue": (ReturnFilters(overdue=True), "past their deadline"),
     "waiting": (ReturnFilters(waiting=True), "waiting for your decision"),
+    # the second queue's own deadlines (the sidebar counts them apart)
+    "cancellations_due": (ReturnFilters(types=(domain.CANCELLATION,), due_soon=True),
+                          f"that are cancellations due within {domain.DUE_SOON_HOURS} h"),
+    "cancellations_overdue": (ReturnFilters(types=(domain.CANCELLATION,), overdue=True),
+                              "that are cancellations past their deadline"),
 }
 SOONEST_FIRST = ("Due By", ORDERS[1])
 
@@ -211,7 +216,7 @@ def status_counts_text(counts: dict[str, int]) -> str:
     return text
 
 
-def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain.TYPES,
+def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain.ALL_TYPES,
                  narrow: Callable[[ReturnFilters], ReturnFilters] | None = None,
                  page_file: str = navigation.GRID_PAGE, noun: str = "returns") -> GridView:
     """A one-line summary of the active filters (with Clear filters) over the folded filters and sort.
@@ -408,7 +413,8 @@ def grid_columns(names: dict[str, str], prefix: str) -> dict:
                                      help="TikTok's order ID; whole on the return's page and in exports."),
         ACCOUNT_COLUMN: text(ACCOUNT_COLUMN,
                              help=f"The shop. Its Account ID (TikTok's shop ID) is in every export:  \n{shops}"),
-        "Type": text("Type", help="Return, Refund, Return & Refund or Replacement; whole on the return's page."),
+        "Type": text("Type", help="Return, Refund, Return & Refund or Replacement, or Cancellation (a buyer asking "
+                                  "to cancel before shipment); whole on the return's page."),
         "Status": text("Status", help="Our processing status."),
         "Marketplace Status": text("Marketplace Status",
                                    help="TikTok's status in words. Its exact value, shown on the return's page and "

@@ -129,9 +129,10 @@ def marketplace_statuses(version: DataVersion) -> list[str]:
 
 
 @loader
-def deadline_counts(version: DataVersion, shop_ids: tuple[str, ...], now: datetime) -> tuple[int, int]:
-    """(due soon, overdue) among the open returns of these accounts."""
-    return returns.deadline_counts(runtime.db(), shop_ids)
+def deadline_counts(version: DataVersion, shop_ids: tuple[str, ...], now: datetime,
+                    types: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(due soon, overdue) among the open returns (of these Types: any when none) of these accounts."""
+    return returns.deadline_counts(runtime.db(), shop_ids, types)
 
 
 @loader

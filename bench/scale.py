@@ -172,8 +172,8 @@ def incremental_sync(store: Path, sandbox: SandboxProcess, folder: Path) -> dict
     account = connect_bench_account(db, sandbox.info)
     mark = sandbox.info["now"] - INCREMENTAL_WINDOW_S
     with db.writer() as con:
-        con.execute("INSERT INTO sync_state VALUES (?, ?, now()) ON CONFLICT (shop_id) DO UPDATE SET "
-                    "watermark = excluded.watermark", [account.shop_id, mark])
+        con.execute("INSERT INTO sync_state (shop_id, watermark, updated_at) VALUES (?, ?, now()) "
+                    "ON CONFLICT (shop_id) DO UPDATE SET watermark = excluded.watermark", [account.shop_id, mark])
     result = sync_account(db, account, trigger="bench")
     assert result.ok, result.summary()
     copy.unlink()

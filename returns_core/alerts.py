@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 import apprise
 
 from returns_core import accounts as accounts_core
+from returns_core import domain
 from returns_core.filters import ReturnFilters, grid_query
 from returns_core.store import alerts as store
 from returns_core.store import analytics, settings
@@ -397,15 +398,16 @@ def _deadline_alerts(ctx: Context, rows: list[dict], rule: str) -> list[store.Ne
     for row in rows:
         due, shop, rid = row["due_by"], row["shop_id"], row["return_id"]
         link = detail_link(ctx.base, shop, rid)
+        noun = domain.noun(row.get("kind"))  # a buyer's cancellation is named as one
         if rule == DUE_SOON:
-            title = f"Return {rid} ({row['account']}) is due in {_span(due - ctx.now)}"
+            title = f"{noun.capitalize()} {rid} ({row['account']}) is due in {_span(due - ctx.now)}"
             state = f"Deadline for the seller: {_when(due)}, in {_span(due - ctx.now)}. Nobody has decided yet: " \
                     "approve or reject it before TikTok decides by itself."
         else:
-            title = f"Return {rid} ({row['account']}) is overdue"
+            title = f"{noun.capitalize()} {rid} ({row['account']}) is overdue"
             state = f"The seller's deadline passed {_span(ctx.now - due)} ago ({_when(due)}) and nobody decided: " \
                     "TikTok may decide by itself. Sync to see what happened, or decide now."
-        message = f"{row['account']}: return {rid}\n{_return_summary(row)}\n{state}\nOpen the return: {link}"
+        message = f"{row['account']}: {noun} {rid}\n{_return_summary(row)}\n{state}\nOpen the {noun}: {link}"
         found.append(store.NewAlert(rule, shop, rid, due.isoformat(timespec="seconds"), title, message, link))
     return found
 

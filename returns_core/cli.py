@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.csv, FILE.xlsx or FILE.parquet")
     export.add_argument("--account", action="append", default=[], metavar="NAME", help="account (repeatable)")
     export.add_argument("--type", action="append", default=[], metavar="TYPE",
-                        help=f"type (repeatable): {', '.join(domain.TYPES)}")
+                        help=f"type (repeatable): {', '.join(domain.ALL_TYPES)}")
     export.add_argument("--status", action="append", default=[], metavar="STATUS",
                         help=f"status (repeatable): {', '.join(domain.STATUSES)}")
     export.add_argument("--marketplace-status", action="append", default=[], metavar="S",
@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8600, help="port (0 = any free port; default %(default)s)")
     serve.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
     serve.add_argument("--returns", type=int, default=500, help="returns per shop (default %(default)s)")
+    serve.add_argument("--cancellations", type=int, default=0,
+                       help="buyers' cancellations per shop over the same history (default %(default)s)")
     serve.add_argument("--shops", type=int, default=2, help="number of shops (default %(default)s)")
     serve.add_argument("--apps", type=int, default=1,
                        help="TikTok developer apps sharing the shops, each with its own keys and rate limit "
@@ -398,7 +400,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from returns_core.store.returns import export_returns
 
     db = _db(args)
-    types = tuple(_choice(t, domain.TYPES, domain.TYPE_MAP, "type") for t in args.type)
+    types = tuple(_choice(t, domain.ALL_TYPES, domain.TYPE_MAP, "type") for t in args.type)
     statuses = tuple(_choice(s, domain.STATUSES, {}, "status") for s in args.status)
     shop_ids = tuple(dict.fromkeys(acc.get_account(db, n).shop_id for n in args.account))
     filters = ReturnFilters(shop_ids=shop_ids, types=types, statuses=statuses,
@@ -476,6 +478,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.returns <= MAX_RETURNS_PER_SHOP:
         raise CliError(f"--returns must be 0 or more and at most {MAX_RETURNS_PER_SHOP:,} per shop, not "
                        f"{args.returns:,}", EXIT_USAGE)
+    if not 0 <= args.cancellations <= MAX_RETURNS_PER_SHOP:
+        raise CliError(f"--cancellations must be 0 or more and at most {MAX_RETURNS_PER_SHOP:,} per shop, not "
+                       f"{args.cancellations:,}", EXIT_USAGE)
     if not 1 <= args.shops <= MAX_SHOPS:
         raise CliError(f"--shops must be 1 or more and at most {MAX_SHOPS}, not {args.shops:,}", EXIT_USAGE)
     if not 1 <= args.apps <= min(MAX_APPS, args.shops):
@@ -491,7 +496,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops the server
             server.serve_forever(args.port, args.seed, args.returns, args.shops, state_path=state, out=sys.stdout,
-                                 apps=args.apps, **live)
+                                 apps=args.apps, cancellations=args.cancellations, **live)
     except SandboxStateError as exc:  # already says what is wrong with the file and what to do
         raise CliError(f"--state: {exc}", EXIT_USAGE) from None
     return EXIT_OK

@@ -27,6 +27,7 @@ DEMO_API_BASE = "sandbox://demo"
 DEMO_ACCOUNT_NAME = "Demo Shop (sandbox)"
 DEMO_SEED = 7
 DEMO_RETURNS = 2000
+DEMO_CANCELLATIONS = 800  # buyers' cancellations before shipment, over the same 90 days
 DEMO_ENV = "RETURNS_DEMO"
 DEMO_SETTING = "demo_enabled"
 # what httpx sees for a sandbox:// account: any host works with an in-process transport
@@ -62,13 +63,13 @@ def _build_sandbox(state: Path, factory: Callable[..., Any] | None) -> Any:
     build = factory or Sandbox
     state.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return build(seed=DEMO_SEED, shops=1, returns=DEMO_RETURNS, state_path=state)
+        return build(seed=DEMO_SEED, shops=1, returns=DEMO_RETURNS, state_path=state, cancellations=DEMO_CANCELLATIONS)
     except SandboxStateError as exc:
         # an unreadable or foreign state file must not stop the app: keep it aside, start afresh
         aside = state.with_name(state.name + ".bad")
         state.replace(aside)
         logger.warning("demo sandbox state moved to %s: %s", aside, exc)
-        return build(seed=DEMO_SEED, shops=1, returns=DEMO_RETURNS, state_path=state)
+        return build(seed=DEMO_SEED, shops=1, returns=DEMO_RETURNS, state_path=state, cancellations=DEMO_CANCELLATIONS)
 
 
 def endpoints(db: Database, api_base: str, auth_base: str, transport: httpx.BaseTransport | None

@@ -26,6 +26,16 @@ TYPE_MAP: dict[str, str] = {
 }
 TYPES: tuple[str, ...] = (REFUND, RETURN_AND_REFUND, RETURN)
 
+# --- Kinds: a buyer's return request, or a buyer's cancellation before shipment (the second queue) --
+
+RETURN_KIND = "return"
+CANCELLATION_KIND = "cancellation"
+KINDS: tuple[str, ...] = (RETURN_KIND, CANCELLATION_KIND)
+# A cancellation is its own Type, whatever TikTok's cancel_type (BUYER_CANCEL, CANCEL: kept verbatim in
+# return_type); it lives in the same table, grid, filters and exports as the returns.
+CANCELLATION = "Cancellation"
+ALL_TYPES: tuple[str, ...] = TYPES + (CANCELLATION,)
+
 # --- Status ---------------------------------------------------------------------------------
 
 REQUESTED = "Requested"
@@ -58,7 +68,19 @@ STATUS_MAP: dict[str, str] = {
     "REPLACEMENT_REQUEST_CANCEL": CANCELLED,
     "EXCHANGE_REQUEST_CANCEL": CANCELLED,
 }
-MARKETPLACE_STATUSES: tuple[str, ...] = tuple(STATUS_MAP)
+# Cancellations have their own mapping (TikTok's cancel_status). Search Cancellations 202309 spells the
+# withdrawn or rejected request CANCELLATION_REQUEST_CANCELLED, newer versions and the filters
+# CANCELLATION_REQUEST_CANCEL (docs/tiktok_api.md section 9): both map, and both are kept verbatim.
+CANCELLATION_STATUS_MAP: dict[str, str] = {
+    "CANCELLATION_REQUEST_PENDING": REQUESTED,
+    "CANCELLATION_REQUEST_SUCCESS": ACCEPTED,
+    "CANCELLATION_REQUEST_COMPLETE": REFUNDED,
+    "CANCELLATION_REQUEST_CANCEL": CANCELLED,
+    "CANCELLATION_REQUEST_CANCELLED": CANCELLED,
+}
+STATUS_MAPS: dict[str, dict[str, str]] = {RETURN_KIND: STATUS_MAP, CANCELLATION_KIND: CANCELLATION_STATUS_MAP}
+assert not set(STATUS_MAP) & set(CANCELLATION_STATUS_MAP), "a TikTok status belongs to one kind"
+MARKETPLACE_STATUSES: tuple[str, ...] = tuple(STATUS_MAP) + tuple(CANCELLATION_STATUS_MAP)
 
 # TikTok's return_status in words, for the screen. The verbatim value stays in the store, in every
 # export and on the return's page; a status not listed here is shown verbatim.
@@ -81,8 +103,13 @@ MARKETPLACE_STATUS_LABELS: dict[str, str] = {
     "RETURN_OR_REFUND_REQUEST_CANCEL": "Request cancelled",
     "REPLACEMENT_REQUEST_CANCEL": "Replacement cancelled",
     "EXCHANGE_REQUEST_CANCEL": "Exchange cancelled",
+    "CANCELLATION_REQUEST_PENDING": "Cancellation awaits seller",
+    "CANCELLATION_REQUEST_SUCCESS": "Cancellation approved, refund pending",
+    "CANCELLATION_REQUEST_COMPLETE": "Order cancelled and refunded",
+    "CANCELLATION_REQUEST_CANCEL": "Cancellation withdrawn or rejected",
+    "CANCELLATION_REQUEST_CANCELLED": "Cancellation closed: withdrawn or rejected",
 }
-assert set(MARKETPLACE_STATUS_LABELS) == set(STATUS_MAP), "every known TikTok status has its words"
+assert set(MARKETPLACE_STATUS_LABELS) == set(MARKETPLACE_STATUSES), "every known TikTok status has its words"
 assert len(set(MARKETPLACE_STATUS_LABELS.values())) == len(MARKETPLACE_STATUS_LABELS), "one status per label"
 
 
@@ -172,24 +199,41 @@ def display_type(return_type: str | None) -> str | None:
     return TYPE_MAP.get(return_type, return_type)
 
 
-def mapped_status(marketplace_status: str | None) -> str | None:
-    """TikTok `return_status` -> our Status, or None when the status is unknown (unmapped)."""
+def noun(kind: str | None) -> str:
+    """What a row is, in a sentence: "return" or "cancellation"."""
+    return "cancellation" if kind == CANCELLATION_KIND else "return"
+
+
+def display_kind_type(kind: str | None, tiktok_type: str | None) -> str | None:
+    """The Type word of a return (by its return_type) or of a cancellation (always "Cancellation")."""
+    return CANCELLATION if kind == CANCELLATION_KIND else display_type(tiktok_type)
+
+
+def status_map(kind: str | None = RETURN_KIND) -> dict[str, str]:
+    """The status mapping of a kind (returns when unknown)."""
+    return STATUS_MAPS.get(kind or RETURN_KIND, STATUS_MAP)
+
+
+def mapped_status(marketplace_status: str | None, kind: str | None = RETURN_KIND) -> str | None:
+    """TikTok's status (return_status, or cancel_status for a cancellation) -> our Status, or None when the
+    status is unknown to that kind's mapping (unmapped)."""
     if marketplace_status is None:
         return None
-    return STATUS_MAP.get(marketplace_status)
+    return status_map(kind).get(marketplace_status)
 
 
-def is_unmapped(marketplace_status: str | None) -> bool:
-    return marketplace_status is not None and marketplace_status not in STATUS_MAP
+def is_unmapped(marketplace_status: str | None, kind: str | None = RETURN_KIND) -> bool:
+    return marketplace_status is not None and marketplace_status not in status_map(kind)
 
 
-def is_mismatch(status: str | None, marketplace_status: str | None) -> bool:
+def is_mismatch(status: str | None, marketplace_status: str | None, kind: str | None = RETURN_KIND) -> bool:
     """True when our Status disagrees with what TikTok's status maps to (unmapped is not a mismatch)."""
-    expected = mapped_status(marketplace_status)
+    expected = mapped_status(marketplace_status, kind)
     return expected is not None and status != expected
 
 
-def manual_transition_error(current: str | None, target: str, marketplace_status: str | None) -> str | None:
+def manual_transition_error(current: str | None, target: str, marketplace_status: str | None,
+                            kind: str | None = RETURN_KIND) -> str | None:
     """Why a hand-made move from `current` to `target` is refused, or None when it is allowed."""
     if target not in STATUSES:
         return f"Unknown status {target!r}; choose one of {', '.join(STATUSES)}."
@@ -198,7 +242,7 @@ def manual_transition_error(current: str | None, target: str, marketplace_status
     if current is not None and target not in ALLOWED_TRANSITIONS.get(current, ()):
         allowed = ", ".join(ALLOWED_TRANSITIONS.get(current, ())) or "none (the case is closed)"
         return f"{current} cannot move to {target}; allowed next steps: {allowed}."
-    if is_closed(target) and mapped_status(marketplace_status) != target:
+    if is_closed(target) and mapped_status(marketplace_status, kind) != target:
         shown = marketplace_status or "unknown"
         return (
             f"Cannot close as {target}: TikTok's status is {shown}. "
@@ -253,7 +297,12 @@ DECISIONS_BY_NEXT_ACTION: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "SELLER_RESPOND_RETURN": (("APPROVE_RETURN", "OFFER_PARTIAL_REFUND"), ("REJECT_RETURN",)),
     "SELLER_RESPOND_RECEIVE_PACKAGE": (("APPROVE_RECEIVED_PACKAGE",), ("REJECT_RECEIVED_PACKAGE",)),
     "SELLER_RESPOND_REPLACEMENT": (("APPROVE_REPLACEMENT", "ISSUE_REPLACEMENT_REFUND"), ("REJECT_REPLACEMENT",)),
+    # a buyer's cancellation: 202309 and 202602 name the action differently (docs section 5)
+    "SELLER_RESPOND_CANCEL": (("APPROVE_REQUEST_CANCEL",), ("REJECT_REQUEST_CANCEL",)),
+    "SELLER_RESPOND_BUYER_CANCEL": (("APPROVE_REQUEST_CANCEL",), ("REJECT_REQUEST_CANCEL",)),
 }
+# The decisions that answer a cancellation: sent to Approve / Reject Cancellation, not to the returns' endpoints.
+CANCELLATION_DECISIONS: frozenset[str] = frozenset({"APPROVE_REQUEST_CANCEL", "REJECT_REQUEST_CANCEL"})
 
 # When TikTok gives no next action, the state still tells what fits: (return_type, return_status) -> next action.
 _NEXT_ACTION_BY_STATE: dict[tuple[str, str], str] = {
@@ -261,6 +310,7 @@ _NEXT_ACTION_BY_STATE: dict[tuple[str, str], str] = {
     ("RETURN_AND_REFUND", "RETURN_OR_REFUND_REQUEST_PENDING"): "SELLER_RESPOND_RETURN",
     ("RETURN_AND_REFUND", "BUYER_SHIPPED_ITEM"): "SELLER_RESPOND_RECEIVE_PACKAGE",
     ("REPLACEMENT", "REPLACEMENT_REQUEST_PENDING"): "SELLER_RESPOND_REPLACEMENT",
+    ("BUYER_CANCEL", "CANCELLATION_REQUEST_PENDING"): "SELLER_RESPOND_CANCEL",
 }
 
 DECISION_LABELS: dict[str, str] = {
@@ -274,6 +324,8 @@ DECISION_LABELS: dict[str, str] = {
     "REJECT_RETURN": "Reject the return request",
     "REJECT_RECEIVED_PACKAGE": "Reject the returned package",
     "REJECT_REPLACEMENT": "Reject the replacement request",
+    "APPROVE_REQUEST_CANCEL": "Approve the cancellation (the order is cancelled and refunded)",
+    "REJECT_REQUEST_CANCEL": "Reject the cancellation (the order goes ahead and ships)",
 }
 
 # APPROVE_RETURN with buyer_keep_item=true (tiktok_api.md 4.3): a returnless full refund, its own choice in the card
@@ -282,7 +334,8 @@ RETURNLESS_REFUND_LABEL = "Refund in full now, no return (buyer keeps the item)"
 
 # What the buyer asks for, in the card's words: the Type column groups replacements and exchanges under
 # "Return" (TYPE_MAP), but deciding on one needs its own word
-REQUEST_KINDS: dict[str, str] = {"REPLACEMENT": "Replacement", "EXCHANGE": "Exchange"}
+REQUEST_KINDS: dict[str, str] = {"REPLACEMENT": "Replacement", "EXCHANGE": "Exchange", "BUYER_CANCEL": CANCELLATION,
+                                 "CANCEL": CANCELLATION}
 
 
 def request_kind(return_type: str | None) -> str | None:
@@ -297,6 +350,8 @@ IF_NOBODY_ANSWERS: dict[str, str] = {
     "SELLER_RESPOND_RETURN": "TikTok approves the return by itself (the buyer then ships the item back)",
     "SELLER_RESPOND_RECEIVE_PACKAGE": "TikTok accepts the returned package and refunds the buyer by itself",
     "SELLER_RESPOND_REPLACEMENT": "TikTok approves the replacement by itself",
+    "SELLER_RESPOND_CANCEL": "TikTok approves the cancellation by itself (the order is cancelled and refunded)",
+    "SELLER_RESPOND_BUYER_CANCEL": "TikTok approves the cancellation by itself (the order is cancelled and refunded)",
 }
 
 

@@ -33,6 +33,7 @@ class ReturnFilters:
 
     shop_ids: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # domain.KINDS: returns, or buyers' cancellations before shipment
     statuses: tuple[str, ...] = ()
     marketplace_statuses: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()  # TikTok's reason text, as shown in the Reason column

@@ -1,6 +1,7 @@
 """TikTok return objects -> store rows: a pure mapper, with no SQL and no database.
 
-It maps a return object to its `returns` row and `return_line_items` rows, event records to
+It maps a return object (or a cancellation object: FIELDS says where each kind keeps what) to its
+`returns` row and `return_line_items` rows, event records to
 `return_records` rows, and plans what a page changes given what the store holds (the new and
 updated returns, the history to record, the counts). The store writes the plan in one
 transaction (store/return_writes.py). The Arrow schemas are the shape of those rows: the store
@@ -69,6 +70,7 @@ RETURN_SCHEMA = pa.schema([
     ("payload", pa.string()),
     ("first_seen_at", _TIME),
     ("last_synced_at", _TIME),
+    ("kind", pa.string()),
 ])
 
 LINE_ITEM_SCHEMA = pa.schema([
@@ -199,34 +201,58 @@ def _seller_skus(line_items: list[dict]) -> str | None:
 _LINE_FIELDS = ("seller_sku", "sku_id", "product_name", "refund_currency", "refund_total")
 
 
+class KindFields(NamedTuple):
+    """Where a kind's object keeps what a `returns` row holds (a cancellation names its fields cancel_*)."""
+
+    id: str
+    type: str
+    status: str
+    reason: str
+    reason_text: str
+    lines: str
+    line_id: str
+
+
+# Search Returns' return objects and Search Cancellations' cancellation objects (docs/tiktok_api.md 4.1, 4.5)
+FIELDS: dict[str, KindFields] = {
+    domain.RETURN_KIND: KindFields("return_id", "return_type", "return_status", "return_reason", "return_reason_text",
+                                   "return_line_items", "return_line_item_id"),
+    domain.CANCELLATION_KIND: KindFields("cancel_id", "cancel_type", "cancel_status", "cancel_reason",
+                                         "cancel_reason_text", "cancel_line_items", "cancel_line_item_id"),
+}
+
+
 def return_row(shop_id: str, obj: Mapping[str, Any], *, previous_status: str | None = None,
-               synced_at: datetime, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One TikTok return object as a `returns` row (status mapped; unmapped keeps the previous one).
+               synced_at: datetime, items: list[dict[str, Any]] | None = None,
+               kind: str = domain.RETURN_KIND) -> dict[str, Any]:
+    """One TikTok return object (or cancellation object, by `kind`) as a `returns` row (status mapped by the
+    kind's mapping; unmapped keeps the previous one).
 
     `items` are its `line_item_rows`, when the caller has them already.
     """
-    marketplace_status = _text(obj.get("return_status"))
-    status = domain.mapped_status(marketplace_status) or previous_status
+    fields = FIELDS[kind]
+    marketplace_status = _text(obj.get(fields.status))
+    status = domain.mapped_status(marketplace_status, kind) or previous_status
     refund = _dict(obj.get("refund_amount"))
-    line_items = _dicts(obj.get("return_line_items"))
+    line_items = _dicts(obj.get(fields.lines))
     if items is None:
-        items = line_item_rows(shop_id, obj)
+        items = line_item_rows(shop_id, obj, kind)
     next_action, due_by = _next_action(obj)
-    return_type = _text(obj.get("return_type"))
+    return_type = _text(obj.get(fields.type))
     return {
         "shop_id": shop_id,
-        "return_id": _text(obj.get("return_id")),
+        "return_id": _text(obj.get(fields.id)),
         "order_id": _text(obj.get("order_id")),
         "return_type": return_type,
-        "type": domain.display_type(return_type),
+        "type": domain.display_kind_type(kind, return_type),
         "marketplace_status": marketplace_status,
         "status": status,
-        "unmapped": domain.is_unmapped(marketplace_status),
-        "mismatch": domain.is_mismatch(status, marketplace_status),
+        "unmapped": domain.is_unmapped(marketplace_status, kind),
+        "mismatch": domain.is_mismatch(status, marketplace_status, kind),
         "arbitration_status": _text(obj.get("arbitration_status")),
         "role": _text(obj.get("role")),
-        "reason_code": _text(obj.get("return_reason")),
-        "reason_text": _text(obj.get("return_reason_text")),
+        "reason_code": _text(obj.get(fields.reason)),
+        "reason_text": _text(obj.get(fields.reason_text)),
         "created_at": to_utc(obj.get("create_time")),
         "updated_at": to_utc(obj.get("update_time")),
         "refund_currency": _text(refund.get("currency")),
@@ -243,15 +269,18 @@ def return_row(shop_id: str, obj: Mapping[str, Any], *, previous_status: str | N
         "payload": canonical_json(obj),
         "first_seen_at": synced_at,
         "last_synced_at": synced_at,
+        "kind": kind,
     }
 
 
-def line_item_rows(shop_id: str, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The `return_line_items` rows of one return object (an item without an id gets its position)."""
-    return_id = _text(obj.get("return_id"))
+def line_item_rows(shop_id: str, obj: Mapping[str, Any], kind: str = domain.RETURN_KIND) -> list[dict[str, Any]]:
+    """The `return_line_items` rows of one return (or cancellation) object (an item without an id gets its
+    position)."""
+    fields = FIELDS[kind]
+    return_id = _text(obj.get(fields.id))
     rows: dict[str, dict[str, Any]] = {}
-    for position, item in enumerate(_dicts(obj.get("return_line_items")), start=1):
-        item_id = _text(item.get("return_line_item_id")) or f"#{position}"
+    for position, item in enumerate(_dicts(obj.get(fields.lines)), start=1):
+        item_id = _text(item.get(fields.line_id)) or f"#{position}"
         refund = _dict(item.get("refund_amount"))
         rows[item_id] = {
             "shop_id": shop_id,
@@ -278,16 +307,16 @@ class Malformed:
     update_time: int | None
 
 
-def malformed_reason(obj: Any) -> str | None:
-    """Why a page's object cannot be stored as a return, or None when it can."""
+def malformed_reason(obj: Any, kind: str = domain.RETURN_KIND) -> str | None:
+    """Why a page's object cannot be stored as a return (or cancellation), or None when it can."""
     if not isinstance(obj, dict):
-        return f"not a return object (a JSON {type(obj).__name__})"
-    if _text(obj.get("return_id")) is None:
-        return "no return_id"
+        return f"not a {kind} object (a JSON {type(obj).__name__})"
+    if _text(obj.get(FIELDS[kind].id)) is None:
+        return f"no {FIELDS[kind].id}"
     return None
 
 
-def split_page(return_objects: Iterable[Any]) -> tuple[list[dict], list[Malformed]]:
+def split_page(return_objects: Iterable[Any], kind: str = domain.RETURN_KIND) -> tuple[list[dict], list[Malformed]]:
     """A page's objects as (one object per return_id, the latest by update_time; the malformed ones).
 
     Nothing is dropped: an object that cannot be a return comes back as `Malformed`, to be kept.
@@ -295,12 +324,12 @@ def split_page(return_objects: Iterable[Any]) -> tuple[list[dict], list[Malforme
     latest: dict[str, dict] = {}
     malformed: list[Malformed] = []
     for obj in return_objects:
-        reason = malformed_reason(obj)
+        reason = malformed_reason(obj, kind)
         if reason is not None:
             malformed.append(Malformed(reason, canonical_json(obj),
                                        update_time(obj) if isinstance(obj, dict) else None))
             continue
-        return_id = _text(obj["return_id"]) or ""
+        return_id = _text(obj[FIELDS[kind].id]) or ""
         kept = latest.get(return_id)
         if kept is None or (update_time(obj) or 0) >= (update_time(kept) or 0):
             latest[return_id] = obj
@@ -336,9 +365,9 @@ class PagePlan:
     counts: PageCounts
 
 
-def page_return_ids(objects: Iterable[dict]) -> list[str]:
+def page_return_ids(objects: Iterable[dict], kind: str = domain.RETURN_KIND) -> list[str]:
     """The return ids of a page's objects (as `split_page` left them: each has one)."""
-    return [_text(obj["return_id"]) or "" for obj in objects]
+    return [_text(obj[FIELDS[kind].id]) or "" for obj in objects]
 
 
 def _same_payload(stored: str | None, obj: dict, text: str) -> bool:
@@ -369,13 +398,13 @@ class PreparedPage(NamedTuple):
     malformed: list[Malformed]
 
 
-def prepare_page(shop_id: str, return_objects: Iterable[Any]) -> PreparedPage:
-    """Prepare a page (or consecutive pages) of TikTok return objects for `plan_page`."""
-    objects, malformed = split_page(return_objects)
-    items = [line_item_rows(shop_id, obj) for obj in objects]
+def prepare_page(shop_id: str, return_objects: Iterable[Any], kind: str = domain.RETURN_KIND) -> PreparedPage:
+    """Prepare a page (or consecutive pages) of TikTok return (or cancellation) objects for `plan_page`."""
+    objects, malformed = split_page(return_objects, kind)
+    items = [line_item_rows(shop_id, obj, kind) for obj in objects]
     # the rows' times of syncing are set when they are written (plan_page)
-    rows = [return_row(shop_id, obj, synced_at=_NOT_YET, items=found) for obj, found in zip(objects, items,
-                                                                                                strict=True)]
+    rows = [return_row(shop_id, obj, synced_at=_NOT_YET, items=found, kind=kind)
+            for obj, found in zip(objects, items, strict=True)]
     return PreparedPage(objects, rows, items, malformed)
 
 
@@ -402,12 +431,12 @@ def join_prepared(pages: Sequence[PreparedPage]) -> PreparedPage:
     return PreparedPage(objects, rows, items, malformed)
 
 
-def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime
-              ) -> PagePlan:
+def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str, StoredReturn], synced_at: datetime,
+              kind: str = domain.RETURN_KIND) -> PagePlan:
     """What writing a page changes, given what the store holds of its returns (a prepared page, or
-    `split_page` objects)."""
+    `split_page` objects of `kind`)."""
     if not isinstance(page, PreparedPage):
-        page = prepare_page(shop_id, page)
+        page = prepare_page(shop_id, page, kind)
     returns: list[dict[str, Any]] = []
     line_items: list[dict[str, Any]] = []
     changed_ids: list[str] = []
@@ -415,7 +444,7 @@ def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str
     new = updated = unchanged = 0
     for obj, prepared, items in zip(page.objects, page.rows, page.items, strict=True):
         old = stored.get(prepared["return_id"] or "")
-        row, found = _plan_return(obj, dict(prepared), old, synced_at)
+        row, found = _plan_return(obj, dict(prepared), old, synced_at, kind)
         returns.append(row)
         if old is None:
             new += 1
@@ -430,20 +459,20 @@ def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str
     return PagePlan(returns, line_items, changed_ids, changes, PageCounts(new, updated, unchanged))
 
 
-def _plan_return(obj: dict, row: dict[str, Any], old: StoredReturn | None, synced_at: datetime
-                 ) -> tuple[dict[str, Any], list[Change]]:
+def _plan_return(obj: dict, row: dict[str, Any], old: StoredReturn | None, synced_at: datetime,
+                 kind: str = domain.RETURN_KIND) -> tuple[dict[str, Any], list[Change]]:
     """One return's row (prepared, finished here) and the changes to record if its payload changed."""
     row["first_seen_at"] = row["last_synced_at"] = synced_at
     if old is not None and row["status"] is None:  # a status we cannot map keeps the previous one
         row["status"] = old.status
-        row["mismatch"] = domain.is_mismatch(old.status, row["marketplace_status"])
+        row["mismatch"] = domain.is_mismatch(old.status, row["marketplace_status"], kind)
     return_id, details = row["return_id"], {"update_time": update_time(obj)}
     if old is None:
         return row, [Change(return_id, "created", None, row["marketplace_status"], details)]
     if row["marketplace_status"] == old.marketplace_status:
         # TikTok's status did not move: our Status (maybe set by hand) stands
         row["status"] = old.status
-        row["mismatch"] = domain.is_mismatch(old.status, old.marketplace_status)
+        row["mismatch"] = domain.is_mismatch(old.status, old.marketplace_status, kind)
         return row, []
     due_before = _previous_due_by(old)
     if due_before is not None:
@@ -476,10 +505,10 @@ def page_watermark(return_objects: Iterable[Any], now: datetime | None = None) -
     return max(times) if times else None
 
 
-def count_from_the_future(return_objects: Iterable[Any], now: datetime) -> int:
+def count_from_the_future(return_objects: Iterable[Any], now: datetime, kind: str = domain.RETURN_KIND) -> int:
     """How many of a page's returns TikTok dates in the future (see FUTURE_MARGIN_S)."""
     return sum(1 for o in return_objects
-               if malformed_reason(o) is None and from_the_future(to_utc(update_time(o)), now))
+               if malformed_reason(o, kind) is None and from_the_future(to_utc(update_time(o)), now))
 
 
 RECORD_SCHEMA = pa.schema([

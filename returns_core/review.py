@@ -138,7 +138,9 @@ QUEUE_COLUMNS: tuple[str, ...] = (
 
 def queue_filters(shop_ids: Iterable[str] = (), outcomes: Iterable[str] = ()) -> ReturnFilters:
     """Accepted returns of these accounts (all when empty) with these outcomes ("" = not signed off)."""
-    return ReturnFilters(shop_ids=tuple(shop_ids), statuses=(domain.ACCEPTED,), review_outcomes=tuple(outcomes))
+    # returns only: an approved cancellation is an order that never shipped, nothing to sign off
+    return ReturnFilters(shop_ids=tuple(shop_ids), kinds=(domain.RETURN_KIND,), statuses=(domain.ACCEPTED,),
+                         review_outcomes=tuple(outcomes))
 
 
 def queue_page(db: Database, filters: ReturnFilters, *, limit: int = 50, offset: int = 0,
@@ -176,27 +178,28 @@ def reconciliation_filters(shop_ids: Iterable[str] = ()) -> ReturnFilters:
     return ReturnFilters(shop_ids=tuple(shop_ids), flagged=True)
 
 
-def problem_text(status: str | None, marketplace_status: str | None, unmapped: bool) -> str:
-    """Why a return is listed for reconciliation, in words."""
+def problem_text(status: str | None, marketplace_status: str | None, unmapped: bool,
+                 kind: str | None = domain.RETURN_KIND) -> str:
+    """Why a return (or cancellation) is listed for reconciliation, in words."""
     if unmapped:
         return (f"Unmapped: TikTok's status {marketplace_status} is not in the status mapping; "
                 "Status keeps its last known value.")
-    expected = domain.mapped_status(marketplace_status)
+    expected = domain.mapped_status(marketplace_status, kind)
     return f"Mismatch: Status is {status or 'empty'}, but TikTok's {marketplace_status} means {expected}."
 
 
 def reconciliation_page(db: Database, filters: ReturnFilters, *, limit: int = 25, offset: int = 0) -> pd.DataFrame:
     """One page of flagged returns: unmapped first, then the least recently synced, with the problem in words."""
     raw = reconciliation_rows(db, filters, limit=limit, offset=offset)
-    rows = list(zip(raw["status"], raw["marketplace_status"], raw["unmapped"], strict=True))
+    rows = list(zip(raw["status"], raw["marketplace_status"], raw["unmapped"], raw["kind"], strict=True))
     return pd.DataFrame({
         "Marketplace Return ID": raw["return_id"],
         "Account ID": raw["shop_id"],
         "Type": raw["type"],
         "Status": raw["status"],
         "Marketplace Status": raw["marketplace_status"],
-        "Expected Status": [domain.mapped_status(m) or "" for _, m, _ in rows],
-        "Problem": [problem_text(s, m, bool(u)) for s, m, u in rows],
+        "Expected Status": [domain.mapped_status(m, k) or "" for _, m, _, k in rows],
+        "Problem": [problem_text(s, m, bool(u), k) for s, m, u, k in rows],
         "Updated At": raw["updated_at"],
         "Last Synced At": raw["last_synced_at"],
     }, columns=list(RECONCILIATION_COLUMNS))

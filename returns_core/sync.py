@@ -12,6 +12,10 @@ sorted by update_time ascending, and commits page by page (return_writes.upsert_
 only ever covers pages that are in the store. A run that dies keeps what it committed; the next
 run re-reads from the last committed page. Nothing is ever deleted.
 
+Each shop's fetcher reads its returns, then its buyers' cancellations (Search Cancellations), the second
+queue: stored as rows of `returns` with kind 'cancellation', by their own watermark
+(sync_state.cancellations_watermark), with the same guarantees.
+
 What TikTok sends is not trusted blindly: an update_time from the future (ingest.FUTURE_MARGIN_S)
 is stored and flagged but never moves the watermark, and an object that is not a return (no
 return_id) is kept aside, quarantined, in the same transaction as its page, and reported.
@@ -41,6 +45,7 @@ import duckdb
 import httpx
 
 from returns_core import accounts as acc
+from returns_core import domain
 from returns_core.accounts import Account
 from returns_core.explain import REAUTH_REASON, Failure, FailureKind, explain
 from returns_core.ingest import (
@@ -60,8 +65,9 @@ from returns_core.secretbox import SecretKeyError
 from returns_core.store import sales, settings, sync_runs
 from returns_core.store.db import Database, FileHold, StoreError, utcnow
 from returns_core.store.return_writes import ShopPages, store_records, upsert_page, write_pages
+from returns_core.store.returns import find_return
 from returns_core.tiktok import errors
-from returns_core.tiktok.client import SearchPage
+from returns_core.tiktok.client import CancellationPage, SearchPage
 from returns_core.tiktok_session import tiktok_session
 
 logger = logging.getLogger(__name__)
@@ -334,7 +340,10 @@ class _Shop:
         self.run_id: int | None = None
         self.seconds = 0.0
         self.start = StartPoint({}, full, False)
+        self.cancel_start = StartPoint({}, full, False)  # cancellations: their own watermark
         self.pages, self.counts, self.total, self.from_future = 0, PageCounts(), None, 0
+        self.kind_pages = dict.fromkeys(domain.KINDS, 0)
+        self._totals: dict[str, int] = {}
         self.failure: Failure | None = None
         self.sales = SalesOutcome()  # what the sales step fetched after the returns
         self.sales_days = 0
@@ -356,10 +365,12 @@ class _Shop:
             self.fail(exc)
         return self.failure is None
 
-    def opened(self, run_id: int, mark: int | None) -> None:
-        """Its run row is open: where it starts reading."""
+    def opened(self, run_id: int, mark: int | None, cancel_mark: int | None) -> None:
+        """Its run row is open: where it starts reading its returns, and its cancellations (each by its
+        own watermark)."""
         self.run_id = run_id
         self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
+        self.cancel_start = start_point(cancel_mark, full=self.full, overlap_s=self._overlap_s)
 
     def not_opened(self, exc: BaseException) -> None:
         """Its run row could not be opened (the store is busy elsewhere, or cannot be written)."""
@@ -368,28 +379,39 @@ class _Shop:
         else:
             self.fail(exc)
 
-    def write(self, pages: list[tuple[SearchPage, PreparedPage]]) -> tuple[PageCounts, int]:
+    def write(self, pages: list[tuple[Page, PreparedPage]]) -> tuple[PageCounts, int]:
         """Commit pages (in update_time order) with their watermark, on their own; returns what they did
         and how many of their returns TikTok dates in the future."""
         now = utcnow()
-        part = self.to_write(pages, now)
+        parts = self.to_write(pages, now)
         with self.db.writer() as con:
-            [counts] = write_pages(con, [part], synced_at=now)
-        return counts, count_from_the_future(part.objects, now)
+            done = write_pages(con, parts, synced_at=now)
+        return sum(done, PageCounts()), sum(count_from_the_future(p.objects, now, p.kind) for p in parts)
 
-    def to_write(self, pages: list[tuple[SearchPage, PreparedPage]], now: datetime) -> ShopPages:
-        """Its pages to commit (each prepared as it arrived): their watermark (the last time on them not
-        from the future, as they come in update_time order), and whether they start a full read's
-        watermark anew."""
-        objects = [obj for page, _ in pages for obj in page.return_orders]
-        return ShopPages(self.account.shop_id, objects, page_watermark(objects, now), self.run_id, len(pages),
-                         self.start.from_scratch and self.pages == 0, join_prepared([p for _, p in pages]))
+    def to_write(self, pages: list[tuple[Page, PreparedPage]], now: datetime) -> list[ShopPages]:
+        """Its pages to commit (each prepared as it arrived), returns first, then cancellations, each
+        kind with its own watermark: the last time on its pages not from the future (they come in
+        update_time order), started anew by a full read's first page."""
+        parts = []
+        for kind in domain.KINDS:
+            mine = [(page, prepared) for page, prepared in pages if _kind(page) == kind]
+            if not mine:
+                continue
+            start = self.cancel_start if kind == domain.CANCELLATION_KIND else self.start
+            objects = [obj for page, _ in mine for obj in _objects(page)]
+            parts.append(ShopPages(self.account.shop_id, objects, page_watermark(objects, now), self.run_id, len(mine),
+                                   start.from_scratch and self.kind_pages[kind] == 0,
+                                   join_prepared([prepared for _, prepared in mine]), kind))
+        return parts
 
-    def wrote(self, pages: list[tuple[SearchPage, PreparedPage]], done: PageCounts, future: int) -> None:
+    def wrote(self, pages: list[tuple[Page, PreparedPage]], done: PageCounts, future: int) -> None:
         """Count committed pages in, and report progress."""
         self.counts, self.pages = self.counts + done, self.pages + len(pages)
         self.from_future += future
-        self.total = pages[-1][0].total_count
+        for page, _ in pages:
+            self.kind_pages[_kind(page)] += 1
+            self._totals[_kind(page)] = page.total_count
+        self.total = sum(self._totals.values())
         self.report()
 
     def fail(self, exc: BaseException) -> None:
@@ -444,7 +466,7 @@ class _Shop:
                           self.counts.updated, self.counts.unchanged, round(self.seconds, 3),
                           self.failure.message if self.failure else None, self.run_id, self.full,
                           self.failure.kind if self.failure else None, self.from_future,
-                          self.counts.quarantined, self.start.repaired, self.sales_days,
+                          self.counts.quarantined, self.start.repaired or self.cancel_start.repaired, self.sales_days,
                           self.sales.error if self.failure is None else None)
 
 
@@ -457,8 +479,8 @@ def _open_runs(db: Database, shops: list[_Shop], *, full: bool, trigger: str) ->
         for shop in shops:
             shop.not_opened(exc)
         return
-    for shop, (run_id, mark) in zip(shops, opened, strict=True):
-        shop.opened(run_id, mark)
+    for shop, (run_id, mark, cancel_mark) in zip(shops, opened, strict=True):
+        shop.opened(run_id, mark, cancel_mark)
 
 
 def _close_runs(db: Database, shops: list[_Shop], interrupted: BaseException | None = None) -> None:
@@ -472,6 +494,17 @@ def _close_runs(db: Database, shops: list[_Shop], interrupted: BaseException | N
                 sync_runs.finish_runs(con, outcomes)
 
         _safe(close)
+
+
+Page = SearchPage | CancellationPage  # what a shop's fetcher hands the writer
+
+
+def _kind(page: object) -> str:
+    return domain.CANCELLATION_KIND if isinstance(page, CancellationPage) else domain.RETURN_KIND
+
+
+def _objects(page: object) -> list:
+    return page.cancellations if isinstance(page, CancellationPage) else page.return_orders
 
 
 def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
@@ -495,6 +528,13 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
                 # prepared here, while the next page is on its way: the one writer only compares and writes
                 if not put((shop, page, prepare_page(shop.account.shop_id, page.return_orders))):
                     return
+            # the second queue, after the returns: buyers' cancellations before shipment (a page with none
+            # has nothing to commit and moves no watermark)
+            for page in client.iter_cancellation_pages(shop.cancel_start.filters, page_size=page_size,
+                                                       sort_field="update_time", sort_order="ASC"):
+                if page.cancellations and not put(
+                        (shop, page, prepare_page(shop.account.shop_id, page.cancellations, domain.CANCELLATION_KIND))):
+                    return
             # the shop's units sold, after its returns and through the same client (sales_sync.py)
             shop.sales = fetch_sales(client, lambda: sales.coverage(shop.db, shop.account.shop_id), utcnow().date(),
                                      shop.stopped.is_set)
@@ -514,13 +554,14 @@ def _commit_together(db: Database, writes: list[tuple[_Shop, list]]) -> None:
         parts = [shop.to_write(pages, now) for shop, pages in writes]
         try:
             with db.writer() as con:
-                done = write_pages(con, parts, synced_at=now)
+                done = iter(write_pages(con, [part for mine in parts for part in mine], synced_at=now))
         except Exception:  # noqa: BLE001 - retried shop by shop below, where it is told to the right shop
             logger.info("a write of %d shops together failed; writing them one by one", len(writes))
         else:
-            for (shop, pages), part, counts in zip(writes, parts, done, strict=True):
+            for (shop, pages), mine in zip(writes, parts, strict=True):
+                counts = sum((next(done) for _ in mine), PageCounts())
                 try:
-                    shop.wrote(pages, counts, count_from_the_future(part.objects, now))
+                    shop.wrote(pages, counts, sum(count_from_the_future(p.objects, now, p.kind) for p in mine))
                 except Exception as exc:  # noqa: BLE001 - this shop's failure, not the round's
                     shop.fail(exc)
             return
@@ -679,13 +720,28 @@ class ReturnNotFoundError(LookupError):
 
 def sync_return(db: Database, account: Account, return_id: str, *,
                 transport: httpx.BaseTransport | None = None) -> PageCounts:
-    """Re-read one return from TikTok and store it (the watermark does not move)."""
+    """Re-read one return from TikTok and store it (the watermark does not move). A stored cancellation is
+    re-read from Search Cancellations: every re-sync (a decision, the return's page, reconciliation) serves both."""
+    stored = find_return(db, return_id, account.shop_id)
+    if stored is not None and stored.get("kind") == domain.CANCELLATION_KIND:
+        return sync_cancellation(db, account, return_id, transport=transport)
     with tiktok_session(db, account, transport=transport) as client:
         page = client.search_returns({"return_ids": [return_id]}, page_size=10)
     found = [o for o in page.return_orders if isinstance(o, dict) and str(o.get("return_id")) == return_id]
     if not found:
         raise ReturnNotFoundError(f"TikTok has no return {return_id} for {account.name}.")
     return upsert_page(db, account.shop_id, found, synced_at=utcnow())
+
+
+def sync_cancellation(db: Database, account: Account, cancel_id: str, *,
+                      transport: httpx.BaseTransport | None = None) -> PageCounts:
+    """Re-read one cancellation from TikTok and store it (its watermark does not move)."""
+    with tiktok_session(db, account, transport=transport) as client:
+        page = client.search_cancellations({"cancel_ids": [cancel_id]}, page_size=10)
+    found = [o for o in page.cancellations if isinstance(o, dict) and str(o.get("cancel_id")) == cancel_id]
+    if not found:
+        raise ReturnNotFoundError(f"TikTok has no cancellation {cancel_id} for {account.name}.")
+    return upsert_page(db, account.shop_id, found, synced_at=utcnow(), kind=domain.CANCELLATION_KIND)
 
 
 def fetch_records(db: Database, account: Account, return_id: str, *,

@@ -47,10 +47,11 @@ def change_status(db: Database, shop_id: str, return_id: str, target: str, actor
     who = _actor(actor)
     with db.writer() as con:
         current = _stored(return_state(con, shop_id, return_id), return_id)
-        problem = domain.manual_transition_error(current.status, target, current.marketplace_status)
+        problem = domain.manual_transition_error(current.status, target, current.marketplace_status, current.kind)
         if problem:
             raise WorkflowError(problem)
-        set_status(con, shop_id, return_id, target, domain.is_mismatch(target, current.marketplace_status))
+        set_status(con, shop_id, return_id, target,
+                   domain.is_mismatch(target, current.marketplace_status, current.kind))
         history.append(con, [history.entry(shop_id, return_id, who, "status", old=current.status, new=target,
                                            note=_clean_note(note))])
 
@@ -119,9 +120,23 @@ class ActionPlan:
     summary: str = ""  # what the decision does, in plain words, for the confirmation
 
     @property
+    def cancellation(self) -> bool:
+        """True when this answers a buyer's cancellation (Approve / Reject Cancellation, not the returns' calls)."""
+        return self.decision in domain.CANCELLATION_DECISIONS
+
+    @property
     def request(self) -> dict:
         """The method, path and body TikTok receives (plus the idempotency key in the query)."""
-        body: dict = {"decision": self.decision}
+        if self.cancellation:
+            # Approve Cancellation takes no body; Reject takes the reason (and a comment), no decision field
+            body: dict | None = None
+            if self.action == "reject":
+                body = {"reject_reason": self.reject_reason}
+                if self.comment:
+                    body["comment"] = self.comment
+            return {"method": "POST", "path": f"/return_refund/202309/cancellations/{self.return_id}/{self.action}",
+                    "query": {"idempotency_key": self.idempotency_key}, "body": body}
+        body = {"decision": self.decision}
         if self.action == "approve":
             if self.buyer_keep_item is not None:
                 body["buyer_keep_item"] = self.buyer_keep_item
@@ -261,6 +276,8 @@ def in_words(decision: str, refund_total: Decimal | None, currency: str | None, 
         "REJECT_RETURN": "Reject the return request: the buyer gets no refund (and may appeal to TikTok).",
         "REJECT_RECEIVED_PACKAGE": "Reject the returned package: the buyer gets no refund (and may appeal to TikTok).",
         "REJECT_REPLACEMENT": "Reject the replacement request (the buyer may appeal to TikTok).",
+        "APPROVE_REQUEST_CANCEL": f"Cancel the order as the buyer asks and refund {total}; nothing ships.",
+        "REJECT_REQUEST_CANCEL": "Reject the cancellation: the order stays and ships, and the buyer gets no refund.",
     }.get(decision, domain.DECISION_LABELS.get(decision, decision) + ".")
     return words + (reason + note if decision.startswith("REJECT") else "")
 
@@ -317,7 +334,10 @@ def decision_options(db: Database, account: Account, return_id: str, *, transpor
     if not account.shop_cipher:  # TikTok's return calls are addressed by it: nothing can be asked or sent
         return rule_options(row, note="TikTok cannot be asked about this shop: the account has no shop cipher. "
                                       "Reconnect it on the Accounts page.")
-    askable = tuple(d for d in APPROVE_DECISIONS + REJECT_DECISIONS if d in ELIGIBILITY_DECISIONS)
+    # only the decisions of its kind: a return is not asked about cancelling, nor a cancellation about refunds
+    cancellation = row.get("kind") == domain.CANCELLATION_KIND
+    askable = tuple(d for d in APPROVE_DECISIONS + REJECT_DECISIONS
+                    if d in ELIGIBILITY_DECISIONS and (d in domain.CANCELLATION_DECISIONS) == cancellation)
     try:
         with tiktok_session(db, account, transport=transport) as client:
             answers = client.get_decision_eligibility(return_id, askable)
@@ -426,7 +446,12 @@ def send_action(db: Database, account: Account, plan: ActionPlan, actor: str, *,
         # a resend after a failure reuses the key, so TikTok acts at most once; a refused
         # authorization marks the account Invalid, as a sync would
         with tiktok_session(db, account, transport=transport) as client:
-            if plan.action == "approve":
+            if plan.cancellation and plan.action == "approve":
+                client.approve_cancellation(plan.return_id, idempotency_key=key)
+            elif plan.cancellation:
+                client.reject_cancellation(plan.return_id, plan.reject_reason or "", idempotency_key=key,
+                                           comment=plan.comment)
+            elif plan.action == "approve":
                 client.approve_return(plan.return_id, plan.decision, idempotency_key=key,
                                       buyer_keep_item=plan.buyer_keep_item, partial_refund=plan.partial_refund)
             else:

@@ -294,7 +294,9 @@ def test_demo_shop_is_created_once_in_an_empty_store_and_syncs_in_process(db, sm
     assert demo_shop.demo_state_path(db.path).name == "returns.sandbox.json"
 
     result = sync_account(db, demo)
-    assert result.ok and result.new == len(small_demo.returns_for(demo.shop_id))
+    # the demo shop has both queues: its returns and its buyers' cancellations
+    stored = len(small_demo.returns_for(demo.shop_id)) + len(small_demo.cancellations_for(demo.shop_id))
+    assert result.ok and result.new == stored and small_demo.cancellations_for(demo.shop_id)
     assert conn.test_connection(db, demo).ok
 
 

@@ -360,6 +360,9 @@ def mock_tiktok(pages: list[dict]) -> httpx.MockTransport:
     last: list[dict] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/return_refund/202309/cancellations/search":  # the second queue: none here
+            return httpx.Response(200, json={"code": 0, "message": "Success", "request_id": "r",
+                                             "data": {"total_count": 0, "next_page_token": ""}})
         assert request.url.path == "/return_refund/202309/returns/search"
         data = next(served, None) or last[0]
         last[:] = [data]
@@ -499,7 +502,7 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     # column list and order from its callers
     "db.py": {"table", "column", "columns", "order_by"},
     # a fixed condition on the shop ids, with a placeholder each; one of two fixed watermark expressions
-    "sync_runs.py": {"where", "new_value"},
+    "sync_runs.py": {"where", "new_value", "column"},
     # store/rules.py: a rule's conditions (a placeholder per value), fixed fragments (kinds, actors and statuses
     # put in literals by sql_literal, JSON paths), the deadline SQL from domain.deadline_sql
     "rules.py": {"alias", "where", "window", "marks", "kinds", "machines", "flag", "normalized", "overdue", "missed",

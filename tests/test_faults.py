@@ -158,7 +158,8 @@ def test_every_other_request_failing_a_different_way_still_syncs_exactly(db, wor
     take = world.faults.take
 
     def every_other(path: str) -> Fault | None:
-        if path.startswith("/return_refund/") and next(requests) % 2 == 0:
+        # the returns' pages (the sync then asks for cancellations too: none in this world, one empty page)
+        if path.startswith("/return_refund/202309/returns/") and next(requests) % 2 == 0:
             served.append(next(kinds))
             return Fault(served[-1], 1, None, HELD_BACK_S, None)
         return take(path)

@@ -272,7 +272,7 @@ def alerts_of(db: Database, rule: str | None = None) -> list[dict[str, Any]]:
 # --- what the rules look at ---------------------------------------------------------------------
 
 _RETURN_COLUMNS = ("r.shop_id, r.return_id, r.type, r.reason_text, r.refund_total, r.refund_currency, r.due_by, "
-                   "coalesce(a.name, r.shop_id) AS account")
+                   "coalesce(a.name, r.shop_id) AS account, r.kind")
 
 
 def _records(con: Any, sql: str, params: Sequence) -> list[dict[str, Any]]:

@@ -51,13 +51,19 @@ RETURNS = Measure()
 # --- the filtered returns, classified --------------------------------------------------------
 
 
+def _returns_where(filters: ReturnFilters) -> tuple[str, list]:
+    """The grid's WHERE over returns only: a buyer's cancellation before shipment is not a return (it
+    has no return reason and no units come back), so it never counts in reasons, SKUs or rates."""
+    return where_clause(filters.with_(kinds=(domain.RETURN_KIND,)), "r")
+
+
 def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool = True) -> tuple[str, list]:
     """`WITH` clause defining `base`: the filtered returns with reason label, group, responsibility.
 
     `classify=False` leaves out the group and responsibility (and the join that adds them) for
     queries that only need the reason label: less work and memory over many returns.
     """
-    where, params = where_clause(filters, "r")
+    where, params = _returns_where(filters)
     if measure.currency is not None:
         where += " AND r.refund_currency = ? AND r.refund_total IS NOT NULL"
         params = params + [measure.currency]
@@ -145,7 +151,7 @@ def kpis(db: Database, filters: ReturnFilters) -> Kpis:
 
 def currencies(db: Database, filters: ReturnFilters) -> list[str]:
     """Currencies with refund money in view, the most used first."""
-    where, params = where_clause(filters, "r")
+    where, params = _returns_where(filters)
     rows = db.rows(
         f"SELECT r.refund_currency FROM returns r WHERE {where} AND r.refund_currency IS NOT NULL "
         "AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1",
@@ -397,7 +403,7 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
     yesterday = (today or utcnow().date()) - timedelta(days=1)
     if scope.created_to is None or scope.created_to > yesterday:
         scope = scope.with_(created_to=yesterday)
-    where, params = where_clause(scope, "r")
+    where, params = _returns_where(scope)
     with db.reader() as con:
         first, last = con.execute(
             f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM returns r WHERE {where}",
@@ -618,7 +624,7 @@ def return_rates(db: Database, filters: ReturnFilters, level: RateLevel = "sku",
 
 def rate_coverage(db: Database, filters: ReturnFilters) -> RateCoverage:
     """Which days of the period, and which shops in view, have units sold to divide by."""
-    where, params = where_clause(filters, "r")
+    where, params = _returns_where(filters)
     with db.reader() as con:
         first, last, count = con.execute(
             """SELECT min(greatest(first_day, coalesce(CAST(? AS DATE), first_day))),
@@ -651,7 +657,7 @@ def rate_spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRul
     yesterday = (today or utcnow().date()) - timedelta(days=1)
     if scope.created_to is None or scope.created_to > yesterday:
         scope = scope.with_(created_to=yesterday)
-    where, params = where_clause(scope, "r")
+    where, params = _returns_where(scope)
     empty = SpikeReport(rule, None, None, None, None, 0.0, pd.DataFrame(columns=_RATE_SPIKE_COLUMNS))
     with db.reader() as con:
         first, last = con.execute(

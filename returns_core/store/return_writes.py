@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
-from returns_core import ingest
+from returns_core import domain, ingest
 from returns_core.ingest import LINE_ITEM_SCHEMA, RECORD_SCHEMA, RETURN_SCHEMA, PageCounts, StoredReturn
 from returns_core.store import history, quarantine, sync_runs
 from returns_core.store.db import Database, one_return_sql
@@ -46,7 +46,7 @@ def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, synced_at: datetime,
                 new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
-                restart_watermark: bool = False) -> PageCounts:
+                restart_watermark: bool = False, kind: str = domain.RETURN_KIND) -> PageCounts:
     """Write one page (or `pages` consecutive pages) of TikTok return objects in ONE transaction.
 
     With the watermark the page covers and the run it belongs to, both move in the same transaction.
@@ -57,7 +57,7 @@ def upsert_page(db: Database, shop_id: str, return_objects: Iterable[Any], *, sy
     # one write path per process (db.writer), so no other write of ours can conflict with this one
     with db.writer() as con:
         return write_page(con, shop_id, return_objects, synced_at=synced_at, new_watermark=new_watermark,
-                          run_id=run_id, pages=pages, restart_watermark=restart_watermark)
+                          run_id=run_id, pages=pages, restart_watermark=restart_watermark, kind=kind)
 
 
 class ShopPages(NamedTuple):
@@ -70,30 +70,34 @@ class ShopPages(NamedTuple):
     pages: int = 1
     restart_watermark: bool = False
     prepared: ingest.PreparedPage | None = None  # the objects prepared already (ingest.prepare_page)
+    kind: str = domain.RETURN_KIND  # returns, or cancellations (rows of `returns` too, with their own watermark)
 
 
 def write_page(con: duckdb.DuckDBPyConnection, shop_id: str, return_objects: Iterable[Any], *,
                synced_at: datetime, new_watermark: int | None = None, run_id: int | None = None, pages: int = 1,
-               restart_watermark: bool = False) -> PageCounts:
-    """upsert_page inside the caller's transaction."""
+               restart_watermark: bool = False, kind: str = domain.RETURN_KIND) -> PageCounts:
+    """upsert_page inside the caller's transaction. `kind` says whether the objects are returns or
+    cancellations: both are rows of `returns`, each kind with its own watermark."""
     return write_pages(con, [ShopPages(shop_id, list(return_objects), new_watermark, run_id, pages,
-                                       restart_watermark)], synced_at=synced_at)[0]
+                                       restart_watermark, kind=kind)], synced_at=synced_at)[0]
 
 
 def write_pages(con: duckdb.DuckDBPyConnection, batch: Sequence[ShopPages], *, synced_at: datetime
                 ) -> list[PageCounts]:
-    """Several shops' pages (each shop once) inside the caller's transaction; what each did, in order.
+    """Several shops' pages (each shop and kind once) inside the caller's transaction; what each did, in
+    order.
 
     A sync round commits every shop's waiting pages together, and each kind of row is written in one
     statement for all of them: a statement's fixed cost, not the rows, is what limits one writer
     keeping up with many shops fetching at once.
     """
-    if len({pages.shop_id for pages in batch}) != len(batch):
-        raise ValueError("write_pages takes each shop once")
-    prepared = [pages.prepared or ingest.prepare_page(pages.shop_id, pages.objects) for pages in batch]
+    if len({(pages.shop_id, pages.kind) for pages in batch}) != len(batch):
+        raise ValueError("write_pages takes each shop's returns and cancellations once")
+    prepared = [pages.prepared or ingest.prepare_page(pages.shop_id, pages.objects, pages.kind) for pages in batch]
+    # a shop's returns and cancellations have ids apart (TikTok numbers both from one id space)
     stored = _stored(con, [(pages.shop_id, row["return_id"]) for pages, page in zip(batch, prepared, strict=True)
                            for row in page.rows])
-    plans = [ingest.plan_page(pages.shop_id, page, stored.get(pages.shop_id, {}), synced_at)
+    plans = [ingest.plan_page(pages.shop_id, page, stored.get(pages.shop_id, {}), synced_at, pages.kind)
              for pages, page in zip(batch, prepared, strict=True)]
     _write_plans(con, [(pages.shop_id, plan) for pages, plan in zip(batch, plans, strict=True)], synced_at)
     done = []
@@ -103,9 +107,12 @@ def write_pages(con: duckdb.DuckDBPyConnection, batch: Sequence[ShopPages], *, s
             quarantine.keep(con, pages.shop_id, page.malformed, synced_at, pages.run_id)
             counts += PageCounts(quarantined=len(page.malformed))
         done.append(counts)
-    sync_runs.set_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch if p.restart_watermark], synced_at)
-    sync_runs.advance_watermarks(con, [(p.shop_id, p.new_watermark) for p in batch
-                                       if not p.restart_watermark and p.new_watermark is not None], synced_at)
+    for kind in domain.KINDS:
+        mine = [p for p in batch if p.kind == kind]
+        sync_runs.set_watermarks(con, [(p.shop_id, p.new_watermark) for p in mine if p.restart_watermark],
+                                 synced_at, kind)
+        sync_runs.advance_watermarks(con, [(p.shop_id, p.new_watermark) for p in mine
+                                           if not p.restart_watermark and p.new_watermark is not None], synced_at, kind)
     sync_runs.add_pages(con, [(p.run_id, p.pages, counts) for p, counts in zip(batch, done, strict=True)
                               if p.run_id is not None])
     return done
@@ -199,13 +206,14 @@ class ReturnState(NamedTuple):
     marketplace_status: str | None
     return_type: str | None
     next_action: str | None
+    kind: str | None = domain.RETURN_KIND
 
 
 def return_state(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -> ReturnState | None:
     """A return's state as this transaction sees it, or None when it is not stored."""
     # fetch to the end: a half-read result blocks the connection for the caller's next step (register)
-    rows = con.execute(one_return_sql("returns", "status, marketplace_status, return_type, next_action", "shop_id"),
-                       [return_id, shop_id]).fetchall()
+    rows = con.execute(one_return_sql("returns", "status, marketplace_status, return_type, next_action, kind",
+                                      "shop_id"), [return_id, shop_id]).fetchall()
     return ReturnState(*rows[0]) if rows else None
 
 

@@ -51,6 +51,7 @@ def where_clause(f: ReturnFilters, alias: str = "r", now: datetime | None = None
 
     any_of("shop_id", f.shop_ids)
     any_of("type", f.types)
+    any_of("kind", f.kinds)
     any_of("status", f.statuses)
     any_of("marketplace_status", f.marketplace_statuses)
     any_of("reason_text", f.reasons)
@@ -164,10 +165,11 @@ def status_counts(db: Database, filters: ReturnFilters) -> dict[str, int]:
                         params))
 
 
-def deadline_counts(db: Database, shop_ids: tuple[str, ...] = ()) -> tuple[int, int]:
-    """(due soon, overdue): open returns whose seller deadline is near or passed (domain.deadline_state)."""
-    return (count_returns(db, ReturnFilters(shop_ids=shop_ids, due_soon=True)),
-            count_returns(db, ReturnFilters(shop_ids=shop_ids, overdue=True)))
+def deadline_counts(db: Database, shop_ids: tuple[str, ...] = (), types: tuple[str, ...] = ()) -> tuple[int, int]:
+    """(due soon, overdue): open returns (of these Types: any when none) whose seller deadline is near or passed
+    (domain.deadline_state). `types=(domain.CANCELLATION,)` counts the cancellations' own deadlines."""
+    return (count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, due_soon=True)),
+            count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, overdue=True)))
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -329,12 +331,12 @@ def reason_options(db: Database, shop_ids: tuple[str, ...] = ()) -> list[str]:
 
 
 def marketplace_status_options(db: Database) -> list[str]:
-    """TikTok's known return statuses, then any new ones the store holds (shown verbatim)."""
+    """TikTok's known return and cancellation statuses, then any new ones the store holds (shown verbatim)."""
     rows = db.rows(
         "SELECT DISTINCT marketplace_status FROM returns WHERE unmapped AND marketplace_status IS NOT NULL "
         "ORDER BY 1 LIMIT 200"
     )
-    return list(domain.MARKETPLACE_STATUSES) + [row[0] for row in rows if row[0] not in domain.STATUS_MAP]
+    return list(domain.MARKETPLACE_STATUSES) + [row[0] for row in rows if row[0] not in domain.MARKETPLACE_STATUSES]
 
 
 # --- one return ----------------------------------------------------------------------------
@@ -444,7 +446,7 @@ def reconciliation_rows(db: Database, filters: ReturnFilters, *, limit: int = 25
     where, params = where_clause(filters)
     sql = (
         "SELECT r.return_id, r.shop_id, r.type, r.status, r.marketplace_status, r.unmapped, r.updated_at, "
-        f"r.last_synced_at FROM returns r WHERE {where} "
+        f"r.last_synced_at, r.kind FROM returns r WHERE {where} "
         "ORDER BY r.unmapped DESC, r.last_synced_at ASC, r.shop_id, r.return_id LIMIT ? OFFSET ?"
     )
     return db.frame(sql, [*params, limit, offset])

@@ -94,6 +94,9 @@ def conditions_where(db: Database, c: ConditionsLike, alias: str = "r") -> tuple
             parts.append(f"{expr} IN ({', '.join('?' * len(values))})")
             params.extend(values)
 
+    # rules decide returns: a buyer's cancellation before shipment is another queue, decided by a person
+    parts.append(f"{alias}.kind = ?")
+    params.append(domain.RETURN_KIND)
     any_of(f"{alias}.shop_id", c.shop_ids)
     any_of(f"{alias}.type", c.types)
     any_of(f"{alias}.reason_text", c.reasons)

@@ -304,6 +304,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        7,
+        # Cancellations (Search Cancellations) live in `returns` beside the returns, one row each, so the
+        # grid, filters, exports, deadlines and decisions serve both: `kind` says which ('return' for every
+        # row from before), `return_id` holds the cancel_id (TikTok numbers both from one id space),
+        # `return_type` the cancel_type, `marketplace_status` the cancel_status, verbatim. Cancellations are
+        # read incrementally by their own update_time watermark.
+        """
+        ALTER TABLE returns ADD COLUMN kind VARCHAR DEFAULT 'return';
+        ALTER TABLE sync_state ADD COLUMN cancellations_watermark BIGINT;
+        """,
+    ),
+    (
         8,
         # Units sold (TikTok's Analytics API, 202509), the denominator of the return rate: one row per
         # shop, SKU or product, and shop-local day, as TikTok last reported it (it revises the latest

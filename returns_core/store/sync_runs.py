@@ -15,6 +15,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from returns_core import domain
 from returns_core.filters import check_page
 from returns_core.ingest import PageCounts
 from returns_core.store.db import Database, utcnow
@@ -45,13 +46,14 @@ def start(db: Database, shop_id: str, *, full: bool, trigger: str, at: datetime 
     The caller holds the account's sync lock, so a run of it still marked running died unfinished.
     """
     with db.writer() as con:
-        return start_runs(con, [shop_id], full=full, trigger=trigger, at=at)[0]
+        run_id, mark, _ = start_runs(con, [shop_id], full=full, trigger=trigger, at=at)[0]
+        return run_id, mark
 
 
 def start_runs(con: duckdb.DuckDBPyConnection, shop_ids: Sequence[str], *, full: bool, trigger: str,
-               at: datetime | None = None) -> list[tuple[int, int | None]]:
+               at: datetime | None = None) -> list[tuple[int, int | None, int | None]]:
     """`start` for several accounts in the caller's transaction (a sync round opens the runs of the shops
-    it starts together): (run id, watermark) per shop, in the order given."""
+    it starts together): (run id, returns' watermark, cancellations' watermark) per shop, in the order given."""
     if not shop_ids:
         return []
     shops = list(shop_ids)
@@ -61,9 +63,10 @@ def start_runs(con: duckdb.DuckDBPyConnection, shop_ids: Sequence[str], *, full:
         "INSERT INTO sync_runs (shop_id, started_at, full_sync, state, trigger) "
         "SELECT shop_id, ?, ?, 'running', ? FROM unnest(?::VARCHAR[]) AS s(shop_id) RETURNING shop_id, id",
         [at or utcnow(), full, trigger, shops]).fetchall())
-    marks = dict(con.execute("SELECT shop_id, watermark FROM sync_state WHERE list_contains(?::VARCHAR[], shop_id)",
-                             [shops]).fetchall())
-    return [(opened[shop_id], marks.get(shop_id)) for shop_id in shops]
+    marks = {row[0]: row[1:] for row in con.execute(
+        "SELECT shop_id, watermark, cancellations_watermark FROM sync_state WHERE list_contains(?::VARCHAR[], shop_id)",
+        [shops]).fetchall()}
+    return [(opened[shop_id], *marks.get(shop_id, (None, None))) for shop_id in shops]
 
 
 def running(db: Database) -> list[tuple[int, str]]:
@@ -92,6 +95,11 @@ def add_pages(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, int, Pag
     """`add_page` for several runs at once: (run id, pages, what they did) each, in one statement."""
     if not runs:
         return
+    summed: dict[int, tuple[int, PageCounts]] = {}
+    for run_id, pages, counts in runs:  # one run's returns and cancellations come as two parts
+        before = summed.get(run_id, (0, PageCounts()))
+        summed[run_id] = (before[0] + pages, before[1] + counts)
+    runs = [(run_id, pages, counts) for run_id, (pages, counts) in summed.items()]
     con.execute(
         "UPDATE sync_runs SET pages = sync_runs.pages + p.pages, new_count = new_count + p.new, "
         "updated_count = updated_count + p.updated, unchanged_count = unchanged_count + p.unchanged "
@@ -122,48 +130,58 @@ def finish_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, float,
 
 # --- the watermark ------------------------------------------------------------------------------
 
+# Returns and cancellations are read from two searches, each with its own update_time watermark.
+_WATERMARK_COLUMNS = {domain.RETURN_KIND: "watermark", domain.CANCELLATION_KIND: "cancellations_watermark"}
 
-def watermark(db: Database, shop_id: str) -> int | None:
-    """The account's update_time watermark (Unix seconds), or None before the first sync."""
+
+def watermark(db: Database, shop_id: str, kind: str = domain.RETURN_KIND) -> int | None:
+    """The account's update_time watermark (Unix seconds) of a kind, or None before its first sync."""
     with db.reader() as con:
-        return _watermark(con, shop_id)
+        return _watermark(con, shop_id, kind)
 
 
-def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str) -> int | None:
-    rows = con.execute("SELECT watermark FROM sync_state WHERE shop_id = ?", [shop_id]).fetchall()
+def _watermark(con: duckdb.DuckDBPyConnection, shop_id: str, kind: str = domain.RETURN_KIND) -> int | None:
+    column = _WATERMARK_COLUMNS[kind]
+    rows = con.execute(f"SELECT {column} FROM sync_state WHERE shop_id = ?", [shop_id]).fetchall()
     return rows[0][0] if rows else None
 
 
-def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime) -> None:
+def advance_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int, at: datetime,
+                      kind: str = domain.RETURN_KIND) -> None:
     """Raise the watermark to `mark`, inside the transaction of the pages it covers; never lower it."""
-    advance_watermarks(con, [(shop_id, mark)], at)
+    advance_watermarks(con, [(shop_id, mark)], at, kind)
 
 
-def advance_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int]], at: datetime) -> None:
+def advance_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int]], at: datetime,
+                       kind: str = domain.RETURN_KIND) -> None:
     """`advance_watermark` for several accounts (each once) in one statement."""
     # never backwards within a sync: pages come in update_time order (a full re-read sets it anew instead)
-    _upsert_watermarks(con, marks, at, "greatest(coalesce(sync_state.watermark, 0), excluded.watermark)")
+    column = _WATERMARK_COLUMNS[kind]
+    _upsert_watermarks(con, marks, at, column, f"greatest(coalesce(sync_state.{column}, 0), excluded.{column})")
 
 
-def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime) -> None:
+def set_watermark(con: duckdb.DuckDBPyConnection, shop_id: str, mark: int | None, at: datetime,
+                  kind: str = domain.RETURN_KIND) -> None:
     """Set the watermark to `mark` (None: nothing covered yet), even below the old one: the first page of
     a full re-read, which derives it again from what it reads (the old one may be from the future)."""
-    set_watermarks(con, [(shop_id, mark)], at)
+    set_watermarks(con, [(shop_id, mark)], at, kind)
 
 
-def set_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int | None]], at: datetime) -> None:
+def set_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int | None]], at: datetime,
+                   kind: str = domain.RETURN_KIND) -> None:
     """`set_watermark` for several accounts (each once) in one statement."""
-    _upsert_watermarks(con, marks, at, "excluded.watermark")
+    column = _WATERMARK_COLUMNS[kind]
+    _upsert_watermarks(con, marks, at, column, f"excluded.{column}")
 
 
 def _upsert_watermarks(con: duckdb.DuckDBPyConnection, marks: Sequence[tuple[str, int | None]], at: datetime,
-                       new_value: str) -> None:
+                       column: str, new_value: str) -> None:
     if not marks:
         return
     con.execute(
-        "INSERT INTO sync_state (shop_id, watermark, updated_at) "
+        f"INSERT INTO sync_state (shop_id, {column}, updated_at) "
         "SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), ? "
-        f"ON CONFLICT (shop_id) DO UPDATE SET watermark = {new_value}, updated_at = excluded.updated_at",
+        f"ON CONFLICT (shop_id) DO UPDATE SET {column} = {new_value}, updated_at = excluded.updated_at",
         [[m[0] for m in marks], [m[1] for m in marks], at])
 
 

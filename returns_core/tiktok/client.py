@@ -36,9 +36,15 @@ SEARCH_FILTER_FIELDS = frozenset({
     "arbitration_status", "seller_proposed_return_type", "create_time_ge", "create_time_lt",
     "update_time_ge", "update_time_lt", "locale",
 })
+CANCELLATION_FILTER_FIELDS = frozenset({
+    "cancel_ids", "order_ids", "buyer_user_ids", "cancel_types", "cancel_status", "create_time_ge", "create_time_lt",
+    "update_time_ge", "update_time_lt", "locale",
+})
 SORT_FIELDS = ("create_time", "update_time")
 SORT_ORDERS = ("ASC", "DESC")
 PAGE_SIZE_RANGE = (10, 50)
+CANCELLATION_PAGE_SIZE_RANGE = (1, 50)  # Search Cancellations allows smaller pages than Search Returns
+SEARCH_CANCELLATIONS_PATH = "/return_refund/202309/cancellations/search"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # shop-scoped modules need shop_cipher; /authorization/* must not get it (36009004 "Unexpected identifier")
 _SHOP_SCOPED_PREFIXES = ("/return_refund/", "/event/", "/analytics/")
@@ -187,6 +193,13 @@ class ProductPerformance:
 
     intervals: list[ProductSales]
     latest_available_date: date | None
+@dataclass
+class CancellationPage:
+    """One page of Search Cancellations."""
+
+    cancellations: list[dict]
+    next_page_token: str
+    total_count: int
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -501,16 +514,15 @@ class TikTokClient:
         """The shops this token may act for, each with its `cipher`."""
         return _list(self._call("GET", "/authorization/202309/shops"), "shops")
 
-    def search_returns(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 50,
-                       page_token: str | None = None, sort_field: str = "update_time",
-                       sort_order: str = "ASC") -> SearchPage:
-        """One page of Search Returns; filters are the request body fields."""
+    def _search(self, name: str, path: str, items: str, allowed: frozenset[str], size_range: tuple[int, int],
+                filters: Mapping[str, Any] | None, page_size: int, page_token: str | None, sort_field: str,
+                sort_order: str) -> tuple[list[dict], str, int]:
+        """One page of a search endpoint: (its objects under data.`items`, next_page_token, total_count)."""
         body = dict(filters or {})
-        unknown = sorted(set(body) - SEARCH_FILTER_FIELDS)
+        unknown = sorted(set(body) - allowed)
         if unknown:
-            raise ValueError(f"Unknown Search Returns filter(s) {unknown}; "
-                             f"allowed: {sorted(SEARCH_FILTER_FIELDS)}")
-        low, high = PAGE_SIZE_RANGE
+            raise ValueError(f"Unknown {name} filter(s) {unknown}; allowed: {sorted(allowed)}")
+        low, high = size_range
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not low <= page_size <= high:
             raise ValueError(f"page_size must be an integer from {low} to {high}, got {page_size!r}")
         if sort_field not in SORT_FIELDS:
@@ -519,30 +531,44 @@ class TikTokClient:
             raise ValueError(f"sort_order must be one of {SORT_ORDERS}, got {sort_order!r}")
         params = {"page_size": page_size, "sort_field": sort_field, "sort_order": sort_order,
                   "page_token": page_token or None}
-        data = self._call("POST", "/return_refund/202309/returns/search", params, body)
-        orders = _list(data, "return_orders")
+        data = self._call("POST", path, params, body)
+        found = _list(data, items)
         token = data.get("next_page_token") or ""
-        total = data.get("total_count", len(orders))
+        total = data.get("total_count", len(found))
         if not isinstance(token, str) or isinstance(total, bool) or not isinstance(total, int):
-            raise errors.MalformedResponseError("Search Returns answered a bad next_page_token or total_count")
+            raise errors.MalformedResponseError(f"{name} answered a bad next_page_token or total_count")
+        return found, token, total
+
+    def search_returns(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 50,
+                       page_token: str | None = None, sort_field: str = "update_time",
+                       sort_order: str = "ASC") -> SearchPage:
+        """One page of Search Returns; filters are the request body fields."""
+        orders, token, total = self._search("Search Returns", "/return_refund/202309/returns/search", "return_orders",
+                                            SEARCH_FILTER_FIELDS, PAGE_SIZE_RANGE, filters, page_size, page_token,
+                                            sort_field, sort_order)
         return SearchPage(return_orders=orders, next_page_token=token, total_count=total)
+
+    def search_cancellations(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 50,
+                             page_token: str | None = None, sort_field: str = "update_time",
+                             sort_order: str = "ASC") -> CancellationPage:
+        """One page of Search Cancellations (buyers' requests to cancel before shipment); filters are the body."""
+        found, token, total = self._search("Search Cancellations", SEARCH_CANCELLATIONS_PATH, "cancellations",
+                                           CANCELLATION_FILTER_FIELDS, CANCELLATION_PAGE_SIZE_RANGE, filters,
+                                           page_size, page_token, sort_field, sort_order)
+        return CancellationPage(cancellations=found, next_page_token=token, total_count=total)
 
     def iter_return_pages(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 50,
                           sort_field: str = "update_time", sort_order: str = "ASC") -> Iterator[SearchPage]:
         """Every page of Search Returns, following next_page_token with filters and sort unchanged."""
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
-            page = self.search_returns(filters, page_size=page_size, page_token=token,
-                                       sort_field=sort_field, sort_order=sort_order)
-            yield page
-            if not page.next_page_token:
-                return
-            # a server handing back a token it already gave would loop forever
-            if page.next_page_token in seen:
-                raise errors.MalformedResponseError("Search Returns repeated a page token")
-            seen.add(page.next_page_token)
-            token = page.next_page_token
+        return _pages("Search Returns", lambda token: self.search_returns(
+            filters, page_size=page_size, page_token=token, sort_field=sort_field, sort_order=sort_order))
+
+    def iter_cancellation_pages(self, filters: Mapping[str, Any] | None = None, *, page_size: int = 50,
+                                sort_field: str = "update_time", sort_order: str = "ASC"
+                                ) -> Iterator[CancellationPage]:
+        """Every page of Search Cancellations, following next_page_token with filters and sort unchanged."""
+        return _pages("Search Cancellations", lambda token: self.search_cancellations(
+            filters, page_size=page_size, page_token=token, sort_field=sort_field, sort_order=sort_order))
 
     def get_return_records(self, return_id: str, locale: str = "en-US") -> list[dict]:
         """TikTok's event records of one return."""
@@ -644,6 +670,21 @@ class TikTokClient:
             intervals.append(ProductSales(first, last, _count(sales.get("items_sold")), _count(sales.get("orders")),
                                           gmv, currency))
         return ProductPerformance(intervals, _day(data.get("latest_available_date")))
+    def approve_cancellation(self, cancel_id: str, *, idempotency_key: str) -> dict:
+        """Approve a buyer's cancellation (the order is cancelled and refunded); no body, as TikTok wants."""
+        return self._decide_cancellation(cancel_id, "approve", None, idempotency_key)
+
+    def reject_cancellation(self, cancel_id: str, reject_reason: str, *, idempotency_key: str,
+                            comment: str | None = None) -> dict:
+        """Reject a buyer's cancellation with a reason key from get_reject_reasons (the order goes ahead)."""
+        body: dict[str, Any] = {"reject_reason": _nonempty("reject_reason", reject_reason)}
+        if comment is not None:
+            body["comment"] = comment
+        return self._decide_cancellation(cancel_id, "reject", body, idempotency_key)
+
+    def _decide_cancellation(self, cancel_id: str, action: str, body: dict | None, idempotency_key: str) -> dict:
+        path = f"/return_refund/202309/cancellations/{_check_id('cancel_id', cancel_id)}/{action}"
+        return self._call("POST", path, {"idempotency_key": _idempotency_key(idempotency_key)}, body)
 
     def get_webhooks(self) -> list[dict]:
         """The shop's webhook subscriptions: [{event_type, address, create_time, update_time}]."""
@@ -663,9 +704,7 @@ class TikTokClient:
         self._call("DELETE", WEBHOOKS_PATH, body={"event_type": _topic(event_type)})
 
     def _write(self, return_id: str, action: str, body: dict, idempotency_key: str) -> dict:
-        key = _nonempty("idempotency_key", idempotency_key)
-        if len(key) > 255:
-            raise ValueError("idempotency_key must be at most 255 characters")
+        key = _idempotency_key(idempotency_key)
         path = f"/return_refund/202309/returns/{_check_id('return_id', return_id)}/{action}"
         return self._call("POST", path, {"idempotency_key": key}, body)
 
@@ -679,6 +718,29 @@ class TikTokClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _idempotency_key(value: str) -> str:
+    key = _nonempty("idempotency_key", value)
+    if len(key) > 255:
+        raise ValueError("idempotency_key must be at most 255 characters")
+    return key
+
+
+def _pages(name: str, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    """Every page of a search: follow next_page_token (filters and sort unchanged) until it is empty."""
+    token: str | None = None
+    seen: set[str] = set()
+    while True:
+        page = fetch(token)
+        yield page
+        if not page.next_page_token:
+            return
+        # a server handing back a token it already gave would loop forever
+        if page.next_page_token in seen:
+            raise errors.MalformedResponseError(f"{name} repeated a page token")
+        seen.add(page.next_page_token)
+        token = page.next_page_token
 
 
 def _nonempty(name: str, value: str) -> str:
@@ -760,5 +822,5 @@ def _list(data: Mapping[str, Any], key: str) -> list[dict]:
     return value
 
 
-__all__ = ["AuthClient", "ProductPerformance", "ProductSales", "RetryPolicy", "SearchPage", "SkuSales", "SkuSalesPage",
-           "TikTokClient", "TokenSet"]
+__all__ = ["AuthClient", "CancellationPage", "ProductPerformance", "ProductSales", "RetryPolicy", "SearchPage",
+           "SkuSales", "SkuSalesPage", "TikTokClient", "TokenSet"]

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import errors, events, signing
+from . import cancellations
 from .analytics import product_performance, sku_performance
 from .auth import AuthStore
+from .cancellations import CancelCase, CancelDecision
 from .cases import ReturnCase
 from .catalogue import Catalogue, Shop
 from .envelope import SUCCESS_MESSAGE, ApiFailure, SandboxResponse, encode, new_request_id, respond
@@ -31,7 +33,7 @@ from .lifecycle import (
     reject_reasons,
 )
 from .sales import Sales
-from .search import ReturnSearch, SearchParameterError, parse_query
+from .search import CANCELLATIONS, ReturnSearch, SearchParameterError, parse_query
 from .webhooks import Subscriptions, address_problem
 from .world import World
 
@@ -69,6 +71,9 @@ ROUTES = (
     _route("GET", _ANALYTICS + r"/shop_skus/performance", {"202509"}, "_sku_performance"),
     _route("GET", _ANALYTICS + r"/shop_products/(?P<product_id>[^/]+)/performance", {"202509"},
            "_product_performance"),
+    _route("POST", _RR + r"/cancellations/search", {"202309", "202602"}, "_search_cancellations"),
+    _route("POST", _RR + r"/cancellations/(?P<cancel_id>[^/]+)/approve", {"202309"}, "_approve_cancellation"),
+    _route("POST", _RR + r"/cancellations/(?P<cancel_id>[^/]+)/reject", {"202309"}, "_reject_cancellation"),
     _route("GET", _WEBHOOKS, {"202309"}, "_webhooks_get"),
     _route("PUT", _WEBHOOKS, {"202309"}, "_webhooks_put"),
     _route("DELETE", _WEBHOOKS, {"202309"}, "_webhooks_delete"),
@@ -95,7 +100,7 @@ class Call:
 
     request: Request
     version: str
-    return_id: str
+    return_id: str  # the return's id in the path, or the cancellation's
     shop: Shop | None
     shop_ids: list[str]
     product_id: str = ""
@@ -103,12 +108,14 @@ class Call:
 
 class Api:
     def __init__(self, *, catalogue: Catalogue, world: World, auth: AuthStore, search: ReturnSearch,
-                 idempotency: dict[str, dict], subscriptions: Subscriptions):
+                 idempotency: dict[str, dict], subscriptions: Subscriptions,
+                 cancel_search: ReturnSearch | None = None):
         self._catalogue = catalogue
         self._world = world
         self.sales = Sales(world)  # units sold (Analytics), derived from the world's returns
         self._auth = auth
         self._return_search = search
+        self._cancel_search = cancel_search or ReturnSearch(world.cancellations, b"cancellations")
         self.idempotency = idempotency  # idempotency_key -> what the first request did and answered
         self.subscriptions = subscriptions  # webhook addresses per shop and topic
         self.state_changed = False  # set when persistent state (tokens, decisions) changed
@@ -125,8 +132,8 @@ class Api:
                 shop_ids = self._auth.authorized_shops(request.headers.get("x-tts-access-token", ""), request.now,
                                                        request.params["app_key"])
                 shop = self._check_shop_cipher(request, route, shop_ids)
-                call = Call(request, args.get("version", ""), args.get("return_id", ""), shop, shop_ids,
-                            args.get("product_id", ""))
+                call = Call(request, args.get("version", ""), args.get("return_id") or args.get("cancel_id") or "",
+                            shop, shop_ids, args.get("product_id", ""))
             return respond(errors.OK, SUCCESS_MESSAGE, request_id, handler(call))
         except ApiFailure as failure:
             return respond(failure.code, failure.message, request_id)
@@ -194,8 +201,9 @@ class Api:
         return_id = call.request.params.get("return_or_cancel_id")
         if not return_id:
             raise ApiFailure(errors.INVALID_PARAMETER, "Missing required parameter return_or_cancel_id.")
-        case = self._case(call, return_id)
-        return encode({"reasons": [{"name": name, "text": text} for name, text in reject_reasons(case)]})
+        case = self._case_or_cancellation(call, return_id)
+        reasons = cancellations.reject_reasons(case) if isinstance(case, CancelCase) else reject_reasons(case)
+        return encode({"reasons": [{"name": name, "text": text} for name, text in reasons]})
 
     def _decision_eligibility(self, call: Call) -> bytes:
         params = call.request.params
@@ -208,10 +216,11 @@ class Api:
         if unknown:
             raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid check_decisions value {unknown[0]!r}; possible "
                                                        f"values: {', '.join(ELIGIBILITY_DECISIONS)}.")
-        case = self._case(call, return_id)
+        case = self._case_or_cancellation(call, return_id)
         # without check_decisions every decision is evaluated, one result each
         names = dict.fromkeys(asked or ELIGIBILITY_DECISIONS)
-        return encode({"decisions": [eligibility(case, name) for name in names]})
+        answer = cancellations.eligibility if isinstance(case, CancelCase) else eligibility
+        return encode({"decisions": [answer(case, name) for name in names]})
 
     def _approve(self, call: Call) -> bytes:
         body = _json_object(call.request.body)
@@ -246,10 +255,42 @@ class Api:
         decision = Decision(name, partial_refund=partial, reject_reason=reason, comment=comment or None)
         return self._decide(call, case, "reject", decision)
 
-    def _decide(self, call: Call, case: ReturnCase, endpoint: str, decision: Decision) -> bytes:
+    def _search_cancellations(self, call: Call) -> bytes:
+        assert call.shop is not None
+        try:
+            query = parse_query(call.request.params, _json_object(call.request.body), CANCELLATIONS)
+            page = self._cancel_search.page(call.shop.id, query)
+        except SearchParameterError as exc:
+            raise ApiFailure(errors.INVALID_PARAMETER, str(exc)) from exc
+        head = encode({"total_count": page.total_count, "next_page_token": page.next_page_token})
+        if not page.cases:
+            return head  # cancellations is omitted on an empty page, as return_orders is
+        items = b",".join(case.to_json(call.version) for case in page.cases)
+        return head[:-1] + b',"cancellations":[' + items + b"]}"
+
+    def _approve_cancellation(self, call: Call) -> bytes:
+        case = self._cancellation(call, call.return_id)
+        return self._decide(call, case, "cancel_approve", CancelDecision(cancellations.APPROVE))
+
+    def _reject_cancellation(self, call: Call) -> bytes:
+        body = _json_object(call.request.body)
+        reason = body.get("reject_reason")
+        if not isinstance(reason, str) or not reason:
+            raise ApiFailure(errors.INVALID_PARAMETER, "Missing required field reject_reason (a reason name from "
+                                                       "Get Reject Reasons).")
+        comment = body.get("comment")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
+            raise ApiFailure(errors.INVALID_PARAMETER, f"comment must be a string of at most {COMMENT_MAX} characters.")
+        case = self._cancellation(call, call.return_id)
+        decision = CancelDecision(cancellations.REJECT, reject_reason=reason, comment=comment or None)
+        return self._decide(call, case, "cancel_reject", decision)
+
+    def _decide(self, call: Call, case: ReturnCase | CancelCase, endpoint: str,
+                decision: Decision | CancelDecision) -> bytes:
         """Apply a decision once per idempotency key: a repeat gets the first answer, acting no more."""
         key = call.request.params.get("idempotency_key")
-        fingerprint = {"shop_id": case.shop.id, "return_id": case.return_id, "endpoint": endpoint,
+        case_id = case.cancel_id if isinstance(case, CancelCase) else case.return_id
+        fingerprint = {"shop_id": case.shop.id, "return_id": case_id, "endpoint": endpoint,
                        "decision": decision.name}
         if key is not None:
             if not key or len(key) > IDEMPOTENCY_KEY_MAX:
@@ -263,7 +304,12 @@ class Api:
                 if first["code"] != errors.OK:
                     raise ApiFailure(first["code"], first["message"])
                 return b"{}"
-        refusal = decision_error(case, decision)
+        if isinstance(case, CancelCase):
+            assert isinstance(decision, CancelDecision)
+            refusal = cancellations.decision_error(case, decision)
+        else:
+            assert isinstance(decision, Decision)
+            refusal = decision_error(case, decision)
         if refusal is None:
             self._world.decide(case, decision)
         if key is not None:
@@ -294,6 +340,22 @@ class Api:
     def _product_performance(self, call: Call) -> bytes:
         assert call.shop is not None
         return product_performance(self.sales, call.shop, call.product_id, call.request.params, call.request.now)
+    def _cancellation(self, call: Call, cancel_id: str) -> CancelCase:
+        assert call.shop is not None
+        if not (cancel_id.isascii() and cancel_id.isdigit()):
+            raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid cancel id {cancel_id!r}: it must be numeric.")
+        case = self._world.cancellation(cancel_id)
+        if case is None:
+            raise ApiFailure(errors.INVALID_PARAMETER, f"Cancellation {cancel_id} does not exist.")
+        if case.shop.id != call.shop.id:
+            raise ApiFailure(errors.NO_PERMISSION, f"No permission: cancellation {cancel_id} belongs to another shop.")
+        return case
+
+    def _case_or_cancellation(self, call: Call, request_id: str) -> ReturnCase | CancelCase:
+        """return_or_cancel_id names either: a cancellation when one has that id, else a return."""
+        if request_id.isascii() and request_id.isdigit() and self._world.cancellation(request_id) is not None:
+            return self._cancellation(call, request_id)
+        return self._case(call, request_id)
 
     # --- event (webhook subscriptions) ---------------------------------------------------------
 

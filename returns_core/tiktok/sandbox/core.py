@@ -69,7 +69,7 @@ class Sandbox:
     def __init__(self, seed: int = 7, shops: int = 2, returns: int = 500, *, anchor: int | None = None,
                  history_days: int = 90, wall_clock: Callable[[], float] = time.time,
                  state_path: Path | str | None = None, webhooks: WebhookSettings | None = None,
-                 app_rate_limit: float | None = None, apps: int = 1):
+                 app_rate_limit: float | None = None, apps: int = 1, cancellations: int = 0):
         self.seed = seed
         self.catalogue = build_catalogue(seed, shops)
         # TikTok's developer apps; the shops are split between them (auth.make_apps)
@@ -82,6 +82,8 @@ class Sandbox:
         self._lock = threading.RLock()
         self._settings = {"seed": seed, "shops": shops, "returns": returns, "history_days": history_days,
                           **({"apps": apps} if apps != 1 else {})}  # files from before apps have one
+        if cancellations:  # buyers' cancellations per shop over the history (0: none; state files from before)
+            self._settings["cancellations"] = cancellations
         self._state_path = Path(state_path) if state_path is not None else None
         self._disk_stamp = _stamp(self._state_path)
         saved = self._read_state()
@@ -180,6 +182,16 @@ class Sandbox:
         shop = self.catalogue.shop_by_id(shop_id)
         assert shop is not None, f"no shop {shop_id}"
         return self._api.sales.latest_available_date(shop, self.now())
+    def cancellations_for(self, shop_id: str) -> list[dict]:
+        """Ground truth: every cancellation of the shop now, as Search Cancellations 202309 serializes it."""
+        with self._current():
+            self._world.run_until(self.now())
+            cases = sorted(self._world.cancellations.cases(shop_id), key=lambda c: (c.create_time, c.key))
+            return [json.loads(case.to_json()) for case in cases]
+
+    def cancellation_window(self, shop_id: str) -> int | None:
+        """The hours this shop gives itself to answer a cancellation (None: before ready-to-ship)."""
+        return self._world.cancellations.windows[shop_id]
 
     # --- serving ----------------------------------------------------------------------------------
 
@@ -340,14 +352,18 @@ class Sandbox:
         """Build the world from the seed and replay the seller's decisions up to now."""
         start = min([entry["t"] for entry in decisions] + [self.now()])
         self._world = World(self.catalogue, anchor=self.anchor, history_days=self._settings["history_days"],
-                            returns_per_shop=self._settings["returns"], start=start)
+                            returns_per_shop=self._settings["returns"], start=start,
+                            cancellations_per_shop=self._settings.get("cancellations", 0))
         self._world.replay(decisions)
         self._world.run_until(self.now())
         self._world.listener = self._on_return_step  # only the live world notifies, not its replayed past
         token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
+        # its own key: a Search Returns page token never continues a Search Cancellations query
+        cancel_key = hashlib.sha256(f"cancel-page-token:{self.seed}".encode()).digest()
         self._api = Api(catalogue=self.catalogue, world=self._world, auth=self._auth,
                         search=ReturnSearch(self._world, token_key), idempotency=self._idempotency,
-                        subscriptions=self._subscriptions)
+                        subscriptions=self._subscriptions,
+                        cancel_search=ReturnSearch(self._world.cancellations, cancel_key))
 
     @contextmanager
     def _current(self) -> Iterator[None]:

@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from .catalogue import DAY, Shop, Sku
+from .timing import weekday_weight
 from .world import World
-from .world import _weekday_weight as weekday_weight
 
 # Share of sold units that come back, by category (returned units ÷ units sold), before per-SKU variation.
 BASE_RETURN_RATES: dict[str, float] = {

@@ -1,4 +1,5 @@
-"""Search Returns: parameter checks, body filters, and stable keyset paging (docs section 4.1).
+"""Search Returns and Search Cancellations: parameter checks, body filters, and stable keyset paging
+(docs sections 4.1 and 4.5). One engine; `Searchable` says what each endpoint filters on.
 
 Paging is keyset on (sort value, return id): a page token is the last key served, so a return whose
 update_time moves mid-paging under update_time ASC shows up again later instead of being skipped.
@@ -17,28 +18,48 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .cases import ReturnCase
+from . import cancellations
 from .lifecycle import ALL_STATUSES
 from .world import World
 
-PAGE_SIZE_MIN, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT = 10, 50, 10
 SORT_FIELDS = ("create_time", "update_time")
 SORT_ORDERS = ("ASC", "DESC")
-_ID_LISTS = ("return_ids", "order_ids", "buyer_user_ids")
-_ENUM_LISTS = {
-    "return_types": ("REFUND", "RETURN_AND_REFUND", "REPLACEMENT", "EXCHANGE"),
-    "return_status": ALL_STATUSES + ("EXCHANGE_REQUEST_PENDING", "EXCHANGE_REQUEST_REFUND_SUCCESS",
-                                     "EXCHANGE_REQUEST_CANCEL", "EXCHANGE_REQUEST_COMPLETE"),
-    "arbitration_status": ("IN_PROGRESS", "SUPPORT_BUYER", "SUPPORT_SELLER", "CLOSED"),
-    "seller_proposed_return_type": ("PARTIAL_REFUND",),
-}
 _TIME_BOUNDS = ("create_time_ge", "create_time_lt", "update_time_ge", "update_time_lt")
-# which case attribute each list filter tests
-_ATTRIBUTE = {"return_ids": "return_id", "order_ids": "order_id", "buyer_user_ids": "buyer_user_id",
-              "return_types": "return_type", "return_status": "status",
-              "arbitration_status": "arbitration_status",
-              "seller_proposed_return_type": "seller_proposed_return_type"}
 _CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Searchable:
+    """What one search endpoint filters on: its id lists and enum lists (body field -> case attribute),
+    its page size range, and the spellings it takes for one value."""
+
+    page_size_min: int
+    page_size_max: int
+    id_lists: dict[str, str]
+    enum_lists: dict[str, tuple[tuple[str, ...], str]]  # body field -> (accepted values, case attribute)
+    aliases: dict[str, str]  # a value's other spelling -> the one the cases hold
+
+    def attribute(self, name: str) -> str:
+        return self.id_lists[name] if name in self.id_lists else self.enum_lists[name][1]
+
+
+RETURNS = Searchable(
+    10, 50,
+    {"return_ids": "return_id", "order_ids": "order_id", "buyer_user_ids": "buyer_user_id"},
+    {"return_types": (("REFUND", "RETURN_AND_REFUND", "REPLACEMENT", "EXCHANGE"), "return_type"),
+     "return_status": (ALL_STATUSES + ("EXCHANGE_REQUEST_PENDING", "EXCHANGE_REQUEST_REFUND_SUCCESS",
+                                       "EXCHANGE_REQUEST_CANCEL", "EXCHANGE_REQUEST_COMPLETE"), "status"),
+     "arbitration_status": (("IN_PROGRESS", "SUPPORT_BUYER", "SUPPORT_SELLER", "CLOSED"), "arbitration_status"),
+     "seller_proposed_return_type": (("PARTIAL_REFUND",), "seller_proposed_return_type")},
+    {})
+# Search Cancellations (docs section 4.5): page_size 1-50; either spelling of the closed state (section 9)
+CANCELLATIONS = Searchable(
+    1, 50,
+    {"cancel_ids": "cancel_id", "order_ids": "order_id", "buyer_user_ids": "buyer_user_id"},
+    {"cancel_types": (cancellations.CANCEL_TYPES, "cancel_type"),
+     "cancel_status": (cancellations.ALL_STATUSES + tuple(cancellations.STATUS_ALIASES), "status")},
+    cancellations.STATUS_ALIASES)
+PAGE_SIZE_MIN, PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT = RETURNS.page_size_min, RETURNS.page_size_max, 10
 
 
 class SearchParameterError(ValueError):
@@ -53,6 +74,7 @@ class SearchQuery:
     descending: bool
     page_size: int
     page_token: str
+    searchable: Searchable = RETURNS
 
     @property
     def digest(self) -> str:
@@ -61,9 +83,9 @@ class SearchQuery:
             self.descending
         return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
 
-    def matches(self, case: ReturnCase) -> bool:
+    def matches(self, case) -> bool:
         for name, values in self.lists:
-            if getattr(case, _ATTRIBUTE[name]) not in values:
+            if getattr(case, self.searchable.attribute(name)) not in values:
                 return False
         for name, bound in self.bounds:
             value = case.create_time if name.startswith("create") else case.update_time
@@ -72,12 +94,12 @@ class SearchQuery:
         return True
 
 
-def parse_query(params: dict[str, str], body: dict) -> SearchQuery:
+def parse_query(params: dict[str, str], body: dict, searchable: Searchable = RETURNS) -> SearchQuery:
     """Check query parameters and body filters; unknown body fields are ignored, as TikTok does."""
+    low, high = searchable.page_size_min, searchable.page_size_max
     page_size = params.get("page_size", str(PAGE_SIZE_DEFAULT))
-    if not (page_size.isascii() and page_size.isdigit()) or not PAGE_SIZE_MIN <= int(page_size) <= PAGE_SIZE_MAX:
-        raise SearchParameterError(f"page_size must be a whole number from {PAGE_SIZE_MIN} to {PAGE_SIZE_MAX} "
-                                   f"(got {page_size!r}).")
+    if not (page_size.isascii() and page_size.isdigit()) or not low <= int(page_size) <= high:
+        raise SearchParameterError(f"page_size must be a whole number from {low} to {high} (got {page_size!r}).")
     sort_field = params.get("sort_field", "create_time")
     if sort_field not in SORT_FIELDS:
         raise SearchParameterError(f"sort_field must be create_time or update_time (got {sort_field!r}).")
@@ -85,19 +107,19 @@ def parse_query(params: dict[str, str], body: dict) -> SearchQuery:
     if sort_order not in SORT_ORDERS:
         raise SearchParameterError(f"sort_order must be ASC or DESC (got {sort_order!r}).")
     lists = []
-    for name in (*_ID_LISTS, *_ENUM_LISTS):
+    for name in (*searchable.id_lists, *searchable.enum_lists):
         values = body.get(name)
         if values is None or values == []:
             continue
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise SearchParameterError(f"{name} must be an array of strings.")
-        if name in _ID_LISTS:
+        if name in searchable.id_lists:
             bad = [v for v in values if not (v.isascii() and v.isdigit() and len(v) <= 19)]
         else:
-            bad = [v for v in values if v not in _ENUM_LISTS[name]]
+            bad = [v for v in values if v not in searchable.enum_lists[name][0]]
         if bad:
             raise SearchParameterError(f"{name} has invalid values: {', '.join(map(repr, bad))}.")
-        lists.append((name, frozenset(values)))
+        lists.append((name, frozenset(searchable.aliases.get(v, v) for v in values)))
     bounds = []
     for name in _TIME_BOUNDS:
         value = body.get(name)
@@ -108,20 +130,21 @@ def parse_query(params: dict[str, str], body: dict) -> SearchQuery:
         bounds.append((name, value))
     return SearchQuery(lists=tuple(sorted(lists)), bounds=tuple(bounds), sort_field=sort_field,
                        descending=sort_order == "DESC", page_size=int(page_size),
-                       page_token=params.get("page_token", ""))
+                       page_token=params.get("page_token", ""), searchable=searchable)
 
 
 @dataclass(frozen=True)
 class Page:
-    cases: list[ReturnCase]
+    cases: list
     total_count: int
     next_page_token: str  # "" on the last page
 
 
 class ReturnSearch:
-    """Serves pages from per-(shop, query) sorted key lists, rebuilt when the shop's version moves."""
+    """Serves pages from per-(shop, query) sorted key lists, rebuilt when the shop's version moves.
+    `world` is the returns World, or its Cancellations (the same reading methods)."""
 
-    def __init__(self, world: World, token_key: bytes):
+    def __init__(self, world: World | cancellations.Cancellations, token_key: bytes):
         self._world = world
         self._token_key = token_key
         self._cache: OrderedDict[tuple, tuple[int, list[tuple[int, int]]]] = OrderedDict()

@@ -156,14 +156,14 @@ def live_options(args: argparse.Namespace) -> dict:
 def serve_forever(port: int, seed: int, returns: int, shops: int, state_path: Path | None = None,
                   out: TextIO = sys.stdout, stop: threading.Event | None = None, *,
                   webhooks: WebhookSettings | None = None, tick: float = 1.0,
-                  app_rate_limit: float | None = None, apps: int = 1) -> None:
+                  app_rate_limit: float | None = None, apps: int = 1, cancellations: int = 0) -> None:
     """Run the sandbox on 127.0.0.1:`port` until Ctrl-C (or until `stop` is set), after printing
     the base URL, the sandbox app credentials, a fresh auth code and the command that connects it.
     The world moves every `tick` seconds; `webhooks` tunes delivery (duplicates, reordering, retries)."""
     from .core import Sandbox  # core.py imports this module for Sandbox.serve
 
     sandbox = Sandbox(seed=seed, shops=shops, returns=returns, state_path=state_path, webhooks=webhooks,
-                      app_rate_limit=app_rate_limit, apps=apps)
+                      app_rate_limit=app_rate_limit, apps=apps, cancellations=cancellations)
     with sandbox.serve(host="127.0.0.1", port=port, tick=tick) as server:
         codes = [sandbox.issue_auth_code(app_key=app.key) for app in sandbox.apps]
         print(_banner(sandbox, server.url, codes, returns), file=out, flush=True)

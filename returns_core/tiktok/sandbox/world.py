@@ -10,12 +10,13 @@ finds due steps, so moving the clock costs only the steps that actually happen.
 from __future__ import annotations
 
 import heapq
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .cancellations import CancelCase, CancelDecision, Cancellations
+from .cancellations import decision_error as cancel_decision_error
 from .cases import MAX_SLOT, ReturnCase, new_case, return_id_for
 from .catalogue import (
     DAY,
@@ -31,13 +32,8 @@ from .catalogue import (
     Shop,
 )
 from .lifecycle import Decision, Lifecycle, decision_error
+from .timing import DIURNAL, DIURNAL_MEAN, poisson, weekday_weight
 
-# Requests follow the buyer's day (local hour 0..23) and week (Monday first); both average 1.
-_DIURNAL = (0.25, 0.15, 0.1, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.25, 1.35,
-            1.4, 1.4, 1.35, 1.3, 1.3, 1.35, 1.45, 1.55, 1.5, 1.25, 0.9, 0.5)
-_WEEKDAY = (1.15, 1.1, 1.0, 1.0, 0.95, 0.85, 0.95)
-_DIURNAL_MEAN = sum(_DIURNAL) / 24
-_WEEKDAY_MEAN = sum(_WEEKDAY) / 7
 MAX_RETURNS_PER_SHOP = 100_000
 
 
@@ -63,9 +59,12 @@ def spike_probability(shop: Shop) -> float:
 
 class World:
     def __init__(self, catalogue: Catalogue, *, anchor: int, history_days: int, returns_per_shop: int,
-                 start: int):
+                 start: int, cancellations_per_shop: int = 0):
         if not 0 <= returns_per_shop <= MAX_RETURNS_PER_SHOP:
             raise ValueError(f"returns must be between 0 and {MAX_RETURNS_PER_SHOP}, got {returns_per_shop}")
+        if not 0 <= cancellations_per_shop <= MAX_RETURNS_PER_SHOP:
+            raise ValueError(f"cancellations must be between 0 and {MAX_RETURNS_PER_SHOP}, "
+                             f"got {cancellations_per_shop}")
         if history_days < 1:
             raise ValueError(f"history_days must be at least 1, got {history_days}")
         self.catalogue = catalogue
@@ -92,6 +91,9 @@ class World:
             for arrival in self._history(shop):
                 self._queue_arrival(arrival)
         heapq.heapify(self._heap)
+        # the second queue, from its own random streams: the returns above are what they were without it
+        self.cancellations = Cancellations(catalogue, anchor=anchor, history_days=history_days,
+                                           per_shop=cancellations_per_shop)
         self.run_until(start)
 
     # --- reading --------------------------------------------------------------------------------
@@ -106,6 +108,9 @@ class World:
     def case_by_key(self, key: int) -> ReturnCase:
         return self._by_id[key]
 
+    def cancellation(self, cancel_id: str) -> CancelCase | None:
+        return self.cancellations.case(cancel_id)
+
     def version(self, shop_id: str) -> int:
         """Changes whenever any of the shop's returns arrives or changes (search caches key on it)."""
         return self._versions[shop_id]
@@ -114,6 +119,7 @@ class World:
 
     def run_until(self, t: int) -> None:
         """Let time pass up to t: arrivals and lifecycle steps happen in time order."""
+        self.cancellations.run_until(t)
         if t <= self.time:
             return
         while self.anchor + self._next_hour * HOUR <= t:
@@ -124,8 +130,14 @@ class World:
         self._process(t)
         self.time = t
 
-    def decide(self, case: ReturnCase, decision: Decision) -> None:
+    def decide(self, case: ReturnCase | CancelCase, decision: Decision | CancelDecision) -> None:
         """Apply a (validated) seller decision now; logged so a restarted sandbox can replay it."""
+        if isinstance(case, CancelCase):
+            assert isinstance(decision, CancelDecision)
+            self.cancellations.decide(case, decision)
+            self.decision_log.append({"t": self.time, "cancel_id": case.cancel_id, **decision.to_json()})
+            return
+        assert isinstance(decision, Decision)
         before = case.status
         self.lifecycle.apply_decision(case, decision, self.time)
         self._changed(case)
@@ -140,6 +152,12 @@ class World:
         """
         for entry in log:
             self.run_until(entry["t"])
+            if "cancel_id" in entry:
+                cancellation = self.cancellation(entry["cancel_id"])
+                answer = CancelDecision.from_json(entry)
+                if cancellation is not None and cancel_decision_error(cancellation, answer) is None:
+                    self.decide(cancellation, answer)
+                continue
             case = self.case(entry["return_id"])
             decision = Decision.from_json(entry)
             if case is not None and decision_error(case, decision) is None:
@@ -207,9 +225,9 @@ class World:
         rng = random.Random(f"sandbox:{self.seed}:{shop.index}:history")
         start = self.anchor - self.history_days * DAY
         days = range(self.history_days)
-        day_weights = [_weekday_weight(start + d * DAY) * (0.85 + 0.3 * d / self.history_days) for d in days]
+        day_weights = [weekday_weight(start + d * DAY) * (0.85 + 0.3 * d / self.history_days) for d in days]
         hours = range(24)
-        hour_weights = [_DIURNAL[(h + shop.local.utc_offset) % 24] for h in hours]
+        hour_weights = [DIURNAL[(h + shop.local.utc_offset) % 24] for h in hours]
         picked_days = rng.choices(days, day_weights, k=self.returns_per_shop)
         picked_hours = rng.choices(hours, hour_weights, k=self.returns_per_shop)
         times = sorted(start + d * DAY + h * HOUR + rng.randrange(HOUR) for d, h in zip(picked_days, picked_hours,
@@ -221,24 +239,9 @@ class World:
         rng = random.Random(f"sandbox:{self.seed}:{shop.index}:hour:{hour}")
         begin = self.anchor + hour * HOUR
         local_hour = (datetime.fromtimestamp(begin, UTC).hour + shop.local.utc_offset) % 24
-        rate = (self.returns_per_shop / (self.history_days * 24) * _weekday_weight(begin)
-                * _DIURNAL[local_hour] / _DIURNAL_MEAN)
-        count = min(_poisson(rng, rate), MAX_SLOT - 1)
+        rate = (self.returns_per_shop / (self.history_days * 24) * weekday_weight(begin)
+                * DIURNAL[local_hour] / DIURNAL_MEAN)
+        count = min(poisson(rng, rate), MAX_SLOT - 1)
         times = sorted(begin + rng.randrange(HOUR) for _ in range(count))
         return [Arrival(shop, t, slot, f"sandbox:{self.seed}:{shop.index}:f:{hour}:{slot}")
                 for slot, t in enumerate(times)]
-
-
-def _weekday_weight(t: int) -> float:
-    return _WEEKDAY[datetime.fromtimestamp(t, UTC).weekday()] / _WEEKDAY_MEAN
-
-
-def _poisson(rng: random.Random, rate: float) -> int:
-    """Knuth's method: fine for the small hourly rates here."""
-    if rate <= 0:
-        return 0
-    limit, count, product = math.exp(-rate), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
