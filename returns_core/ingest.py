@@ -361,6 +361,7 @@ class PagePlan:
     returns: list[dict[str, Any]]  # every return on the page, as its `returns` row
     line_items: list[dict[str, Any]]  # the line items of the returns that changed (they replace the old ones)
     changed_ids: list[str]  # the returns that are new or changed
+    updated_ids: list[str]  # of those, the ones stored before (their old line items are replaced)
     changes: list[Change]  # what their history records
     counts: PageCounts
 
@@ -440,6 +441,7 @@ def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str
     returns: list[dict[str, Any]] = []
     line_items: list[dict[str, Any]] = []
     changed_ids: list[str] = []
+    updated_ids: list[str] = []
     changes: list[Change] = []
     new = updated = unchanged = 0
     for obj, prepared, items in zip(page.objects, page.rows, page.items, strict=True):
@@ -453,10 +455,11 @@ def plan_page(shop_id: str, page: PreparedPage | list[dict], stored: Mapping[str
             continue
         else:
             updated += 1
+            updated_ids.append(row["return_id"])
         changed_ids.append(row["return_id"])
         line_items.extend(items)
         changes.extend(found)
-    return PagePlan(returns, line_items, changed_ids, changes, PageCounts(new, updated, unchanged))
+    return PagePlan(returns, line_items, changed_ids, updated_ids, changes, PageCounts(new, updated, unchanged))
 
 
 def _plan_return(obj: dict, row: dict[str, Any], old: StoredReturn | None, synced_at: datetime,

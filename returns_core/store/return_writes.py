@@ -150,28 +150,26 @@ def _write_plans(con: duckdb.DuckDBPyConnection, plans: Sequence[tuple[str, inge
             con.execute(_UPSERT_SQL)
         finally:
             con.unregister("_page_returns")
-    changed = [(shop_id, return_id) for shop_id, plan in plans for return_id in plan.changed_ids]
-    if changed:
-        _replace_line_items(con, changed, [item for _, plan in plans for item in plan.line_items])
-    history.append(con, [history.entry(shop_id, c.return_id, history.SYNC_ACTOR, c.kind, old=c.old, new=c.new,
-                                       details=c.details, at=synced_at)
-                         for shop_id, plan in plans for c in plan.changes])
-
-
-def _replace_line_items(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]], items: list[dict]) -> None:
-    # line items belong to their return object: the latest object's list replaces the old one
-    con.register("_page_keys", _keys(keys))
-    try:
-        con.execute("DELETE FROM return_line_items WHERE (shop_id, return_id) IN "
-                    "(SELECT shop_id, return_id FROM _page_keys)")
-    finally:
-        con.unregister("_page_keys")
+    # line items belong to their return object: the latest object's list replaces the old one (a new
+    # return has none yet, so a first sync deletes nothing)
+    updated = [(shop_id, return_id) for shop_id, plan in plans for return_id in plan.updated_ids]
+    if updated:
+        con.register("_page_keys", _keys(updated))
+        try:
+            con.execute("DELETE FROM return_line_items WHERE (shop_id, return_id) IN "
+                        "(SELECT shop_id, return_id FROM _page_keys)")
+        finally:
+            con.unregister("_page_keys")
+    items = [item for _, plan in plans for item in plan.line_items]
     if items:
         con.register("_page_items", _table(items, LINE_ITEM_SCHEMA))
         try:
             con.execute("INSERT INTO return_line_items BY NAME SELECT * FROM _page_items")
         finally:
             con.unregister("_page_items")
+    history.append(con, [history.entry(shop_id, c.return_id, history.SYNC_ACTOR, c.kind, old=c.old, new=c.new,
+                                       details=c.details, at=synced_at)
+                         for shop_id, plan in plans for c in plan.changes])
 
 
 # --- event records ------------------------------------------------------------------------------
