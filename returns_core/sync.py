@@ -572,6 +572,22 @@ def _commit_together(db: Database, writes: list[tuple[_Shop, list]]) -> None:
             shop.fail(exc)
 
 
+def _across_apps(accounts: list[Account]) -> list[tuple[int, Account]]:
+    """(place, account) in the order to start them: one shop of each TikTok app in turn (each app in
+    the order given). Each app has its own pace at TikTok, so the shops fetching at once are spread over
+    the apps, and one app being slowed down leaves the others going."""
+    by_app: dict[tuple[str, str], deque[tuple[int, Account]]] = {}
+    for place, account in enumerate(accounts):
+        by_app.setdefault((account.api_base, account.app_key), deque()).append((place, account))
+    turns: list[tuple[int, Account]] = []
+    while by_app:
+        for app in list(by_app):
+            turns.append(by_app[app].popleft())
+            if not by_app[app]:
+                del by_app[app]
+    return turns
+
+
 def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, full: bool = False,
                   concurrency: int = DEFAULT_CONCURRENCY,
                   on_progress: Callable[[SyncProgress], None] | None = None,
@@ -594,7 +610,7 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
     close_stale_runs(db)
     order = list(accounts_to_sync(db) if accounts is None else accounts)
     results: dict[int, SyncResult] = {}
-    pending = deque(enumerate(order))
+    pending = deque(_across_apps(order))
     active: dict[int, _Shop] = {}
     position_of: dict[int, int] = {}  # id(shop) -> its place in `order`
     work: queue.Queue = queue.Queue(maxsize=concurrency * PREFETCH_PAGES)
