@@ -145,13 +145,13 @@ def grid_page(db: Database, filters: ReturnFilters, *, sort_by: str = "Created A
     """
     check_page(limit, offset)
     where, params = where_clause(filters)
-    order = _order_by(sort_by, descending)
     # the page first, then CAN_DECIDE on its rows: computed in the same SELECT as the ORDER BY ... LIMIT,
     # the rule's CASE is worked out for every row of the table before the page is cut (0.35 s at 10M
     # returns against 0.01 s)
     sql = (
         f'SELECT {_select_list()}, {domain.can_decide_sql("r")} AS "{CAN_DECIDE}" FROM ('
-        f"SELECT * FROM returns r WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) r ORDER BY {order}"
+        f"SELECT * FROM returns r WHERE {where} ORDER BY {_order_by(sort_by, descending)} LIMIT ? OFFSET ?) r "
+        f"ORDER BY {_order_by(sort_by, descending)}"
     )
     return db.frame(sql, params + [limit, offset])
 
