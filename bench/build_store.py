@@ -109,13 +109,7 @@ def build(size: int, path: Path, *, seed: int = SEED, log=print) -> dict:
             sample.write_returns(db, shop_id, page, synced_at=utcnow(), watermark=True)
         done += sum(len(p) for p in batch.values())
         log(f"  {done:>9,} / {size:,} returns  ({time.perf_counter() - started:6.1f} s)")
-    db.checkpoint()
-    seconds = time.perf_counter() - started
-    with db.reader() as con:
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
-                  for t in ("returns", "return_line_items", "history")}
-    return {"size": size, "path": str(path), "seconds": round(seconds, 1), "rows": counts,
-            "bytes": path.stat().st_size, "via": f"return_writes.upsert_page, batches of up to {BATCH:,}",
+    return {**_built(db, size, path, started), "via": f"return_writes.upsert_page, batches of up to {BATCH:,}",
             "shops": [s["id"] for s in shops]}
 
 
@@ -175,15 +169,20 @@ def build_by_copies(size: int, path: Path, base: Path, *, log=print) -> dict:
                 FROM base.history r JOIN base.returns b USING (shop_id, return_id) CROSS JOIN range({copies}) c(k)
                 WHERE epoch(b.updated_at) >= ? AND epoch(b.updated_at) < ?""", [begin, end])
         log(f"  slice {index + 1:>2} of {SLICES}  ({time.perf_counter() - started:6.1f} s)")
+    return {**_built(db, size, path, started),
+            "via": f"the {base_size:,}-return store (return_writes.upsert_page) copied {copies} times by SQL",
+            "base": str(base)}
+
+
+def _built(db: Database, size: int, path: Path, started: float) -> dict:
+    """What a finished build reports (checkpointed first): its time, rows per table and file size."""
     db.checkpoint()
     seconds = time.perf_counter() - started
     with db.reader() as con:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
                   for t in ("returns", "return_line_items", "history")}
     return {"size": size, "path": str(path), "seconds": round(seconds, 1), "rows": counts,
-            "bytes": path.stat().st_size,
-            "via": f"the {base_size:,}-return store (return_writes.upsert_page) copied {copies} times by SQL",
-            "base": str(base)}
+            "bytes": path.stat().st_size}
 
 
 def _accounts(db: Database, shops: list[dict]) -> None:

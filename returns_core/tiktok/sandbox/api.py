@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from .. import errors, events, signing
 from . import cancellations
@@ -321,15 +322,7 @@ class Api:
         return b"{}"
 
     def _case(self, call: Call, return_id: str) -> ReturnCase:
-        assert call.shop is not None
-        if not (return_id.isascii() and return_id.isdigit()):
-            raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid return id {return_id!r}: it must be numeric.")
-        case = self._world.case(return_id)
-        if case is None:
-            raise ApiFailure(errors.INVALID_PARAMETER, f"Return {return_id} does not exist.")
-        if case.shop.id != call.shop.id:
-            raise ApiFailure(errors.NO_PERMISSION, f"No permission: return {return_id} belongs to another shop.")
-        return case
+        return _owned(call, return_id, "return", self._world.case)
 
     # --- analytics (units sold) ----------------------------------------------------------------
 
@@ -340,16 +333,9 @@ class Api:
     def _product_performance(self, call: Call) -> bytes:
         assert call.shop is not None
         return product_performance(self.sales, call.shop, call.product_id, call.request.params, call.request.now)
+
     def _cancellation(self, call: Call, cancel_id: str) -> CancelCase:
-        assert call.shop is not None
-        if not (cancel_id.isascii() and cancel_id.isdigit()):
-            raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid cancel id {cancel_id!r}: it must be numeric.")
-        case = self._world.cancellation(cancel_id)
-        if case is None:
-            raise ApiFailure(errors.INVALID_PARAMETER, f"Cancellation {cancel_id} does not exist.")
-        if case.shop.id != call.shop.id:
-            raise ApiFailure(errors.NO_PERMISSION, f"No permission: cancellation {cancel_id} belongs to another shop.")
-        return case
+        return _owned(call, cancel_id, "cancellation", self._world.cancellation)
 
     def _case_or_cancellation(self, call: Call, request_id: str) -> ReturnCase | CancelCase:
         """return_or_cancel_id names either: a cancellation when one has that id, else a return."""
@@ -411,6 +397,20 @@ class Api:
             raise ApiFailure(errors.INVALID_PARAMETER,
                              f"grant_type must be {grant_type} (got {params.get('grant_type')!r}).")
         return params
+
+
+def _owned(call: Call, case_id: str, noun: str, find: Callable[[str], Any]) -> Any:
+    """The return or cancellation `case_id` names, when it exists and is the calling shop's; else TikTok's error."""
+    assert call.shop is not None
+    if not (case_id.isascii() and case_id.isdigit()):
+        raise ApiFailure(errors.INVALID_PARAMETER, f"Invalid {'cancel' if noun == 'cancellation' else noun} id "
+                                                   f"{case_id!r}: it must be numeric.")
+    case = find(case_id)
+    if case is None:
+        raise ApiFailure(errors.INVALID_PARAMETER, f"{noun.capitalize()} {case_id} does not exist.")
+    if case.shop.id != call.shop.id:
+        raise ApiFailure(errors.NO_PERMISSION, f"No permission: {noun} {case_id} belongs to another shop.")
+    return case
 
 
 def _match(request: Request) -> tuple[Route, dict[str, str]]:
