@@ -259,7 +259,8 @@ def _filter_widgets(current: Scope, prefix: str, types: tuple[str, ...]) -> Retu
     c1, c2, c3 = st.columns([2, 1, 1])
     search = c1.text_input("Search", key="q", bind="query-params", max_chars=MAX_SEARCH_LENGTH,
                            placeholder="Return ID, order ID, SKU or tracking number",
-                           help="IDs match exactly or by their start; SKUs and tracking numbers by any part.")
+                           help="IDs match exactly or by their start; SKUs by any part; tracking numbers by any "
+                                "part with a digit in it.")
     picked_types = c2.multiselect("Type", list(types), key="type", bind="query-params", placeholder="Any type")
     reasons = c3.multiselect("Reason", loaders.reason_options(current.shop_ids), key="reason",
                              bind="query-params", placeholder="Any reason")

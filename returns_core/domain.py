@@ -380,7 +380,12 @@ def can_decide(return_type: str | None, marketplace_status: str | None, next_act
 
 
 def can_decide_sql(alias: str) -> str:
-    """SQL twin of `can_decide` over `returns AS alias`: TRUE or FALSE, never NULL."""
+    """SQL twin of `can_decide` over `returns AS alias`: TRUE or FALSE, never NULL.
+
+    Reads use the answer stored with each row (`stored_can_decide_sql`); this twin fills it in for rows
+    stored before it was (store/schema.py migration 11). A change to the rule needs a migration that
+    fills it in again.
+    """
     implied = " ".join(
         f"WHEN {alias}.return_type = {sql_literal(return_type)} AND {alias}.marketplace_status = {sql_literal(status)} "
         f"THEN {sql_literal(action)}"
@@ -391,6 +396,11 @@ def can_decide_sql(alias: str) -> str:
     decidable = ", ".join(sql_literal(name) for name, (approve, reject) in DECISIONS_BY_NEXT_ACTION.items()
                           if approve or reject)
     return f"coalesce(({action}) IN ({decidable}), FALSE)"
+
+
+def stored_can_decide_sql(alias: str) -> str:
+    """`can_decide` as stored with each row of `returns AS alias` when it was written: TRUE or FALSE."""
+    return f"coalesce({alias}.can_decide, FALSE)"
 
 
 REVIEW_OUTCOMES: dict[str, str] = {

@@ -71,6 +71,7 @@ RETURN_SCHEMA = pa.schema([
     ("first_seen_at", _TIME),
     ("last_synced_at", _TIME),
     ("kind", pa.string()),
+    ("can_decide", pa.bool_()),
 ])
 
 LINE_ITEM_SCHEMA = pa.schema([
@@ -270,6 +271,8 @@ def return_row(shop_id: str, obj: Mapping[str, Any], *, previous_status: str | N
         "first_seen_at": synced_at,
         "last_synced_at": synced_at,
         "kind": kind,
+        # stored, so that "Waiting for you" reads one column instead of working the rule out for every row
+        "can_decide": domain.can_decide(return_type, marketplace_status, next_action),
     }
 
 

@@ -717,7 +717,7 @@ def test_waiting_for_you_lists_what_the_seller_must_decide_soonest_deadline_firs
 def test_nothing_waiting_says_so(seeded):
     with seeded.writer() as con:  # R1, the only return TikTok waits on the seller for, gets its answer
         con.execute("UPDATE returns SET marketplace_status = 'RETURN_OR_REFUND_REQUEST_SUCCESS', "
-                    "status = 'Accepted' WHERE return_id = 'R1'")
+                    "status = 'Accepted', can_decide = FALSE WHERE return_id = 'R1'")
     at = open_app()
     assert any(s.value.startswith("Nothing waits for your decision") for s in at.success)
     assert not any(d.proto.id.endswith("waiting_grid") for d in at.dataframe)

@@ -314,6 +314,7 @@ def test_the_filtered_total_read_off_the_status_counts_equals_a_count(db):
 @pytest.mark.parametrize(("term", "expected"), [
     ("blnd", ["a"]), ("BLND-2", ["a"]), ("50%", ["b"]), ("x_1", ["c"]), ("x%1", []), ("1z9", ["c"]),
     ("4035", ["a"]),  # a return ID's start
+    ("trk", []),  # letters alone are no tracking number (every carrier's has digits): only SKUs are searched
 ])
 def test_search_matches_skus_and_tracking_in_any_case_and_pattern_characters_literally(db, term, expected):
     from returns_core.store.returns import grid_page
@@ -326,3 +327,62 @@ def test_search_matches_skus_and_tracking_in_any_case_and_pattern_characters_lit
                                                           ("c", "5003", "TEE-M", "333", "X_1Z9"))])
     found = grid_page(db, ReturnFilters(search=term))["Marketplace Return ID"]
     assert sorted(r.removeprefix("4035") for r in found) == expected
+
+
+# --- "may the seller decide", stored with each row ---------------------------------------------
+
+DECIDABLE_STATES = [  # (return_type, return_status, next action TikTok names), a mix of waiting and not
+    ("REFUND", "RETURN_OR_REFUND_REQUEST_PENDING", None),
+    ("RETURN_AND_REFUND", "BUYER_SHIPPED_ITEM", None),
+    ("RETURN_AND_REFUND", "RETURN_OR_REFUND_REQUEST_SUCCESS", None),
+    ("REPLACEMENT", "AWAITING_BUYER_SHIP", None),
+    ("RETURN_AND_REFUND", "SOMETHING_NEW", "SELLER_RESPOND_RETURN"),
+    ("REFUND", "RETURN_OR_REFUND_REQUEST_PENDING", "BUYER_RESPOND"),
+]
+
+
+def _waiting_ids(db) -> list[str]:
+    from returns_core.store.returns import grid_page
+
+    return sorted(grid_page(db, ReturnFilters(waiting=True))["Marketplace Return ID"])
+
+
+def test_a_sync_stores_whether_tiktok_waits_for_the_seller_and_a_later_sync_updates_it(db):
+    from returns_core import domain
+
+    objects = [sample.tiktok_return(f"R{i}", return_type=t, return_status=s, created=T0, updated=T0,
+                                    next_actions=[(action, T0 + 86400)] if action else ())
+               for i, (t, s, action) in enumerate(DECIDABLE_STATES)]
+    upsert_page(db, SHOP, objects, synced_at=utcnow())
+    expected = sorted(f"R{i}" for i, (t, s, a) in enumerate(DECIDABLE_STATES) if domain.can_decide(t, s, a))
+    assert expected == ["R0", "R1", "R4"]
+    assert _waiting_ids(db) == expected
+    # TikTok moved R0 on (the seller approved it elsewhere): the next sync says so
+    upsert_page(db, SHOP, [sample.tiktok_return("R0", return_type="REFUND", created=T0, updated=T0 + 60,
+                                                return_status="RETURN_OR_REFUND_REQUEST_SUCCESS")],
+                synced_at=utcnow())
+    assert _waiting_ids(db) == ["R1", "R4"]
+    assert rows(db, "SELECT can_decide FROM returns WHERE return_id = 'R0'") == [(False,)]
+
+
+def test_migration_11_works_out_whether_tiktok_waits_for_the_seller_for_the_rows_stored_before(tmp_path):
+    import duckdb
+
+    from returns_core import domain
+
+    path = tmp_path / "v10.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+        for version, sql in MIGRATIONS[:10]:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+        for i, (return_type, status, action) in enumerate(DECIDABLE_STATES):
+            con.execute("INSERT INTO returns (shop_id, return_id, return_type, marketplace_status, next_action, "
+                        "first_seen_at, last_synced_at) VALUES (?, ?, ?, ?, ?, now(), now())",
+                        [SHOP, f"R{i}", return_type, status, action])
+    db = Database(path, key=Fernet.generate_key().decode())
+    assert db.upgrade_pending()
+    db.migrate()
+    stored_answers = dict(rows(db, "SELECT return_id, can_decide FROM returns"))
+    assert stored_answers == {f"R{i}": domain.can_decide(*state) for i, state in enumerate(DECIDABLE_STATES)}
+    assert _waiting_ids(db) == ["R0", "R1", "R4"]

@@ -67,6 +67,9 @@ def force(db, return_id: str, **columns) -> None:
     sets = ", ".join(f"{c} = ?" for c in columns)
     with db.writer() as con:
         con.execute(f"UPDATE returns SET {sets} WHERE return_id = ?", [*columns.values(), return_id])
+        # what a sync stores beside TikTok's state (ingest.return_row)
+        con.execute(f"UPDATE returns SET can_decide = {domain.can_decide_sql('returns')} WHERE return_id = ?",
+                    [return_id])
 
 
 # --- hand-made status changes ---------------------------------------------------------------

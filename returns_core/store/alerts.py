@@ -286,7 +286,7 @@ def due_within(db: Database, now: datetime, hours: int) -> list[dict[str, Any]]:
     # open and due before now + hours (the domain's overdue test moved ahead), and not yet past
     ahead, params = domain.deadline_sql(domain.OVERDUE, "r", now + timedelta(hours=hours))
     sql = (f"SELECT {_RETURN_COLUMNS} FROM returns r LEFT JOIN accounts a ON a.shop_id = r.shop_id "
-           f"WHERE {ahead} AND r.due_by >= ? AND {domain.can_decide_sql('r')} ORDER BY r.due_by, r.shop_id, "
+           f"WHERE {ahead} AND r.due_by >= ? AND {domain.stored_can_decide_sql('r')} ORDER BY r.due_by, r.shop_id, "
            "r.return_id LIMIT ?")
     with db.reader() as con:
         return _records(con, sql, [*params, now, MAX_CANDIDATES])
@@ -296,7 +296,7 @@ def overdue_since(db: Database, now: datetime, hours: int) -> list[dict[str, Any
     """Overdue returns (domain.OVERDUE) the seller can still decide, whose deadline passed within `hours`."""
     late, params = domain.deadline_sql(domain.OVERDUE, "r", now)
     sql = (f"SELECT {_RETURN_COLUMNS} FROM returns r LEFT JOIN accounts a ON a.shop_id = r.shop_id "
-           f"WHERE {late} AND r.due_by >= ? AND {domain.can_decide_sql('r')} ORDER BY r.due_by, r.shop_id, "
+           f"WHERE {late} AND r.due_by >= ? AND {domain.stored_can_decide_sql('r')} ORDER BY r.due_by, r.shop_id, "
            "r.return_id LIMIT ?")
     with db.reader() as con:
         return _records(con, sql, [*params, now - timedelta(hours=hours), MAX_CANDIDATES])

@@ -142,7 +142,7 @@ def missed_deadline_sql(alias: str, now: datetime) -> tuple[str, list]:
     overdue, params = domain.deadline_sql(domain.OVERDUE, alias, now)
     moved_at = "make_timestamp(TRY_CAST(json_extract_string(h.details, '$.update_time') AS BIGINT) * 1000000)"
     deadline = "TRY_CAST(json_extract_string(h.details, '$.due_by_before') AS TIMESTAMP)"
-    return (f"(({overdue} AND {domain.can_decide_sql(alias)}) "
+    return (f"(({overdue} AND {domain.stored_can_decide_sql(alias)}) "
             f"OR EXISTS (SELECT 1 FROM history h WHERE h.shop_id = {alias}.shop_id AND h.return_id = {alias}.return_id "
             f"AND h.kind = 'marketplace_status' AND {moved_at} >= {deadline}) "
             f"OR EXISTS (SELECT 1 FROM return_records rr WHERE rr.shop_id = {alias}.shop_id "
@@ -344,7 +344,8 @@ def candidates(db: Database, *, where: str, params: list, shop_id: str, first_se
                limit: int) -> list[str]:
     """Return ids of one shop the rule matches that wait for the seller now, were first synced once the rule
     was on, no person touched and no rule decided yet: soonest deadline first."""
-    sql = (f"SELECT r.return_id FROM returns r WHERE r.shop_id = ? AND ({where}) AND {domain.can_decide_sql('r')} "
+    sql = (f"SELECT r.return_id FROM returns r WHERE r.shop_id = ? AND ({where}) "
+           f"AND {domain.stored_can_decide_sql('r')} "
            "AND r.first_seen_at >= ? AND NOT EXISTS (SELECT 1 FROM rule_decisions d WHERE d.shop_id = r.shop_id "
            f"AND d.return_id = r.return_id) AND NOT {touched_by_person_sql('r')} "
            "ORDER BY r.due_by NULLS LAST, r.created_at, r.return_id LIMIT ?")
