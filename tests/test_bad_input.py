@@ -495,7 +495,14 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "analytics.py": {"base", "where", "lines", "sql", "key", "name", "value", "column", "order", "money", "item",
                      "detail", "running", "measure.column", "NO_REASON", "NO_SKU",
                      "skus",  # skus: a fixed list() aggregate, or nothing
+                     # fixed row sources and fragments: the returns' or a daily table's rows (its fixed name),
+                     # a weight column, counted conditions, the spike window's two placeholders
+                     "rows", "alias", "only", "condition", "returns_base", "per_return", "window", "counted",
+                     "daily", "products", "table", "weight",
                      "_RATE_SQL"},  # the return rate's fixed columns (its constants are parameters)
+    # store/rollups.py: its temporary table's fixed name, a daily table's, and the touched rows' SELECT (fixed
+    # text from its two callers, with its own placeholders)
+    "rollups.py": {"_TOUCHED", "touched_sql", "table"},
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     # the tables and columns the catalog names (Database.holds_secrets); one_return_sql's fixed table,
@@ -507,7 +514,9 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     # put in literals by sql_literal, JSON paths), the deadline SQL from domain.deadline_sql
     "rules.py": {"alias", "where", "window", "marks", "kinds", "machines", "flag", "normalized", "overdue", "missed",
                  "moved_at", "deadline", "rejected", "joined", "expr", "_RULE_SELECT"},
-    "schema.py": {"FILL_LINES_SQL"},  # a fixed statement, shared by a migration and test fixtures
+    # fixed statements, shared by migrations, test fixtures and store/rollups.py, and their fixed column lists
+    "schema.py": {"FILL_LINES_SQL", "_RETURN_DAY", "_DAY_KEY", "_LINE_SOURCE",
+                  '"".join(fill.format(where="TRUE") + ";\\n" for _, fill in ROLLUP_FILLS)'},
     # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
     "alerts.py": {"_RETURN_COLUMNS", "ahead", "late", "ended", "due[0]", "_AUTH_EXPIRY"},
     # placeholder lists and fixed conditions, each with a ? per value
@@ -517,8 +526,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
 }
 # - calls to these SQL builders (fixed fragments; sql_literal, _sql_path and _sql_text double the quotes of the
 #   one text each puts in a literal: file paths for COPY and EXPORT DATABASE, which take no parameters);
-SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_share_sql", "group_sql", "responsibility_sql",
-                "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
+SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_count_sql", "_share_sql", "group_sql",
+                "responsibility_sql", "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
                 "closed_sql", "can_decide_sql", "stored_can_decide_sql",  # the SQL twins of domain's rules
                 "safe_cell_sql",  # the SQL twin of the spreadsheet rule
                 "_reason_key", "touched_by_person_sql"}  # store/rules.py: fixed fragments over an alias

@@ -19,6 +19,7 @@ import pandas as pd
 
 from returns_core import domain, reason_groups
 from returns_core.filters import DateBasis, FilterError, ReturnFilters
+from returns_core.store import rollups
 from returns_core.store.db import Database, exact_frame, utcnow
 from returns_core.store.returns import where_clause
 
@@ -57,9 +58,18 @@ def _returns_where(filters: ReturnFilters) -> tuple[str, list]:
     return where_clause(filters.with_(kinds=(domain.RETURN_KIND,)), "r")
 
 
-def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool = True) -> tuple[str, list]:
+def _daily(filters: ReturnFilters, table: str) -> str | None:
+    """The daily pre-aggregate `table` (store/rollups.py) when it answers for these filters, else None."""
+    return table if rollups.covers(filters) else None
+
+
+def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool = True,
+          daily: str | None = None) -> tuple[str, list]:
     """`WITH` clause defining `base`: the filtered returns with reason label, group, responsibility.
 
+    Each row weighs `returns` returns (1 for a return, `with_refund` of them with a refund amount).
+    With `daily`, the rows are that daily pre-aggregate's (see `_daily`): one per day and its other
+    keys, weighing the returns it sums; `refund_total` is then their sum.
     `classify=False` leaves out the group and responsibility (and the join that adds them) for
     queries that only need the reason label: less work and memory over many returns.
     """
@@ -71,12 +81,17 @@ def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool 
     # classify each distinct (code, text) once, then join: the phrase rules run over a few
     # dozen reasons instead of every return. MATERIALIZED keeps it that way: otherwise the
     # optimizer moves the CASE above the join and runs it per return (50x slower at 100k)
-    sql = f"""
-        WITH filtered AS (
+    if daily is not None:
+        rows = f"SELECT r.*, coalesce(r.reason_text, '{NO_REASON}') AS reason FROM {daily} r WHERE {where}"
+    else:
+        rows = f"""
             SELECT r.shop_id, r.return_id, r.type, r.status, r.reason_code, r.reason_text,
                    coalesce(r.reason_text, '{NO_REASON}') AS reason,  -- by TikTok's text, as the grid filters
-                   r.created_at, r.updated_at, r.refund_currency, r.refund_total, r.lines
-            FROM returns r WHERE {where}
+                   r.created_at, r.updated_at, r.refund_currency, r.refund_total, r.lines,
+                   1 AS returns, CAST(r.refund_total IS NOT NULL AS INTEGER) AS with_refund
+            FROM returns r WHERE {where}"""
+    sql = f"""
+        WITH filtered AS ({rows}
         ),"""
     if not classify:
         return sql + """
@@ -101,7 +116,13 @@ def _base(filters: ReturnFilters, measure: Measure = RETURNS, *, classify: bool 
 
 def _value_sql(measure: Measure, alias: str = "b") -> str:
     """SQL for what a chart adds up: a count, or the refund money of one currency."""
-    return "count(*)" if measure.currency is None else f"coalesce(sum({alias}.refund_total), 0)"
+    return _count_sql(alias) if measure.currency is None else f"coalesce(sum({alias}.refund_total), 0)"
+
+
+def _count_sql(alias: str = "b", condition: str | None = None) -> str:
+    """SQL counting the returns of `base`-shaped rows (each weighs `returns`), those meeting `condition`."""
+    only = f" FILTER (WHERE {condition})" if condition else ""
+    return f"CAST(coalesce(sum({alias}.returns){only}, 0) AS BIGINT)"
 
 
 def _query(db: Database, sql: str, params: Sequence) -> pd.DataFrame:
@@ -125,24 +146,27 @@ class Kpis:
 
 def kpis(db: Database, filters: ReturnFilters) -> Kpis:
     """Returns, money requested and completed per currency, share by type, median time to close."""
-    base, params = _base(filters, classify=False)  # no reason groups here
-    # updated_at is TikTok's last change; for a closed return that is when it closed
+    base, params = _base(filters, classify=False, daily=_daily(filters, "daily_returns"))  # no reason groups
     head_sql = f"""{base}
-        SELECT count(*),
-               count(*) FILTER (WHERE {domain.closed_sql("b")}),
-               median(date_diff('second', b.created_at, b.updated_at)) FILTER (WHERE {domain.closed_sql("b")})
+        SELECT {_count_sql()}, {_count_sql("b", domain.closed_sql("b"))} FROM base b"""
+    # updated_at is TikTok's last change; for a closed return that is when it closed. A median needs
+    # every return's own time: the one figure read from the returns themselves
+    returns_base, returns_params = _base(filters, classify=False)
+    median_sql = f"""{returns_base}
+        SELECT median(date_diff('second', b.created_at, b.updated_at)) FILTER (WHERE {domain.closed_sql("b")})
         FROM base b"""
     type_sql = f"""{base}
-        SELECT coalesce(type, '(unknown)') AS "Type", count(*) AS "Returns", {_share_sql("count(*)")} AS "Share"
-        FROM base GROUP BY 1 ORDER BY 2 DESC, 1"""
+        SELECT coalesce(type, '(unknown)') AS "Type", {_count_sql()} AS "Returns", {_share_sql(_count_sql())} AS "Share"
+        FROM base b GROUP BY 1 ORDER BY 2 DESC, 1"""
     money_sql = f"""{base}
-        SELECT refund_currency AS "Currency", count(*) AS "Returns",
+        SELECT refund_currency AS "Currency", CAST(sum(with_refund) AS BIGINT) AS "Returns",
                sum(refund_total) AS "Requested",
                coalesce(sum(refund_total) FILTER (WHERE status = ?), 0) AS "Completed"
         FROM base WHERE refund_total IS NOT NULL AND refund_currency IS NOT NULL
         GROUP BY 1 ORDER BY 2 DESC, 1"""
     with db.reader() as con:
-        total, n_closed, median_s = con.execute(head_sql, params).fetchone()
+        total, n_closed = con.execute(head_sql, params).fetchone()
+        median_s = con.execute(median_sql, returns_params).fetchone()[0] if n_closed else None
         by_type = exact_frame(con, type_sql, params)
         money = exact_frame(con, money_sql, params + [domain.REFUNDED])
     median = None if median_s is None else timedelta(seconds=float(median_s))
@@ -152,9 +176,11 @@ def kpis(db: Database, filters: ReturnFilters) -> Kpis:
 def currencies(db: Database, filters: ReturnFilters) -> list[str]:
     """Currencies with refund money in view, the most used first."""
     where, params = _returns_where(filters)
+    # each daily row weighs the returns with a refund amount it sums
+    table, weight = ("daily_returns", "r.with_refund") if _daily(filters, "daily_returns") else ("returns", "1")
     rows = db.rows(
-        f"SELECT r.refund_currency FROM returns r WHERE {where} AND r.refund_currency IS NOT NULL "
-        "AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1",
+        f"SELECT r.refund_currency FROM {table} r WHERE {where} AND r.refund_currency IS NOT NULL "
+        f"AND r.refund_total IS NOT NULL GROUP BY 1 ORDER BY sum({weight}) DESC, 1",
         params,
     )
     return [row[0] for row in rows]
@@ -165,7 +191,7 @@ def currencies(db: Database, filters: ReturnFilters) -> list[str]:
 
 def reason_frequency(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
     """Per reason text, largest first: Reason, Group, Responsibility, value, Share, Cumulative Share."""
-    base, params = _base(filters, measure)
+    base, params = _base(filters, measure, daily=_daily(filters, "daily_returns"))
     value = measure.column
     sql = f"""{base}
         SELECT reason AS "Reason", any_value(reason_group) AS "Group",
@@ -176,7 +202,7 @@ def reason_frequency(db: Database, filters: ReturnFilters, measure: Measure = RE
 
 def group_frequency(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
     """Per reason group, largest first: Group, value, Share, Cumulative Share, Reasons (texts in it)."""
-    base, params = _base(filters, measure)
+    base, params = _base(filters, measure, daily=_daily(filters, "daily_returns"))
     value = measure.column
     sql = f"""{base}
         SELECT reason_group AS "Group", {_value_sql(measure)} AS "{value}",
@@ -187,7 +213,7 @@ def group_frequency(db: Database, filters: ReturnFilters, measure: Measure = RET
 
 def responsibility_split(db: Database, filters: ReturnFilters, measure: Measure = RETURNS) -> pd.DataFrame:
     """Per responsibility (Seller, Buyer, Logistics, Unknown): value, Share, Reasons."""
-    base, params = _base(filters, measure)
+    base, params = _base(filters, measure, daily=_daily(filters, "daily_returns"))
     value = measure.column
     order = ", ".join(f"'{r}'" for r in reason_groups.RESPONSIBILITIES)
     sql = f"""{base}
@@ -219,7 +245,9 @@ def _pareto(sql: str, value: str, key: str) -> str:
 def weekly_trend(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", basis: DateBasis = "created",
                  measure: Measure = RETURNS) -> pd.DataFrame:
     """Per ISO week (Monday, UTC) and reason or group: Week, Reason|Group, value."""
-    base, params = _base(filters, measure, classify=by != "reason")
+    # the daily rows know the day a return was created, not the day it last changed
+    daily = _daily(filters, "daily_returns") if basis == "created" else None
+    base, params = _base(filters, measure, classify=by != "reason", daily=daily)
     key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
     column = "created_at" if basis == "created" else "updated_at"
     sql = f"""{base}
@@ -270,32 +298,48 @@ def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"],
     """The top SKUs or products by returns (or by refund money in `currency`), with their leading reason."""
     if by_money and currency is None:
         raise FilterError("Ranking by refund money needs a currency.")
-    lines, params = _lines(filters, Measure(currency) if currency else RETURNS, classify=False)
+    daily = _daily(filters, "daily_skus" if level == "sku" else "daily_products")
     if level == "sku":
-        item, name, detail = "sku", "SKU", 'max(p.product_name) AS "Product"'
-        skus = ""  # the item is the SKU
+        name, detail = "SKU", 'max(p.product_name) AS "Product"'
     else:
-        item, name = "coalesce(product_name, '(no product name)')", "Product"
-        detail = 'list_sort(list_distinct(flatten(list(p.skus)))) AS "SKUs"'
-        skus = "list(DISTINCT sku) AS skus, "
+        name, detail = "Product", 'list_sort(list_distinct(flatten(list(p.skus)))) AS "SKUs"'
+    # one row per return and item first: a return counts once however many of its lines match
+    # (cheaper than counting distinct keys); the daily rows are that already, each weighing its returns
+    if daily is not None:
+        base, params = _base(filters, classify=False, daily=daily)
+        money = "CASE WHEN refund_currency = ? THEN refund_total END" if currency else "refund_total"
+        item = f"coalesce(sku, '{NO_SKU}')" if level == "sku" else "product"
+        products = "product_name" if level == "sku" else "NULL AS product_name, skus"
+        per_return = f"""{base},
+        per_return AS (
+            SELECT {item} AS item, status, reason, {products}, {money} AS refund_total, returns FROM base
+        )"""
+        params = params + ([currency] if currency else [])
+    else:
+        lines, params = _lines(filters, Measure(currency) if currency else RETURNS, classify=False)
+        if level == "sku":
+            item, skus = "sku", ""  # the item is the SKU
+        else:
+            item, skus = "coalesce(product_name, '(no product name)')", "list(DISTINCT sku) AS skus, "
+        per_return = f"""{lines},
+        per_return AS MATERIALIZED (
+            SELECT {item} AS item, shop_id, return_id, any_value(status) AS status, any_value(reason) AS reason,
+                   max(product_name) AS product_name, {skus}sum(refund_total) AS refund_total, 1 AS returns
+            FROM lines GROUP BY 1, 2, 3
+        )"""
     money = (
         'coalesce(sum(p.refund_total), 0) AS "Refund requested", '
         'coalesce(sum(p.refund_total) FILTER (WHERE p.status = ?), 0) AS "Refund completed"'
     ) if currency else 'NULL AS "Refund requested", NULL AS "Refund completed"'
     order = '"Refund requested" DESC, "Returns" DESC' if by_money else '"Returns" DESC, "Refund requested" DESC'
-    # one row per return and item first: a return counts once however many of its lines match
-    # (cheaper than counting distinct keys); the leading reason shows a fit or quality problem
-    sql = f"""{lines},
-        per_return AS MATERIALIZED (
-            SELECT {item} AS item, shop_id, return_id, any_value(status) AS status, any_value(reason) AS reason,
-                   max(product_name) AS product_name, {skus}sum(refund_total) AS refund_total
-            FROM lines GROUP BY 1, 2, 3
-        ),
-        by_reason AS (SELECT item, reason, count(*) AS n FROM per_return GROUP BY item, reason),
+    # the leading reason shows a fit or quality problem
+    sql = f"""{per_return},
+        by_reason AS (SELECT item, reason, sum(returns) AS n FROM per_return GROUP BY item, reason),
         lead_reason AS (SELECT item, first(reason ORDER BY n DESC, reason) AS reason, max(n) AS n
                         FROM by_reason GROUP BY item)
-        SELECT p.item AS "{name}", {detail}, count(*) AS "Returns", {money},
-               any_value(l.reason) AS "Top reason", any_value(l.n) / count(*) AS "Top reason share"
+        SELECT p.item AS "{name}", {detail}, {_count_sql("p")} AS "Returns", {money},
+               any_value(l.reason) AS "Top reason",
+               CAST(any_value(l.n) / sum(p.returns) AS DOUBLE) AS "Top reason share"
         FROM per_return p JOIN lead_reason l ON l.item = p.item
         GROUP BY p.item ORDER BY {order}, 1 LIMIT ?"""
     extra = [domain.REFUNDED] if currency else []
@@ -305,12 +349,19 @@ def _top(db: Database, filters: ReturnFilters, level: Literal["sku", "product"],
 def reason_sku_matrix(db: Database, filters: ReturnFilters, *, by: GroupBy = "reason", limit_skus: int = 15
                       ) -> pd.DataFrame:
     """Returns per (SKU, reason or group) over the top SKUs by returns: SKU, Reason|Group, Returns."""
-    lines, params = _lines(filters, classify=by != "reason")
     key, name = ("reason", "Reason") if by == "reason" else ("reason_group", "Group")
-    sql = f"""{lines},
-        per_return AS MATERIALIZED (SELECT DISTINCT sku, shop_id, return_id, {key} AS k FROM lines),
-        top AS (SELECT sku, count(*) AS n FROM per_return GROUP BY sku ORDER BY n DESC, sku LIMIT ?)
-        SELECT p.sku AS "SKU", p.k AS "{name}", count(*) AS "Returns"
+    daily = _daily(filters, "daily_skus")
+    if daily is not None:  # a SKU's daily rows count each return once already
+        base, params = _base(filters, classify=by != "reason", daily=daily)
+        per_return = f"""{base},
+        per_return AS (SELECT coalesce(sku, '{NO_SKU}') AS sku, {key} AS k, returns FROM base)"""
+    else:
+        lines, params = _lines(filters, classify=by != "reason")
+        per_return = f"""{lines},
+        per_return AS MATERIALIZED (SELECT DISTINCT sku, shop_id, return_id, {key} AS k, 1 AS returns FROM lines)"""
+    sql = f"""{per_return},
+        top AS (SELECT sku, sum(returns) AS n FROM per_return GROUP BY sku ORDER BY n DESC, sku LIMIT ?)
+        SELECT p.sku AS "SKU", p.k AS "{name}", {_count_sql("p")} AS "Returns"
         FROM per_return p JOIN top t ON t.sku = p.sku
         GROUP BY 1, 2, t.n ORDER BY t.n DESC, 1, 3 DESC, 2"""
     return _query(db, sql, params + [limit_skus])
@@ -404,9 +455,10 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
     if scope.created_to is None or scope.created_to > yesterday:
         scope = scope.with_(created_to=yesterday)
     where, params = _returns_where(scope)
+    table = _daily(scope, "daily_returns") or "returns"
     with db.reader() as con:
         first, last = con.execute(
-            f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM returns r WHERE {where}",
+            f"SELECT CAST(min(r.created_at) AS DATE), CAST(max(r.created_at) AS DATE) FROM {table} r WHERE {where}",
             params,
         ).fetchone()
         if last is None:
@@ -420,9 +472,8 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
     return SpikeReport(rule, last, window_start, baseline_start, guard_start - timedelta(days=1), weeks, rows)
 
 
-def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
-                weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
-    """Recent and baseline counts per account and reason, SKU, and SKU × reason, each tested for a spike."""
+def _spike_counts(filters: ReturnFilters, window_start: date, guard_start: date) -> tuple[str, list]:
+    """`WITH` clause ending in `counted` (Account, Level, SKU, Reason, Recent, Baseline), from the returns."""
     base, params = _base(filters, classify=False)
     # A return has one reason and one date, so per (SKU, reason) or reason, counting distinct
     # returns is counting rows once each return's SKUs are distinct; a SKU's count is the sum of
@@ -454,7 +505,50 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
             FROM pairs GROUP BY shop_id, sku
             UNION ALL
             SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs
+        )"""
+    return sql, params + [window_start, guard_start] * 2
+
+
+def _daily_spike_counts(filters: ReturnFilters, window_start: date, guard_start: date) -> tuple[str, list]:
+    """`_spike_counts` from the daily pre-aggregates: a reason's returns from `daily_returns`, a SKU's from
+    `daily_skus` (whose rows count a return once per SKU already)."""
+    where, params = _returns_where(filters)
+    window = """CAST(r.created_at AS DATE) >= ? AS recent, CAST(r.created_at AS DATE) < ? AS baseline"""
+    sql = f"""
+        WITH tagged AS (
+            SELECT r.shop_id, coalesce(r.reason_text, '{NO_REASON}') AS reason, r.returns, {window}
+            FROM daily_returns r WHERE {where}
         ),
+        sku_tagged AS (
+            SELECT r.shop_id, r.sku, coalesce(r.reason_text, '{NO_REASON}') AS reason, r.returns, {window}
+            FROM daily_skus r WHERE {where} AND r.sku IS NOT NULL
+        ),
+        pairs AS MATERIALIZED (
+            SELECT shop_id, sku, reason, {_count_sql("s", "recent")} AS recent_n,
+                   {_count_sql("s", "baseline")} AS baseline_n
+            FROM sku_tagged s GROUP BY shop_id, sku, reason
+        ),
+        counted AS (
+            SELECT shop_id AS "Account", 'Reason' AS "Level", CAST(NULL AS VARCHAR) AS "SKU", reason AS "Reason",
+                   {_count_sql("t", "recent")} AS "Recent", {_count_sql("t", "baseline")} AS "Baseline"
+            FROM tagged t GROUP BY shop_id, reason
+            UNION ALL
+            SELECT shop_id, 'SKU', sku, CAST(NULL AS VARCHAR), CAST(sum(recent_n) AS BIGINT),
+                   CAST(sum(baseline_n) AS BIGINT)
+            FROM pairs GROUP BY shop_id, sku
+            UNION ALL
+            SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs
+        )"""
+    # a day in the guard weeks is neither recent nor baseline: its returns count nowhere
+    return sql, ([window_start, guard_start] + params) * 2
+
+
+def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_start: date, guard_start: date,
+                weeks: float, rule: SpikeRule, limit: int) -> pd.DataFrame:
+    """Recent and baseline counts per account and reason, SKU, and SKU × reason, each tested for a spike."""
+    counts = _daily_spike_counts if _daily(filters, "daily_skus") is not None else _spike_counts
+    counted, params = counts(filters, window_start, guard_start)
+    sql = f"""{counted},
         rated AS (
             SELECT *, "Baseline" / ? AS "Weekly Baseline" FROM counted WHERE "Recent" > 0
         ),
@@ -472,7 +566,7 @@ def _spike_rows(con: duckdb.DuckDBPyConnection, filters: ReturnFilters, window_s
         LIMIT ?"""
     # a window with no baseline weeks behind it cannot be compared: nothing is a spike then
     extra = [weeks or 1.0, weeks, rule.min_count, rule.min_ratio, rule.max_chance, limit]
-    return exact_frame(con, sql, params + [window_start, guard_start] * 2 + extra)
+    return exact_frame(con, sql, params + extra)
 
 
 # --- return rate: returned units ÷ units sold -------------------------------------------------

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from returns_core import domain, ingest
 from returns_core.ingest import LINE_ITEM_SCHEMA, RECORD_SCHEMA, RETURN_SCHEMA, PageCounts, StoredReturn
-from returns_core.store import history, quarantine, sync_runs
+from returns_core.store import history, quarantine, rollups, sync_runs
 from returns_core.store.db import Database, one_return_sql
 
 # Columns a sync may overwrite. Local columns (review_outcome, reviewed_by, reviewed_at,
@@ -148,6 +148,7 @@ def _write_plans(con: duckdb.DuckDBPyConnection, plans: Sequence[tuple[str, inge
         con.register("_page_returns", _table(returns, RETURN_SCHEMA))
         try:
             con.execute(_UPSERT_SQL)
+            rollups.refresh(con, "SELECT shop_id, created_at FROM _page_returns")
         finally:
             con.unregister("_page_returns")
     # line items belong to their return object: the latest object's list replaces the old one (a new
@@ -219,6 +220,7 @@ def set_status(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str, sta
     """Set our Status by hand, with whether it now disagrees with TikTok's."""
     con.execute("UPDATE returns SET status = ?, mismatch = ? WHERE shop_id = ? AND return_id = ?",
                 [status, mismatch, shop_id, return_id])
+    rollups.refresh(con, one_return_sql("returns", "shop_id, created_at", "shop_id"), [return_id, shop_id])
 
 
 class ReviewState(NamedTuple):

@@ -24,6 +24,41 @@ FROM (
 WHERE li.shop_id = r.shop_id AND li.return_id = r.return_id
 """
 
+# The daily pre-aggregates (store/rollups.py) from `returns AS r` WHERE {where}: migration 12 fills them
+# for every return, a write for the days it touched. Part of a migration: change only with a new one.
+_RETURN_DAY = """r.shop_id, r.kind, date_trunc('day', r.created_at) AS created_at, r.type, r.status,
+                 r.reason_code, r.reason_text"""
+_DAY_KEY = "shop_id, kind, created_at, type, status, reason_code, reason_text"
+_LINE_SOURCE = "r.shop_id, r.kind, r.created_at, r.type, r.status, r.reason_code, r.reason_text, r.return_id"
+ROLLUP_FILLS: list[tuple[str, str]] = [
+    ("daily_returns", f"""
+        INSERT INTO daily_returns BY NAME
+        SELECT {_RETURN_DAY}, r.refund_currency, count(*) AS returns, count(r.refund_total) AS with_refund,
+               sum(r.refund_total) AS refund_total
+        FROM returns r WHERE {{where}} GROUP BY ALL"""),
+    # one row per return and SKU first: a return counts once for a SKU however many of its items it is
+    ("daily_skus", f"""
+        INSERT INTO daily_skus BY NAME
+        SELECT {_DAY_KEY}, sku, refund_currency, count(*) AS returns, sum(units) AS units,
+               sum(refund_total) AS refund_total, max(product_name) AS product_name
+        FROM (SELECT {_RETURN_DAY}, r.return_id, coalesce(li.seller_sku, li.sku_id) AS sku,
+                     max(li.refund_currency) AS refund_currency, count(*) AS units,
+                     sum(li.refund_total) AS refund_total, max(li.product_name) AS product_name
+              FROM (SELECT {_LINE_SOURCE}, unnest(r.lines) AS li FROM returns r WHERE {{where}}) r
+              GROUP BY ALL)
+        GROUP BY ALL"""),
+    ("daily_products", f"""
+        INSERT INTO daily_products BY NAME
+        SELECT {_DAY_KEY}, product, refund_currency, count(*) AS returns, sum(refund_total) AS refund_total,
+               list_sort(list_distinct(flatten(list(skus)))) AS skus
+        FROM (SELECT {_RETURN_DAY}, r.return_id, coalesce(li.product_name, '(no product name)') AS product,
+                     max(li.refund_currency) AS refund_currency, sum(li.refund_total) AS refund_total,
+                     list(DISTINCT coalesce(li.seller_sku, li.sku_id, '(no SKU)')) AS skus
+              FROM (SELECT {_LINE_SOURCE}, unnest(r.lines) AS li FROM returns r WHERE {{where}}) r
+              GROUP BY ALL)
+        GROUP BY ALL"""),
+]
+
 MIGRATIONS: list[tuple[int, str]] = [
     (
         1,
@@ -452,5 +487,27 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE returns ADD COLUMN can_decide BOOLEAN;
         UPDATE returns SET can_decide = {domain.can_decide_sql("returns")};
         """,
+    ),
+    (
+        12,
+        # Reason Analytics at millions of returns: daily pre-aggregates (store/rollups.py), filled here
+        # for the returns stored so far; every write keeps them current for the days it touches.
+        """
+        CREATE TABLE daily_returns (
+            shop_id VARCHAR, kind VARCHAR, created_at TIMESTAMP, type VARCHAR, status VARCHAR,
+            reason_code VARCHAR, reason_text VARCHAR, refund_currency VARCHAR,
+            returns BIGINT NOT NULL, with_refund BIGINT NOT NULL, refund_total DECIMAL(38,4)
+        );
+        CREATE TABLE daily_skus (
+            shop_id VARCHAR, kind VARCHAR, created_at TIMESTAMP, type VARCHAR, status VARCHAR,
+            reason_code VARCHAR, reason_text VARCHAR, sku VARCHAR, refund_currency VARCHAR,
+            returns BIGINT NOT NULL, units BIGINT NOT NULL, refund_total DECIMAL(38,4), product_name VARCHAR
+        );
+        CREATE TABLE daily_products (
+            shop_id VARCHAR, kind VARCHAR, created_at TIMESTAMP, type VARCHAR, status VARCHAR,
+            reason_code VARCHAR, reason_text VARCHAR, product VARCHAR, refund_currency VARCHAR,
+            returns BIGINT NOT NULL, refund_total DECIMAL(38,4), skus VARCHAR[]
+        );
+        """ + "".join(fill.format(where="TRUE") + ";\n" for _, fill in ROLLUP_FILLS),
     ),
 ]
