@@ -307,3 +307,28 @@ def test_the_latest_day_is_preliminary_and_final_a_day_later():
     assert sandbox.latest_sales_date(shop_id) == latest + timedelta(days=1)
     assert all(early[k][1] <= final[k][1] for k in final) and sum(v[1] for v in early.values()) < sum(
         v[1] for v in final.values())
+
+
+@pytest.mark.parametrize("starts_before_anchor", [0, 3 * 86_400])
+def test_the_returns_a_world_draws_ahead_are_the_ones_it_then_makes(starts_before_anchor):
+    """World.returns_created: returns still to come (also history not yet played, when the world starts
+    before its anchor) are drawn as they will be, and drawing them moves nothing."""
+    clock = [float(NOW)]
+    anchor = NOW - NOW % 86_400 + starts_before_anchor
+    sandbox = Sandbox(seed=3, shops=2, returns=400, anchor=anchor, wall_clock=lambda: clock[0])
+    world = sandbox._world
+    shop = sandbox.catalogue.shops[1]
+
+    def facts(cases):
+        return [(c.return_id, c.order_id, c.create_time, c.return_type, c.reason.code,
+                 [(x.sku.sku_id, x.subtotal) for x in c.lines]) for c in cases]
+
+    begin, end = NOW - 2 * 86_400, NOW + 6 * 86_400
+    ahead = facts(world.returns_created(shop, begin, end))
+    assert world.time == NOW and len([c for c in world.cases(shop.id) if c.create_time > NOW]) == 0
+    assert sum(1 for f in ahead if f[2] > NOW) > 10 and sum(1 for f in ahead if f[2] <= NOW) > 0
+    assert sorted(ahead) == sorted(facts(world.returns_created(shop, begin, end)))  # twice: the same
+    clock[0] += 7 * 86_400
+    sandbox.returns_for(shop.id)  # the world moves on
+    made = facts(c for c in world.cases(shop.id) if begin <= c.create_time < end)
+    assert sorted(ahead) == sorted(made)

@@ -84,13 +84,14 @@ def _convolve(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
 
 
 # Days from the order to the return request (shop-local calendar days), by what the request is about.
-# An order reaches the buyer 2-8 days after it is placed: the seller has up to 3 days to ship (TikTok
-# Shop's handling time), the carrier 2-5 more. Before it ships, a buyer cancels within those first days
-# (the "to_ship canceled" refunds). A refund for a delivery problem (not received, late, damaged in
-# transit, missing items) comes around the day the parcel arrives or was due, a few days after at most.
-# A return or replacement comes after the buyer has opened and used the item: most in its first days
-# (a defect, a size that does not fit, a changed mind show early), fewer each day after (x0.85 a day),
-# until TikTok's return window closes 30 days after delivery.
+# An order reaches the buyer 2-8 days after it is placed: a seller ships within a few days (a usual
+# handling time is up to 3), the carrier takes 2-5 more. Before it ships, a buyer cancels within those
+# first days (the "to_ship canceled" refunds). A refund for a delivery problem (not received, late,
+# damaged in transit, missing items) comes around the day the parcel arrives or was due, up to 10 days
+# later. A return or replacement comes after the buyer has opened and used the item: most in its first
+# days (a defect, a size that does not fit, a changed mind show early), fewer each day after (x0.85 a
+# day), until a return window of 30 days after delivery closes (assumed; TikTok's varies by region and
+# category). So a day's orders keep coming back for up to MAX_ORDER_TO_REQUEST_DAYS (38) days.
 DELIVERY_DAYS = _pmf({2: 0.05, 3: 0.15, 4: 0.25, 5: 0.25, 6: 0.15, 7: 0.1, 8: 0.05})
 BEFORE_SHIPMENT = "before_shipment"
 DELIVERY_PROBLEM = "delivery_problem"
@@ -112,7 +113,7 @@ _KIND_SHARES = {BEFORE_SHIPMENT: TYPE_WEIGHTS[REFUND] * _TO_SHIP_SHARE,
 _USUAL_DELAYS = [sum(_KIND_SHARES[kind] * pmf.get(k, 0.0) for kind, pmf in ORDER_TO_REQUEST_DAYS.items())
                  for k in range(MAX_ORDER_TO_REQUEST_DAYS + 1)]
 _AFTER_USE_DELAYS = [ORDER_TO_REQUEST_DAYS[AFTER_USE].get(k, 0.0) for k in range(MAX_ORDER_TO_REQUEST_DAYS + 1)]
-_DELAY_CHOICES = {kind: (list(pmf), list(_cumulative(pmf.values()))) for kind, pmf in ORDER_TO_REQUEST_DAYS.items()}
+_DELAY_CHOICES = {kind: (list(pmf), _cumulative(pmf.values())) for kind, pmf in ORDER_TO_REQUEST_DAYS.items()}
 
 
 @dataclass(frozen=True)
