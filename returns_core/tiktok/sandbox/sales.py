@@ -25,6 +25,8 @@ shows only part of its units, and the full figure from the next day on. A sync m
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import random
 from dataclasses import dataclass
@@ -184,9 +186,13 @@ class Sales:
     def order_day(self, case: ReturnCase) -> date:
         """The shop-local day the return's order was placed: some days before the request, by what the
         request is about (ORDER_TO_REQUEST_DAYS), drawn from the return's own stream."""
-        rng = random.Random(f"sandbox:{self._seed}:{case.shop.index}:ordered:{case.return_id}")
+        # one uniform number hashed from the return's id: a stream of its own, and much cheaper to
+        # start than a random.Random (tallying a day's orders reads every return of up to 38 days)
+        digest = hashlib.blake2b(f"sandbox:{self._seed}:{case.shop.index}:ordered:{case.return_id}".encode(),
+                                 digest_size=8).digest()
         days, cum = _DELAY_CHOICES[_request_kind(case)]
-        return local_date(case.shop, case.create_time) - timedelta(days=rng.choices(days, cum_weights=cum)[0])
+        wait = days[min(len(days) - 1, bisect.bisect(cum, int.from_bytes(digest) / 2**64 * cum[-1]))]
+        return local_date(case.shop, case.create_time) - timedelta(days=wait)
 
     def returned_of_orders(self, shop: Shop, day: date) -> dict[str, DaySales]:
         """{sku_id: (orders, units)} of the shop's returns whose order is of `day`, also those whose
