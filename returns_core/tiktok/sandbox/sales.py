@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from .cases import ReturnCase
+from .cases import ReturnCase, _cumulative
 from .catalogue import (
     DAY,
     HOUR,
@@ -67,14 +67,6 @@ PRELIMINARY_SHARE = 0.9  # of its final units not returned, what the latest avai
 def _pmf(weights: dict[int, float]) -> dict[int, float]:
     total = sum(weights.values())
     return {k: w / total for k, w in weights.items()}
-
-
-def _cumulative(values) -> list[float]:
-    out, total = [], 0.0
-    for value in values:
-        total += value
-        out.append(total)
-    return out
 
 
 def _convolve(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
@@ -115,7 +107,7 @@ _KIND_SHARES = {BEFORE_SHIPMENT: TYPE_WEIGHTS[REFUND] * _TO_SHIP_SHARE,
 _USUAL_DELAYS = [sum(_KIND_SHARES[kind] * pmf.get(k, 0.0) for kind, pmf in ORDER_TO_REQUEST_DAYS.items())
                  for k in range(MAX_ORDER_TO_REQUEST_DAYS + 1)]
 _AFTER_USE_DELAYS = [ORDER_TO_REQUEST_DAYS[AFTER_USE].get(k, 0.0) for k in range(MAX_ORDER_TO_REQUEST_DAYS + 1)]
-_DELAY_CHOICES = {kind: (list(pmf), _cumulative(pmf.values())) for kind, pmf in ORDER_TO_REQUEST_DAYS.items()}
+_DELAY_CHOICES = {kind: _cumulative(pmf) for kind, pmf in ORDER_TO_REQUEST_DAYS.items()}  # (days, cum)
 
 
 @dataclass(frozen=True)
