@@ -113,7 +113,7 @@ class Api:
                  cancel_search: ReturnSearch | None = None):
         self._catalogue = catalogue
         self._world = world
-        self.sales = Sales(world)  # units sold (Analytics), derived from the world's returns
+        self.sales = Sales(world)  # units sold (Analytics): each day's orders, the world's returns among them
         self._auth = auth
         self._return_search = search
         self._cancel_search = cancel_search or ReturnSearch(world.cancellations, b"cancellations")

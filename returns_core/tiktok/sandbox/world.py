@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,6 +112,26 @@ class World:
     def cancellation(self, cancel_id: str) -> CancelCase | None:
         return self.cancellations.case(cancel_id)
 
+    def returns_created(self, shop: Shop, begin: int, end: int) -> list[ReturnCase]:
+        """The shop's returns created in [begin, end), also those still to come.
+
+        Those up to world time are the shop's cases as they are; later ones are drawn as they will be
+        (an arrival and its case are pure functions of the seed), without queueing them or telling the
+        listener: the world does not move, and a later run_until makes the very same returns. Only
+        their facts (lines, reason, times) are meant to be read: a drawn case has no lifecycle yet.
+        """
+        cases = self._by_shop[shop.id]  # in create_time order: arrivals are processed in time order
+        now = self.time
+        found = cases[bisect_left(cases, begin, key=_created):bisect_left(cases, min(end, now + 1), key=_created)]
+        begin = max(begin, now + 1)
+        if begin < end:
+            found += [self._draw(arrival) for arrival in self._still_to_come(shop, begin, end)]
+        return found
+
+    def spike_chance(self, shop: Shop, t: int) -> float:
+        """The chance that a request of `shop` created at `t` is one of the planted defective blenders."""
+        return 0.0 if t < self.anchor + PLANTED_SPIKE_START else self._spike[shop.id]
+
     def version(self, shop_id: str) -> int:
         """Changes whenever any of the shop's returns arrives or changes (search caches key on it)."""
         return self._versions[shop_id]
@@ -196,17 +217,29 @@ class World:
             heapq.heappush(self._heap, (case.next_event[0], case.key, case.version))
 
     def _materialize(self, arrival: Arrival) -> ReturnCase:
-        case = new_case(arrival.shop, arrival.create_time, arrival.slot, random.Random(arrival.rng_key),
-                        seed=self.seed, buyers=self._buyers, spike_probability=self._spike_for(arrival))
+        case = self._draw(arrival)
         self.lifecycle.open(case)
         self._by_id[case.key] = case
         self._by_shop[case.shop.id].append(case)
         return case
 
-    def _spike_for(self, arrival: Arrival) -> float:
-        if arrival.create_time < self.anchor + PLANTED_SPIKE_START:
-            return 0.0
-        return self._spike[arrival.shop.id]
+    def _draw(self, arrival: Arrival) -> ReturnCase:
+        """The return an arrival brings, before it opens (a pure function of the arrival and the seed)."""
+        return new_case(arrival.shop, arrival.create_time, arrival.slot, random.Random(arrival.rng_key),
+                        seed=self.seed, buyers=self._buyers,
+                        spike_probability=self.spike_chance(arrival.shop, arrival.create_time))
+
+    def _still_to_come(self, shop: Shop, begin: int, end: int) -> list[Arrival]:
+        """The shop's arrivals in [begin, end), all after world time: history ones still queued (only
+        when the world starts before its anchor) and those of the hour buckets, drawn again (pure)."""
+        found = []
+        if begin < self.anchor:
+            found = [a for a in self._arrivals.values()
+                     if a.shop is shop and begin <= a.create_time < min(end, self.anchor)]
+        first, last = max(0, (begin - self.anchor) // HOUR), -((self.anchor - end) // HOUR)  # last: ceiling
+        for hour in range(first, last):
+            found += [a for a in self._hour_bucket(shop, hour) if begin <= a.create_time < end]
+        return found
 
     def _queue_arrival(self, arrival: Arrival, push: bool = False) -> None:
         key = return_id_for(arrival.create_time, arrival.shop.index, arrival.slot)
@@ -245,3 +278,7 @@ class World:
         times = sorted(begin + rng.randrange(HOUR) for _ in range(count))
         return [Arrival(shop, t, slot, f"sandbox:{self.seed}:{shop.index}:f:{hour}:{slot}")
                 for slot, t in enumerate(times)]
+
+
+def _created(case: ReturnCase) -> int:
+    return case.create_time
