@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from returns_core import domain  # noqa: E402
 from returns_core import sample_data as sample  # noqa: E402
+from returns_core.store import rollups  # noqa: E402
 from returns_core.store.db import Database, utcnow  # noqa: E402
 from returns_core.tiktok.sandbox import Sandbox  # noqa: E402
 
@@ -169,6 +170,9 @@ def build_by_copies(size: int, path: Path, base: Path, *, log=print) -> dict:
                 FROM base.history r JOIN base.returns b USING (shop_id, return_id) CROSS JOIN range({copies}) c(k)
                 WHERE epoch(b.updated_at) >= ? AND epoch(b.updated_at) < ?""", [begin, end])
         log(f"  slice {index + 1:>2} of {SLICES}  ({time.perf_counter() - started:6.1f} s)")
+    with db.writer() as con:  # the copies went around the write path, which keeps the daily rows current
+        rollups.rebuild(con)
+    log(f"  daily pre-aggregates  ({time.perf_counter() - started:6.1f} s)")
     return {**_built(db, size, path, started),
             "via": f"the {base_size:,}-return store (return_writes.upsert_page) copied {copies} times by SQL",
             "base": str(base)}

@@ -62,3 +62,10 @@ def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, params: list | tup
             con.execute(fill.format(where=touched), bounds)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {_TOUCHED}")
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Work every daily row out again from all the returns (after rows were written around the write path)."""
+    for table, fill in ROLLUP_FILLS:
+        con.execute(f"DELETE FROM {table}")
+        con.execute(fill.format(where="TRUE"))
