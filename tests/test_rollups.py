@@ -17,6 +17,7 @@ from returns_core import domain, workflow
 from returns_core import sample_data as sample
 from returns_core.filters import ReturnFilters
 from returns_core.store import analytics, rollups
+from returns_core.store import returns as grid
 from returns_core.store.analytics import Measure
 from returns_core.store.db import utcnow
 from returns_core.store.schema import ROLLUP_FILLS
@@ -89,6 +90,10 @@ def period(days_back: int, days: int) -> tuple[date, date]:
 def views(db) -> list[ReturnFilters]:
     with db.reader() as con:
         shops = [row[0] for row in con.execute("SELECT DISTINCT shop_id FROM returns ORDER BY 1").fetchall()]
+        reasons = [row[0] for row in con.execute("SELECT reason_text FROM returns WHERE kind = 'return' "
+                                                 "GROUP BY 1 ORDER BY count(*) DESC, 1").fetchall()]
+        codes = [row[0] for row in con.execute("SELECT reason_code FROM returns GROUP BY 1 "
+                                               "ORDER BY count(*) DESC, 1").fetchall()]
     start, end = period(0, 30)
     return [
         ReturnFilters(),
@@ -98,6 +103,8 @@ def views(db) -> list[ReturnFilters]:
         ReturnFilters(statuses=(domain.REFUNDED, domain.REJECTED), created_from=period(20, 40)[0]),
         ReturnFilters(shop_ids=tuple(shops), types=(domain.RETURN_AND_REFUND, domain.RETURN),
                       created_to=period(10, 1)[1]),
+        ReturnFilters(reasons=tuple(reasons[:2]), created_from=period(0, 60)[0]),
+        ReturnFilters(reason_codes=tuple(codes[:3]), statuses=(domain.REFUNDED,)),
     ]
 
 
@@ -122,10 +129,13 @@ def every_chart(db, filters: ReturnFilters) -> dict[str, object]:
         "matrix": analytics.reason_sku_matrix(db, filters),
         "matrix groups": analytics.reason_sku_matrix(db, filters, by="group"),
         "spikes": report.rows, "spike window": (report.as_of, report.window_start, report.baseline_start),
+        # the grid's counts (returns and cancellations) and its reason list
+        "grid count": grid.count_returns(db, filters), "grid statuses": grid.status_counts(db, filters),
+        "grid reasons": grid.reason_options(db, filters.shop_ids),
     }
 
 
-def test_every_chart_reads_the_same_from_the_daily_rows_as_from_the_returns(synced, monkeypatch):
+def test_every_chart_and_grid_count_reads_the_same_from_the_daily_rows_as_from_the_returns(synced, monkeypatch):
     db = synced
     checked = 0
     for filters in views(db):
@@ -133,6 +143,7 @@ def test_every_chart_reads_the_same_from_the_daily_rows_as_from_the_returns(sync
         daily = every_chart(db, filters)
         with monkeypatch.context() as patched:
             patched.setattr(analytics, "_daily", lambda *_: None)  # every query from the returns themselves
+            patched.setattr(grid, "_counted", lambda _: ("returns", "count(*)"))
             direct = every_chart(db, filters)
         for name, value in daily.items():
             if isinstance(value, pd.DataFrame):
@@ -146,7 +157,8 @@ def test_every_chart_reads_the_same_from_the_daily_rows_as_from_the_returns(sync
 def test_only_the_filters_the_daily_rows_keep_are_answered_from_them():
     assert rollups.covers(ReturnFilters(shop_ids=("a",), types=("Refund",), statuses=("Refund",),
                                         created_from=date(2026, 1, 1), created_to=date(2026, 2, 1)))
-    for other in (ReturnFilters(search="tee"), ReturnFilters(skus=("TEE-M",)), ReturnFilters(reasons=("Other",)),
-                  ReturnFilters(waiting=True), ReturnFilters(flagged=True),
+    assert rollups.covers(ReturnFilters(reasons=("Other",), reason_codes=("x",)))
+    for other in (ReturnFilters(search="tee"), ReturnFilters(skus=("TEE-M",)),
+                  ReturnFilters(marketplace_statuses=("X",)), ReturnFilters(waiting=True), ReturnFilters(flagged=True),
                   ReturnFilters(updated_from=date(2026, 1, 1))):
         assert not rollups.covers(other)

@@ -23,7 +23,7 @@ import pandas as pd
 from returns_core import domain
 from returns_core.filters import FilterError, ReturnFilters, check_page, refund_filters
 from returns_core.spreadsheet import safe_cell_sql
-from returns_core.store import rules
+from returns_core.store import rollups, rules
 from returns_core.store.db import Database, StoreError, io_reason, make_private, one_return_sql, utcnow
 
 _COLUMN_BY_NAME = dict(domain.GRID_COLUMNS)
@@ -158,17 +158,25 @@ def grid_page(db: Database, filters: ReturnFilters, *, sort_by: str = "Created A
     return db.frame(sql, params + [limit, offset])
 
 
+def _counted(filters: ReturnFilters) -> tuple[str, str]:
+    """Where to count the returns the filters select, and how: the daily pre-aggregate (store/rollups.py)
+    when it answers for them, each row weighing its returns; else the returns, one each."""
+    return ("daily_returns", "sum(r.returns)") if rollups.covers(filters) else ("returns", "count(*)")
+
+
 def count_returns(db: Database, filters: ReturnFilters) -> int:
     """How many returns the filters select."""
     where, params = where_clause(filters)
-    return db.value(f"SELECT count(*) FROM returns r WHERE {where}", params)
+    table, count = _counted(filters)
+    return int(db.value(f"SELECT coalesce({count}, 0) FROM {table} r WHERE {where}", params))
 
 
 def status_counts(db: Database, filters: ReturnFilters) -> dict[str, int]:
     """Returns per Status under the other filters (the status filter itself is ignored), "Unmapped" for NULL."""
     where, params = where_clause(filters.with_(statuses=()))
-    return dict(db.rows(f"SELECT coalesce(r.status, 'Unmapped'), count(*) FROM returns r WHERE {where} GROUP BY 1",
-                        params))
+    table, count = _counted(filters.with_(statuses=()))
+    return {status: int(n) for status, n in db.rows(
+        f"SELECT coalesce(r.status, 'Unmapped'), {count} FROM {table} r WHERE {where} GROUP BY 1", params)}
 
 
 def deadline_counts(db: Database, shop_ids: tuple[str, ...] = (), types: tuple[str, ...] = ()) -> tuple[int, int]:
@@ -327,10 +335,12 @@ def _write_xlsx(con, sql: str, params: list, path: Path, n: int, chunk: int = 10
 
 def reason_options(db: Database, shop_ids: tuple[str, ...] = ()) -> list[str]:
     """The reason texts present in the store, most frequent first."""
-    where, params = where_clause(ReturnFilters(shop_ids=shop_ids))
+    filters = ReturnFilters(shop_ids=shop_ids)
+    where, params = where_clause(filters)
+    table, count = _counted(filters)
     rows = db.rows(
-        f"SELECT r.reason_text FROM returns r WHERE {where} AND r.reason_text IS NOT NULL "
-        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 500",
+        f"SELECT r.reason_text FROM {table} r WHERE {where} AND r.reason_text IS NOT NULL "
+        f"GROUP BY 1 ORDER BY {count} DESC, 1 LIMIT 500",
         params,
     )
     return [row[0] for row in rows]

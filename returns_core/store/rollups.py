@@ -2,7 +2,7 @@
 
 A month of a busy agency holds hundreds of thousands of returns, and every chart of Reason Analytics
 aggregated all of them again (2 s and a gigabyte of memory at 10M returns). These tables hold the
-same counts and sums per shop and created day (UTC), once:
+same counts and sums per shop and created day (UTC), once (the grid's counts read them too):
 
 - `daily_returns`: per day, Type, Status, reason and currency: returns, those with a refund amount,
   and its sum (KPIs, currencies, reasons, groups, responsibility, weekly trend, spike reasons);
@@ -27,13 +27,14 @@ from returns_core.filters import ReturnFilters
 from returns_core.store.schema import ROLLUP_FILLS
 
 # The filters the daily rows can answer: every other one needs the returns themselves.
-_KEPT = {"shop_ids", "kinds", "types", "statuses", "created_from", "created_to"}
+_KEPT = {"shop_ids", "kinds", "types", "statuses", "reasons", "reason_codes", "created_from", "created_to"}
 
 _TOUCHED = "_rollup_touched"
 
 
 def covers(filters: ReturnFilters) -> bool:
-    """True when the daily rows answer for these filters exactly (only account, kind, Type, Status, created)."""
+    """True when the daily rows answer for these filters exactly (only account, kind, Type, Status, reason and
+    created date)."""
     blank = ReturnFilters()
     return all(getattr(filters, f.name) == getattr(blank, f.name) for f in fields(ReturnFilters)
                if f.name not in _KEPT)
