@@ -501,9 +501,11 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
                      "rows", "alias", "only", "condition", "returns_base", "per_return", "window", "counted",
                      "daily", "products", "table", "weight",
                      "_RATE_SQL"},  # the return rate's fixed columns (its constants are parameters)
-    # store/rollups.py: its temporary table's fixed name, a daily table's, and the touched rows' SELECT (fixed
-    # text from its two callers, with its own placeholders)
-    "rollups.py": {"_TOUCHED", "touched_sql", "table"},
+    # store/rollups.py: its temporary tables' fixed names, a daily table's name, keys and sums (schema.ROLLUPS),
+    # the fixed row columns, and the SELECT of the returns written (fixed text from its two callers, with its own
+    # placeholders)
+    "rollups.py": {"_BEFORE", "_ROWS", "ROLLUP_ROW_COLUMNS", "returns_sql", "table", "key", "same_key", "_ADD[table]",
+                   "contribution.format(rows=ALL_RETURNS)", "contribution.format(rows=_ROWS)"},
     "reason_groups.py": {"key", "whens", "code", "text", "joined"},
     "backup.py": {"t", "out.name"},  # table names read from the catalog; a file name in the manifest's help text
     # the tables and columns the catalog names (Database.holds_secrets); one_return_sql's fixed table,
@@ -516,8 +518,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
     "rules.py": {"alias", "where", "window", "marks", "kinds", "machines", "flag", "normalized", "overdue", "missed",
                  "moved_at", "deadline", "rejected", "joined", "expr", "_RULE_SELECT"},
     # fixed statements, shared by migrations, test fixtures and store/rollups.py, and their fixed column lists
-    "schema.py": {"FILL_LINES_SQL", "_RETURN_DAY", "_DAY_KEY", "_LINE_SOURCE",
-                  '"".join(fill.format(where="TRUE") + ";\\n" for _, fill in ROLLUP_FILLS)'},
+    "schema.py": {"FILL_LINES_SQL", "_DAY", '", ".join(_DAY_KEY)', "ROLLUP_ROW_COLUMNS", "_FILL_ALL", "table",
+                  "contribution.format(rows=ALL_RETURNS)"},
     # fixed column lists and conditions with their own placeholders; the deadline SQL from domain.deadline_sql
     "alerts.py": {"_RETURN_COLUMNS", "ahead", "late", "ended", "due[0]", "_AUTH_EXPIRY"},
     # placeholder lists and fixed conditions, each with a ? per value

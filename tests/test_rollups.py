@@ -20,10 +20,10 @@ from returns_core.store import analytics, rollups
 from returns_core.store import returns as grid
 from returns_core.store.analytics import Measure
 from returns_core.store.db import utcnow
-from returns_core.store.schema import ROLLUP_FILLS
+from returns_core.store.schema import ALL_RETURNS, ROLLUPS
 from returns_core.sync import sync_accounts
 
-DAILY_TABLES = [table for table, _ in ROLLUP_FILLS]
+DAILY_TABLES = [table for table, _, _ in ROLLUPS]
 
 
 def daily_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
@@ -35,9 +35,9 @@ def daily_rows_and_a_fresh_count(db) -> tuple[dict, dict]:
     with duckdb.connect(str(db.path)) as con:
         stored = daily_rows(con)
         con.execute("BEGIN TRANSACTION")
-        for table, fill in ROLLUP_FILLS:
+        for table, _, contribution in ROLLUPS:
             con.execute(f"DELETE FROM {table}")
-            con.execute(fill.format(where="TRUE"))
+            con.execute(f"INSERT INTO {table} BY NAME {contribution.format(rows=ALL_RETURNS)}")
         fresh = daily_rows(con)
         con.execute("ROLLBACK")
     return stored, fresh

@@ -37,6 +37,11 @@ _UPSERT_SQL = (
 )
 
 
+# A page's returns as stored once written (the upsert's status rule applied), for the daily rows
+_PAGE_RETURNS_STORED = ("SELECT r.* FROM returns r JOIN (SELECT DISTINCT shop_id, return_id FROM _page_returns) p "
+                        "USING (shop_id, return_id)")
+
+
 def _table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=schema)
 
@@ -130,9 +135,9 @@ def _stored(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple[str, str]]
         return {}
     con.register("_page_keys", _keys(keys))
     try:
-        rows = con.execute(
-            "SELECT r.shop_id, r.return_id, r.marketplace_status, r.status, r.payload FROM returns r "
-            "JOIN _page_keys p USING (shop_id, return_id)").fetchall()
+        # kept as they are for Reason Analytics' daily rows too, which the write then brings up to date
+        rollups.before_write(con, "SELECT r.* FROM returns r JOIN _page_keys p USING (shop_id, return_id)")
+        rows = rollups.kept_before(con)
     finally:
         con.unregister("_page_keys")
     stored: dict[str, dict[str, StoredReturn]] = {}
@@ -148,7 +153,7 @@ def _write_plans(con: duckdb.DuckDBPyConnection, plans: Sequence[tuple[str, inge
         con.register("_page_returns", _table(returns, RETURN_SCHEMA))
         try:
             con.execute(_UPSERT_SQL)
-            rollups.refresh(con, "SELECT shop_id, created_at FROM _page_returns")
+            rollups.after_write(con, _PAGE_RETURNS_STORED)
         finally:
             con.unregister("_page_returns")
     # line items belong to their return object: the latest object's list replaces the old one (a new
@@ -218,9 +223,11 @@ def return_state(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str) -
 
 def set_status(con: duckdb.DuckDBPyConnection, shop_id: str, return_id: str, status: str, mismatch: bool) -> None:
     """Set our Status by hand, with whether it now disagrees with TikTok's."""
+    the_return = one_return_sql("returns", "*", "shop_id")
+    rollups.before_write(con, the_return, [return_id, shop_id])
     con.execute("UPDATE returns SET status = ?, mismatch = ? WHERE shop_id = ? AND return_id = ?",
                 [status, mismatch, shop_id, return_id])
-    rollups.refresh(con, one_return_sql("returns", "shop_id, created_at", "shop_id"), [return_id, shop_id])
+    rollups.after_write(con, the_return, [return_id, shop_id])
 
 
 class ReviewState(NamedTuple):

@@ -6,15 +6,17 @@ same counts and sums per shop and created day (UTC), once (the grid's counts rea
 
 - `daily_returns`: per day, Type, Status, reason and currency: returns, those with a refund amount,
   and its sum (KPIs, currencies, reasons, groups, responsibility, weekly trend, spike reasons);
-- `daily_skus`: per day, Type, Status, reason, SKU and currency: returns that hold the SKU (each
-  once, however many of its line items), its units and their refund (top SKUs, SKU × reason, spikes);
-- `daily_products`: the same per product name, with the SKUs seen (top products).
+- `daily_skus`: per day, Type, Status, reason, SKU, product name and currency: returns that hold the
+  SKU (each once, however many of its line items), its units and their refund (top SKUs, SKU × reason,
+  spikes);
+- `daily_products`: the same per product name and the SKUs a return holds of it (top products).
 
 Each row's `created_at` is the day's midnight, so the grid's own WHERE (`store.returns.where_clause`)
 selects from them exactly the returns it selects from `returns`, for the filters they keep (`covers`).
-They are written in the transaction that changes the returns (`refresh`, for the shops and days
-touched), so they never lag behind. A return's line items share its order's currency, so a SKU's
-refund is summed in the currency of its line items.
+They change in the transaction that changes the returns: a write keeps its returns as they were
+(`before_write`), then adds them as they are and takes away what they were (`after_write`), so the
+rows never lag behind and no day is counted again from scratch. A return's line items share its
+order's currency, so a SKU's refund is summed in the currency of its line items.
 """
 
 from __future__ import annotations
@@ -24,12 +26,22 @@ from dataclasses import fields
 import duckdb
 
 from returns_core.filters import ReturnFilters
-from returns_core.store.schema import ROLLUP_FILLS
+from returns_core.store.schema import ALL_RETURNS, ROLLUP_ROW_COLUMNS, ROLLUPS
 
 # The filters the daily rows can answer: every other one needs the returns themselves.
 _KEPT = {"shop_ids", "kinds", "types", "statuses", "reasons", "reason_codes", "created_from", "created_to"}
 
-_TOUCHED = "_rollup_touched"
+_BEFORE, _ROWS = "_rollup_before", "_rollup_rows"
+
+# What a row's sums become when a contribution adds to them (a refund total stays NULL while no return of
+# the row has a refund amount, as sum() over them would say).
+_ADD = {
+    "daily_returns": ("with_refund = d.with_refund + x.with_refund, refund_total = CASE WHEN "
+                      "d.with_refund + x.with_refund > 0 THEN coalesce(d.refund_total, 0) + "
+                      "coalesce(x.refund_total, 0) END"),
+    "daily_skus": "units = d.units + x.units, refund_total = d.refund_total + x.refund_total",
+    "daily_products": "refund_total = d.refund_total + x.refund_total",
+}
 
 
 def covers(filters: ReturnFilters) -> bool:
@@ -40,33 +52,41 @@ def covers(filters: ReturnFilters) -> bool:
                if f.name not in _KEPT)
 
 
-def refresh(con: duckdb.DuckDBPyConnection, touched_sql: str, params: list | tuple = ()) -> None:
-    """Work the daily rows out again for every (shop, created day) of the rows `touched_sql` selects
-    (a SELECT with shop_id and created_at), inside the caller's transaction."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_TOUCHED} AS SELECT DISTINCT shop_id, "
-                f"date_trunc('day', created_at) AS day FROM ({touched_sql})", list(params))
+def before_write(con: duckdb.DuckDBPyConnection, returns_sql: str, params: list | tuple = ()) -> None:
+    """Keep the returns `returns_sql` selects (whole rows of `returns`) as they are before a write, with their
+    TikTok status and payload (what the sync compares with), for `after_write`."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_BEFORE} AS SELECT {ROLLUP_ROW_COLUMNS}, r.marketplace_status, "
+                f"r.payload FROM ({returns_sql}) r", list(params))
+
+
+def kept_before(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """(shop_id, return_id, marketplace_status, status, payload) of the returns `before_write` kept."""
+    return con.execute(f"SELECT shop_id, return_id, marketplace_status, status, payload FROM {_BEFORE}").fetchall()
+
+
+def after_write(con: duckdb.DuckDBPyConnection, returns_sql: str, params: list | tuple = ()) -> None:
+    """Bring the daily rows up to date with the write: add the returns `returns_sql` selects as they are now,
+    take away what `before_write` kept of them (nothing for a return that is new)."""
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BEFORE} AS SELECT {ROLLUP_ROW_COLUMNS}, r.marketplace_status, "
+                "r.payload FROM returns r LIMIT 0")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {ROLLUP_ROW_COLUMNS}, 1 AS sign "
+                f"FROM ({returns_sql}) r UNION ALL SELECT {ROLLUP_ROW_COLUMNS}, -1 FROM {_BEFORE} r", list(params))
     try:
-        low, high, undated = con.execute(
-            f"SELECT min(day), max(day), bool_or(day IS NULL) FROM {_TOUCHED}").fetchone()
-        if low is None and not undated:
-            return
-        touched = (f"EXISTS (SELECT 1 FROM {_TOUCHED} t WHERE t.shop_id = r.shop_id "
-                   "AND t.day IS NOT DISTINCT FROM date_trunc('day', r.created_at))")
-        bounds: list = []
-        if not undated:
-            # the days' span as plain bounds: the zone maps then skip the row groups of other days
-            touched += " AND r.created_at >= ? AND r.created_at < ? + INTERVAL 1 DAY"
-            bounds = [low, high]
-        for table, fill in ROLLUP_FILLS:
-            con.execute(f"DELETE FROM {table} r WHERE EXISTS (SELECT 1 FROM {_TOUCHED} t "
-                        "WHERE t.shop_id = r.shop_id AND t.day IS NOT DISTINCT FROM r.created_at)")
-            con.execute(fill.format(where=touched), bounds)
+        for table, keys, contribution in ROLLUPS:
+            same_key = " AND ".join(f"d.{key} IS NOT DISTINCT FROM x.{key}" for key in keys)
+            # a row whose last return went elsewhere goes; a contribution of nothing (a return that
+            # changed, but not in this table's keys) adds nothing
+            con.execute(f"""
+                MERGE INTO {table} d USING ({contribution.format(rows=_ROWS)}) x ON {same_key}
+                WHEN MATCHED AND d.returns + x.returns = 0 THEN DELETE
+                WHEN MATCHED THEN UPDATE SET returns = d.returns + x.returns, {_ADD[table]}
+                WHEN NOT MATCHED AND x.returns <> 0 THEN INSERT BY NAME""")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_TOUCHED}")
+        con.execute(f"DROP TABLE IF EXISTS {_ROWS}; DROP TABLE IF EXISTS {_BEFORE}")
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Work every daily row out again from all the returns (after rows were written around the write path)."""
-    for table, fill in ROLLUP_FILLS:
+    for table, _, contribution in ROLLUPS:
         con.execute(f"DELETE FROM {table}")
-        con.execute(fill.format(where="TRUE"))
+        con.execute(f"INSERT INTO {table} BY NAME {contribution.format(rows=ALL_RETURNS)}")

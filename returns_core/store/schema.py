@@ -24,40 +24,43 @@ FROM (
 WHERE li.shop_id = r.shop_id AND li.return_id = r.return_id
 """
 
-# The daily pre-aggregates (store/rollups.py) from `returns AS r` WHERE {where}: migration 12 fills them
-# for every return, a write for the days it touched. Part of a migration: change only with a new one.
-_RETURN_DAY = """r.shop_id, r.kind, date_trunc('day', r.created_at) AS created_at, r.type, r.status,
-                 r.reason_code, r.reason_text"""
-_DAY_KEY = "shop_id, kind, created_at, type, status, reason_code, reason_text"
-_LINE_SOURCE = "r.shop_id, r.kind, r.created_at, r.type, r.status, r.reason_code, r.reason_text, r.return_id"
-ROLLUP_FILLS: list[tuple[str, str]] = [
-    ("daily_returns", f"""
-        INSERT INTO daily_returns BY NAME
-        SELECT {_RETURN_DAY}, r.refund_currency, count(*) AS returns, count(r.refund_total) AS with_refund,
-               sum(r.refund_total) AS refund_total
-        FROM returns r WHERE {{where}} GROUP BY ALL"""),
+# The daily pre-aggregates (store/rollups.py). Each is a contribution: grouped by its key, what a set of
+# returns adds to its rows, from `{rows}` (the columns of ROLLUP_ROW_COLUMNS and a `sign`: +1 for a return
+# as it is, -1 for one as it was before a write). Migration 12 adds every return; a write adds its
+# returns as they are now and takes away what they were. Part of a migration: change only with a new one.
+ROLLUP_ROW_COLUMNS = ("r.shop_id, r.return_id, r.kind, r.created_at, r.type, r.status, r.reason_code, "
+                      "r.reason_text, r.refund_currency, r.refund_total, r.lines")
+_DAY = """r.shop_id, r.kind, date_trunc('day', r.created_at) AS created_at, r.type, r.status, r.reason_code,
+          r.reason_text"""
+_DAY_KEY = ("shop_id", "kind", "created_at", "type", "status", "reason_code", "reason_text")
+ROLLUPS: list[tuple[str, tuple[str, ...], str]] = [  # (table, key columns, contribution)
+    ("daily_returns", (*_DAY_KEY, "refund_currency"), f"""
+        SELECT {_DAY}, r.refund_currency, sum(r.sign) AS returns,
+               sum(r.sign * CAST(r.refund_total IS NOT NULL AS INTEGER)) AS with_refund,
+               sum(r.sign * r.refund_total) AS refund_total
+        FROM {{rows}} r GROUP BY ALL"""),
     # one row per return and SKU first: a return counts once for a SKU however many of its items it is
-    ("daily_skus", f"""
-        INSERT INTO daily_skus BY NAME
-        SELECT {_DAY_KEY}, sku, refund_currency, count(*) AS returns, sum(units) AS units,
-               sum(refund_total) AS refund_total, max(product_name) AS product_name
-        FROM (SELECT {_RETURN_DAY}, r.return_id, coalesce(li.seller_sku, li.sku_id) AS sku,
-                     max(li.refund_currency) AS refund_currency, count(*) AS units,
-                     sum(li.refund_total) AS refund_total, max(li.product_name) AS product_name
-              FROM (SELECT {_LINE_SOURCE}, unnest(r.lines) AS li FROM returns r WHERE {{where}}) r
-              GROUP BY ALL)
+    ("daily_skus", (*_DAY_KEY, "sku", "product_name", "refund_currency"), f"""
+        SELECT {", ".join(_DAY_KEY)}, sku, product_name, refund_currency, sum(sign) AS returns,
+               sum(sign * units) AS units, coalesce(sum(sign * refund_total), 0) AS refund_total
+        FROM (SELECT {_DAY}, r.return_id, r.sign, coalesce(li.seller_sku, li.sku_id) AS sku,
+                     max(li.product_name) AS product_name, max(li.refund_currency) AS refund_currency,
+                     count(*) AS units, sum(li.refund_total) AS refund_total
+              FROM (SELECT *, unnest(lines) AS li FROM {{rows}}) r GROUP BY ALL)
         GROUP BY ALL"""),
-    ("daily_products", f"""
-        INSERT INTO daily_products BY NAME
-        SELECT {_DAY_KEY}, product, refund_currency, count(*) AS returns, sum(refund_total) AS refund_total,
-               list_sort(list_distinct(flatten(list(skus)))) AS skus
-        FROM (SELECT {_RETURN_DAY}, r.return_id, coalesce(li.product_name, '(no product name)') AS product,
-                     max(li.refund_currency) AS refund_currency, sum(li.refund_total) AS refund_total,
-                     list(DISTINCT coalesce(li.seller_sku, li.sku_id, '(no SKU)')) AS skus
-              FROM (SELECT {_LINE_SOURCE}, unnest(r.lines) AS li FROM returns r WHERE {{where}}) r
-              GROUP BY ALL)
+    ("daily_products", (*_DAY_KEY, "product", "skus", "refund_currency"), f"""
+        SELECT {", ".join(_DAY_KEY)}, product, skus, refund_currency, sum(sign) AS returns,
+               coalesce(sum(sign * refund_total), 0) AS refund_total
+        FROM (SELECT {_DAY}, r.return_id, r.sign, coalesce(li.product_name, '(no product name)') AS product,
+                     list_sort(list(DISTINCT coalesce(li.seller_sku, li.sku_id, '(no SKU)'))) AS skus,
+                     max(li.refund_currency) AS refund_currency, sum(li.refund_total) AS refund_total
+              FROM (SELECT *, unnest(lines) AS li FROM {{rows}}) r GROUP BY r.shop_id, r.kind, r.created_at,
+                   r.type, r.status, r.reason_code, r.reason_text, r.return_id, r.sign, product)
         GROUP BY ALL"""),
 ]
+ALL_RETURNS = f"(SELECT {ROLLUP_ROW_COLUMNS}, 1 AS sign FROM returns r)"
+_FILL_ALL = "".join(f"INSERT INTO {table} BY NAME {contribution.format(rows=ALL_RETURNS)};\n"
+                    for table, _, contribution in ROLLUPS)
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -500,14 +503,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE TABLE daily_skus (
             shop_id VARCHAR, kind VARCHAR, created_at TIMESTAMP, type VARCHAR, status VARCHAR,
-            reason_code VARCHAR, reason_text VARCHAR, sku VARCHAR, refund_currency VARCHAR,
-            returns BIGINT NOT NULL, units BIGINT NOT NULL, refund_total DECIMAL(38,4), product_name VARCHAR
+            reason_code VARCHAR, reason_text VARCHAR, sku VARCHAR, product_name VARCHAR, refund_currency VARCHAR,
+            returns BIGINT NOT NULL, units BIGINT NOT NULL, refund_total DECIMAL(38,4) NOT NULL
         );
         CREATE TABLE daily_products (
             shop_id VARCHAR, kind VARCHAR, created_at TIMESTAMP, type VARCHAR, status VARCHAR,
-            reason_code VARCHAR, reason_text VARCHAR, product VARCHAR, refund_currency VARCHAR,
-            returns BIGINT NOT NULL, refund_total DECIMAL(38,4), skus VARCHAR[]
+            reason_code VARCHAR, reason_text VARCHAR, product VARCHAR, skus VARCHAR[], refund_currency VARCHAR,
+            returns BIGINT NOT NULL, refund_total DECIMAL(38,4) NOT NULL
         );
-        """ + "".join(fill.format(where="TRUE") + ";\n" for _, fill in ROLLUP_FILLS),
+        """ + _FILL_ALL,
     ),
 ]
