@@ -66,9 +66,8 @@ def kept_before(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def after_write(con: duckdb.DuckDBPyConnection, returns_sql: str, params: list | tuple = ()) -> None:
     """Bring the daily rows up to date with the write: add the returns `returns_sql` selects as they are now,
-    take away what `before_write` kept of them (nothing for a return that is new)."""
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BEFORE} AS SELECT {ROLLUP_ROW_COLUMNS}, r.marketplace_status, "
-                "r.payload FROM returns r LIMIT 0")
+    take away what `before_write` (called first, in the same transaction) kept of them (nothing for a return
+    that is new)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} AS SELECT {ROLLUP_ROW_COLUMNS}, 1 AS sign "
                 f"FROM ({returns_sql}) r UNION ALL SELECT {ROLLUP_ROW_COLUMNS}, -1 FROM {_BEFORE} r", list(params))
     try:
