@@ -238,8 +238,14 @@ def backtest_section(result: rules.Backtest, names: dict[str, str]) -> None:
               help=f"Of those, in reality {f.ended_rejected:,} ended Rejected and {f.in_arbitration:,} went to "
                    "arbitration (each return counted once).")
     m4.metric("Missed deadlines avoided", f"{f.missed_deadlines:,}",
-              help="Returns whose seller deadline passed unanswered: still waiting past Due By, or TikTok's "
-                   "records (when fetched) say TikTok decided by itself.")
+              help="Returns whose seller deadline passed unanswered: still waiting past Due By, seen by a sync "
+                   "moved on by TikTok at or after its deadline, or TikTok's records (when fetched) say TikTok "
+                   "decided by itself.")
+    if f.deadline_unseen:
+        st.caption(f"Missed deadlines: {f.deadline_unseen:,} of these returns were first synced after the seller's "
+                   "turn had passed, so whether TikTok decided them by itself is not known here (TikTok's search "
+                   "does not say who decided; a return's TikTok records do, on its page). Syncs from now on see "
+                   "each return wait, and count the deadlines missed.")
     if result.over_cap:
         st.caption(f"{result.matched:,} returns matched; the daily cap left {result.over_cap:,} of them to people.")
     if result.decided:

@@ -68,10 +68,10 @@ SHOWABLE: dict[str, tuple[ReturnFilters, str]] = {
     "overdue": (ReturnFilters(overdue=True), "past their deadline"),
     "waiting": (ReturnFilters(waiting=True), "waiting for your decision"),
     # the second queue's own deadlines (the sidebar counts them apart)
+    # the count before these words names the cancellations ("the 3 cancellations due within 24 h")
     "cancellations_due": (ReturnFilters(types=(domain.CANCELLATION,), due_soon=True),
-                          f"that are cancellations due within {domain.DUE_SOON_HOURS} h"),
-    "cancellations_overdue": (ReturnFilters(types=(domain.CANCELLATION,), overdue=True),
-                              "that are cancellations past their deadline"),
+                          f"due within {domain.DUE_SOON_HOURS} h"),
+    "cancellations_overdue": (ReturnFilters(types=(domain.CANCELLATION,), overdue=True), "past their deadline"),
 }
 SOONEST_FIRST = ("Due By", ORDERS[1])
 
@@ -239,19 +239,32 @@ def filter_panel(current: Scope, *, prefix: str, types: tuple[str, ...] = domain
         view = _sort_widgets(narrow(picked) if narrow else picked)
     st.session_state[f"{prefix}_last_filters"] = picked
 
-    total = loaders.return_count(view.filters)
+    shown = counted(view.filters, noun)
     active = describe(picked)
     sort_words = ([f"sorted by {view.sort_by}, {view.order.lower()}"]
                   if (view.sort_by, view.order) != (DEFAULT_SORT, DEFAULT_ORDER) else [])
-    summary_row.markdown(f":material/filter_alt: **{total:,}** {noun}"
+    summary_row.markdown(f":material/filter_alt: {shown}"
                          + "".join(f" · {w}" for w in active + sort_words) + ("" if active else " · no filters"))
     summary_row.button("Clear filters", key=f"{prefix}_clear", icon=":material/filter_alt_off:",
                        type="tertiary", on_click=clear_filters, disabled=not active)
     what = st.session_state.pop(f"{prefix}_notice", None)
     if what in SHOWABLE:
-        notice.info(f"Showing exactly the **{total:,}** {noun} {SHOWABLE[what][1]}, soonest deadline first. "
+        notice.info(f"Showing exactly the {shown} {SHOWABLE[what][1]}, soonest deadline first. "
                     "Your other filters were cleared.", icon=":material/filter_alt:")
     return view
+
+
+def counted(filters: ReturnFilters, noun: str = "returns") -> str:
+    """What the filters select, counted in words with the figures in bold. The grid's rows are returns and
+    cancellations, so each kind is named ("**2,006** returns and **803** cancellations", "**803**
+    cancellations"); a page that counts one thing names it (`noun`: "**312** refund requests")."""
+    if noun != "returns":
+        return f"**{loaders.return_count(filters):,}** {noun}"
+    kinds = loaders.kind_counts(filters)  # read off the status counts' scan: no count of its own
+    returns, cancellations = kinds[domain.RETURN_KIND], kinds[domain.CANCELLATION_KIND]
+    if not returns and not cancellations and filters.types == (domain.CANCELLATION,):
+        return "**0** cancellations"  # none, of the only kind asked for
+    return domain.count_in_words(returns, cancellations, "**{:,}**".format)
 
 
 def _filter_widgets(current: Scope, prefix: str, types: tuple[str, ...]) -> ReturnFilters:
@@ -476,7 +489,7 @@ def returns_table(view: GridView, current: Scope, *, prefix: str, noun: str = "r
     offset = (page_number - 1) * view.size
     page = loaders.grid_page(filters, view.sort_by, view.descending, view.size, offset)
     first = offset + 1 if total else 0
-    f1.caption(f"Showing {first:,}–{offset + len(page):,} of **{total:,}** {noun} · {zone_note()}")
+    f1.caption(f"Showing {first:,}–{offset + len(page):,} of {counted(filters, noun)} · {zone_note()}")
     back = list_query(view, page_number)
 
     with table_slot:

@@ -368,8 +368,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if p.done:
             return
         of_total = f" of {p.total_count}" if p.total_count is not None else ""
-        _err(f"{p.account}: page {p.pages}, {p.fetched}{of_total} returns read "
-             f"({p.new} new, {p.updated} updated, {p.unchanged} unchanged)")
+        counts = f"{p.new} new, {p.updated} updated, {p.unchanged} unchanged"
+        if p.cancellations:  # the second search's rows: each kind named
+            _err(f"{p.account}: page {p.pages}, {p.fetched}{of_total} read: "
+                 f"{domain.count_in_words(p.returns, p.cancellations, str)} ({counts})")
+        else:
+            _err(f"{p.account}: page {p.pages}, {p.fetched}{of_total} returns read ({counts})")
 
     def starting(account: Account) -> None:
         _err(f"{account.name}: syncing{' (full)' if args.full else ''}...")

@@ -9,6 +9,7 @@ counts and the detail page cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -35,6 +36,19 @@ KINDS: tuple[str, ...] = (RETURN_KIND, CANCELLATION_KIND)
 # return_type); it lives in the same table, grid, filters and exports as the returns.
 CANCELLATION = "Cancellation"
 ALL_TYPES: tuple[str, ...] = TYPES + (CANCELLATION,)
+
+
+def count_in_words(returns: int, cancellations: int, number: Callable[[int], str] = "{:,}".format) -> str:
+    """Rows counted by kind, in the user's words: "2,006 returns and 803 cancellations"; "2,006 returns" when
+    there is no cancellation, "803 cancellations" when there are only those. `number` writes each figure."""
+    def counted(n: int, word: str) -> str:
+        return f"{number(n)} {word}{'' if n == 1 else 's'}"
+
+    if cancellations and returns:
+        return f"{counted(returns, 'return')} and {counted(cancellations, 'cancellation')}"
+    if cancellations:
+        return counted(cancellations, "cancellation")
+    return counted(returns, "return")
 
 # --- Status ---------------------------------------------------------------------------------
 

@@ -86,6 +86,15 @@ def total_from_status_counts(counts: dict[str, int], filters: ReturnFilters) -> 
     return sum(counts.values())
 
 
+def kind_totals(counts: dict[tuple[str, str], int], filters: ReturnFilters) -> dict[str, int]:
+    """The filtered count per kind (return, cancellation), read off `status_kind_counts` the same way."""
+    totals = dict.fromkeys(domain.KINDS, 0)
+    for (status, kind), n in counts.items():
+        if not filters.statuses or status in filters.statuses:
+            totals[kind] = totals.get(kind, 0) + n
+    return totals
+
+
 # --- refunds -------------------------------------------------------------------------------
 
 REFUND_TYPES: tuple[str, ...] = (domain.REFUND, domain.RETURN_AND_REFUND)

@@ -98,6 +98,11 @@ class PageCounts:
     unchanged: int = 0
     quarantined: int = 0  # objects that are not returns, kept aside (see split_page)
 
+    @property
+    def read(self) -> int:
+        """Rows read and stored (quarantined objects aside)."""
+        return self.new + self.updated + self.unchanged
+
     def __add__(self, other: PageCounts) -> PageCounts:
         return PageCounts(self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged,
                           self.quarantined + other.quarantined)

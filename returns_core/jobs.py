@@ -21,6 +21,7 @@ from typing import Any, Protocol
 # the module, not its functions: tests stand in for sync.sync_account by patching the module
 from returns_core import accounts, sync
 from returns_core.accounts import ACTIVE, DISABLED, EXPIRED, INVALID, Account, AccountError, get_account
+from returns_core.domain import count_in_words
 from returns_core.explain import FailureKind, explain
 from returns_core.store import settings, sync_runs
 from returns_core.store.db import Database, StoreBusyError, utcnow
@@ -75,6 +76,7 @@ class SyncJob:
     error: str | None = None
     failure: FailureKind | None = None
     advice: str | None = None
+    cancellations: int = 0  # of the rows read so far (`fetched`), the cancellations
 
     @property
     def running(self) -> bool:
@@ -82,22 +84,27 @@ class SyncJob:
 
     @property
     def fetched(self) -> int:
-        """The returns read from TikTok so far."""
+        """The rows read from TikTok so far: returns and cancellations."""
         return self.new + self.updated + self.unchanged
 
     def summary(self) -> str:
-        """Where the sync is ("1,800 of 2,016 returns (36 pages)"), or, once done, what it did.
+        """Where the sync is ("1,800 of 2,016 returns (36 pages)"), or, once done, what it did
+        ("2,006 returns and 803 cancellations (58 pages): 2,809 new, 0 updated, 0 unchanged").
 
-        Counts are returns; pages only say how many requests that took, in brackets.
+        Counts are rows, each kind named; pages only say how many requests that took, in brackets.
         """
         pages = f"{self.pages:,} page{'' if self.pages == 1 else 's'}"
         if self.running and not self.pages:
             return "asking TikTok…"  # "0 returns (0 pages)" would read as an empty shop
+        read = count_in_words(self.fetched - self.cancellations, self.cancellations)
         if self.running:
-            of_total = f" of {self.total_count:,}" if self.total_count else ""
-            return f"{self.fetched:,}{of_total} returns ({pages})"
-        return (f"{self.fetched:,} returns ({pages}): {self.new:,} new, {self.updated:,} updated, "
-                f"{self.unchanged:,} unchanged")
+            if not self.total_count:
+                return f"{read} ({pages})"
+            if not self.cancellations:
+                return f"{self.fetched:,} of {self.total_count:,} returns ({pages})"
+            # the total is both searches': the kinds read so far, then how far the whole is
+            return f"{read}, {self.fetched:,} of {self.total_count:,} ({pages})"
+        return f"{read} ({pages}): {self.new:,} new, {self.updated:,} updated, {self.unchanged:,} unchanged"
 
 
 def advice_for(failure: FailureKind | None, account_status: str | None) -> str:
@@ -203,7 +210,7 @@ class SyncJobs:
         def on_progress(p: SyncProgress) -> None:
             if p.shop_id in round_:
                 self._update(round_[p.shop_id][0], pages=p.pages, new=p.new, updated=p.updated,
-                             unchanged=p.unchanged, total_count=p.total_count)
+                             unchanged=p.unchanged, total_count=p.total_count, cancellations=p.cancellations)
 
         def on_result(result: SyncResult) -> None:
             if result.shop_id in round_:
@@ -230,7 +237,8 @@ class SyncJobs:
 
     def _settle(self, job_id: int, account: Account, result: SyncResult) -> None:
         """Finish the job with the sync's counts, or as failed with what to do about it."""
-        counts = {"pages": result.pages, "new": result.new, "updated": result.updated, "unchanged": result.unchanged}
+        counts = {"pages": result.pages, "new": result.new, "updated": result.updated, "unchanged": result.unchanged,
+                  "cancellations": result.cancellations}
         if result.error:
             self._fail(job_id, account, result.error, result.failure, **counts)
         else:

@@ -454,14 +454,20 @@ def _resume(db: Database, rules: list[Rule], by_shop: dict[str, Account], *, tra
 
 def act_after_sync(db: Database, results: Iterable[Any], *, transport=None, trigger: str = "sync") -> list[Outcome]:
     """The sync's hook: the rules act on the accounts whose sync just succeeded. Never raises."""
+    return act_on_shops(db, [r.shop_id for r in results if r.ok], transport=transport, trigger=trigger)
+
+
+def act_on_shops(db: Database, shop_ids: Iterable[str], *, transport=None, trigger: str = "sync") -> list[Outcome]:
+    """The rules act on these shops' new returns that wait for the seller, after anything stored them: a
+    sync (act_after_sync) or a webhook's re-sync (webhooks.process_waiting). Never raises."""
     try:
-        shops = {r.shop_id for r in results if r.ok}
+        shops = set(shop_ids)
         if not shops:
             return []
         accounts = [a for a in accounts_core.list_accounts(db) if a.shop_id in shops]
         return act(db, accounts, transport=transport, ran_by=trigger)
-    except Exception as exc:  # noqa: BLE001 - the sync's own outcome stands; the rules try again next sync
-        logger.warning("decision rules could not run after the sync: %s", exc, exc_info=exc)
+    except Exception as exc:  # noqa: BLE001 - what stored the returns stands; the rules try again next time
+        logger.warning("decision rules could not run after %s: %s", trigger, exc, exc_info=exc)
         return []
 
 

@@ -13,7 +13,9 @@ an event once answered is never lost.
 Processing happens after the answer, in the app's worker thread (`Inbox.start`) or from cron
 (`python -m returns_core webhooks process`). Events are signals, never data (DESIGN.md): a
 RETURN_STATUS_CHANGE (12) makes us re-read that return from TikTok (Search Returns by return_ids),
-so repeated, late and out-of-order events all leave the store equal to what TikTok says now. A
+and a CANCELLATION_STATUS_CHANGE (11) that cancellation (Search Cancellations by cancel_ids), so
+repeated, late and out-of-order events all leave the store equal to what TikTok says now. Then the
+decision rules act on what the re-sync brought, through the sync's own hook (rules.act_on_shops). A
 SELLER_DEAUTHORIZATION (6) marks the account Invalid unless TikTok still accepts its authorization
 (the seller granted it again after the event). An UPCOMING_AUTHORIZATION_EXPIRATION (7) raises an
 alert through the alerts engine (returns_core.alerts) and leaves an "alert wanted" mark on its row,
@@ -41,6 +43,7 @@ from typing import Any
 import httpx
 
 from returns_core import accounts as acc
+from returns_core import domain
 from returns_core.accounts import Account
 from returns_core.explain import FailureKind, authorization_refused, explain, explain_error
 from returns_core.ingest import update_time
@@ -58,12 +61,19 @@ logger = logging.getLogger(__name__)
 PATH = "/webhooks/tiktok"  # on the app's own port (server.py)
 MAX_BODY_BYTES = 1 << 20  # TikTok's events are a few hundred bytes; anything near this is not one
 # The topics Returns Desk subscribes to and acts on (the rest are kept as received if they come)
-HANDLED_TOPICS = ("RETURN_STATUS_CHANGE", "SELLER_DEAUTHORIZATION", "UPCOMING_AUTHORIZATION_EXPIRATION")
+HANDLED_TOPICS = ("RETURN_STATUS_CHANGE", "CANCELLATION_STATUS_CHANGE", "SELLER_DEAUTHORIZATION",
+                  "UPCOMING_AUTHORIZATION_EXPIRATION")
+# The events that name one return or cancellation to re-read: type -> (the kind of row, the id field in
+# `data`, the status field in `data`), per docs/tiktok_api.md section 7
+RESYNCED: dict[int, tuple[str, str, str]] = {
+    events.RETURN_STATUS_CHANGE: (domain.RETURN_KIND, "return_id", "return_status"),
+    events.CANCELLATION_STATUS_CHANGE: (domain.CANCELLATION_KIND, "cancel_id", "cancel_status"),
+}
 ACTED_ON = frozenset(events.TOPICS[topic] for topic in HANDLED_TOPICS)
 MAX_ATTEMPTS = 5
 RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)  # seconds after attempts 1..4; the 5th failure is final
 CLAIM_BATCH = 500  # events one processing round takes
-RESYNC_IDS = 50  # return ids per Search Returns call (its page size maximum)
+RESYNC_IDS = 50  # ids per Search Returns / Search Cancellations call (the page size maximum of both)
 CREDENTIALS_TTL = 60.0  # seconds an account's app secret stays in the receiver's memory
 IDLE_WAIT = 30.0  # the worker looks at the inbox at least this often
 STORE_WITHIN = 2.5  # seconds the receiver waits for its event to be stored: under TikTok's 3 s
@@ -98,12 +108,16 @@ class Event:
 
     @property
     def return_id(self) -> str | None:
-        return _identifier(self.data.get("return_id")) if self.event_type == events.RETURN_STATUS_CHANGE else None
+        """The return (type 12) or cancellation (type 11, its cancel_id: a row of `returns` too) it names."""
+        fields = RESYNCED.get(self.event_type)  # type: ignore[arg-type]
+        return _identifier(self.data.get(fields[1])) if fields else None
 
     @property
     def return_status(self) -> str | None:
-        value = self.data.get("return_status")
-        return value[:100] if isinstance(value, str) and self.event_type == events.RETURN_STATUS_CHANGE else None
+        """TikTok's status the event says (return_status, or cancel_status), as a hint: the re-read decides."""
+        fields = RESYNCED.get(self.event_type)  # type: ignore[arg-type]
+        value = self.data.get(fields[2]) if fields else None
+        return value[:100] if isinstance(value, str) else None
 
 
 def _identifier(value: object) -> str | None:
@@ -162,8 +176,9 @@ def _to_store(event: Event, verification: str, body: bytes) -> inbox.NewEvent:
     elif event.event_type not in ACTED_ON:
         state = inbox.KEPT
         outcome = f"Kept as received: Returns Desk does not act on type {type_name(event.event_type)}."
-    elif event.event_type == events.RETURN_STATUS_CHANGE and event.return_id is None:
-        state, outcome = inbox.KEPT, "Kept: a RETURN_STATUS_CHANGE without a return_id; nothing to re-sync."
+    elif event.event_type in RESYNCED and event.return_id is None:
+        field = RESYNCED[event.event_type][1]
+        state, outcome = inbox.KEPT, f"Kept: a {type_name(event.event_type)} without a {field}; nothing to re-sync."
     return inbox.NewEvent(event.notification_id, event.event_type, event.shop_id, event.return_id,
                           event.return_status, event.timestamp, verification, state, outcome,
                           body.decode("utf-8", errors="replace"))
@@ -445,10 +460,10 @@ def process_waiting(db: Database, *, limit: int = CLAIM_BATCH, transport: httpx.
         return report
     settled: list[inbox.Settled] = []
     history: list[dict[str, Any]] = []
-    by_shop: dict[str, list[inbox.ClaimedEvent]] = {}
+    by_shop: dict[tuple[str, str], list[inbox.ClaimedEvent]] = {}  # (shop, kind) -> its re-sync events
     for event in claimed:
-        if event.event_type == events.RETURN_STATUS_CHANGE and event.return_id:
-            by_shop.setdefault(event.shop_id, []).append(event)
+        if event.event_type in RESYNCED and event.return_id:
+            by_shop.setdefault((event.shop_id, RESYNCED[event.event_type][0]), []).append(event)
         elif event.event_type == events.SELLER_DEAUTHORIZATION:
             settled.append(_deauthorized(db, event, transport))
         elif event.event_type == events.UPCOMING_AUTHORIZATION_EXPIRATION:
@@ -456,12 +471,20 @@ def process_waiting(db: Database, *, limit: int = CLAIM_BATCH, transport: httpx.
         else:
             settled.append(inbox.Settled(event.notification_id, inbox.KEPT,
                                          f"Kept as received: type {type_name(event.event_type)}."))
-    for shop_id, shop_events in by_shop.items():
-        outcomes, entries, changed = _resync(db, shop_id, shop_events, transport, options)
+    resynced: set[str] = set()
+    for (shop_id, kind), shop_events in by_shop.items():
+        outcomes, entries, changed = _resync(db, shop_id, kind, shop_events, transport, options)
         settled.extend(outcomes)
         history.extend(entries)
         report.returns_changed += changed
+        if changed:
+            resynced.add(shop_id)
     inbox.settle(db, settled, history)
+    if resynced:
+        # new returns a re-sync brought wait for the seller like a sync's: the rules act on them the same way
+        from returns_core.rules import act_on_shops  # rules imports the workflow, which imports much
+
+        act_on_shops(db, sorted(resynced), transport=transport, trigger=WEBHOOK_ACTOR)
     for outcome in settled:
         if outcome.retry_at is not None:
             report.retrying += 1
@@ -490,24 +513,32 @@ def _retry_or_fail(event: inbox.ClaimedEvent, reason: str) -> inbox.Settled:
                          retry_at=utcnow() + timedelta(seconds=delay))
 
 
-def _fetch_returns(db: Database, account: Account, return_ids: Sequence[str],
+def _fetch_returns(db: Database, account: Account, return_ids: Sequence[str], kind: str,
                    transport: httpx.BaseTransport | None, options: dict[str, Any]) -> dict[str, dict]:
-    """TikTok's current objects of these returns (Search Returns by return_ids), by id."""
+    """TikTok's current objects of these returns (Search Returns by return_ids), or of these cancellations
+    (Search Cancellations by cancel_ids), by id."""
     found: dict[str, dict] = {}
+    cancellations = kind == domain.CANCELLATION_KIND
+    id_field = "cancel_id" if cancellations else "return_id"
     with tiktok_session(db, account, transport=transport, **options) as client:
         for start in range(0, len(return_ids), RESYNC_IDS):
             chunk = list(return_ids[start:start + RESYNC_IDS])
             wanted = set(chunk)
-            page = client.search_returns({"return_ids": chunk}, page_size=RESYNC_IDS)
-            for obj in page.return_orders:
-                if isinstance(obj, dict) and str(obj.get("return_id")) in wanted:
-                    found[str(obj["return_id"])] = obj
+            if cancellations:
+                objects = client.search_cancellations({"cancel_ids": chunk}, page_size=RESYNC_IDS).cancellations
+            else:
+                objects = client.search_returns({"return_ids": chunk}, page_size=RESYNC_IDS).return_orders
+            for obj in objects:
+                if isinstance(obj, dict) and str(obj.get(id_field)) in wanted:
+                    found[str(obj[id_field])] = obj
     return found
 
 
-def _resync(db: Database, shop_id: str, claimed: list[inbox.ClaimedEvent], transport: httpx.BaseTransport | None,
-            options: dict[str, Any]) -> tuple[list[inbox.Settled], list[dict[str, Any]], int]:
-    """RETURN_STATUS_CHANGE events of one shop: re-read their returns from TikTok and store them.
+def _resync(db: Database, shop_id: str, kind: str, claimed: list[inbox.ClaimedEvent],
+            transport: httpx.BaseTransport | None, options: dict[str, Any]
+            ) -> tuple[list[inbox.Settled], list[dict[str, Any]], int]:
+    """RETURN_STATUS_CHANGE (or, for kind 'cancellation', CANCELLATION_STATUS_CHANGE) events of one shop:
+    re-read their returns (cancellations) from TikTok and store them.
 
     Returns the events' outcomes, history entries for the returns that changed, and how many did.
     """
@@ -524,9 +555,9 @@ def _resync(db: Database, shop_id: str, claimed: list[inbox.ClaimedEvent], trans
     return_ids = list(dict.fromkeys(e.return_id for e in claimed if e.return_id))
     try:
         before = inbox.stored_returns(db, shop_id, return_ids)
-        fetched = _fetch_returns(db, account, return_ids, transport, options)
+        fetched = _fetch_returns(db, account, return_ids, kind, transport, options)
         synced_at = utcnow()
-        upsert_page(db, shop_id, list(fetched.values()), synced_at=synced_at)
+        upsert_page(db, shop_id, list(fetched.values()), synced_at=synced_at, kind=kind)
     except Exception as exc:  # noqa: BLE001 - every failure is an outcome on the event, never lost
         if authorization_refused(exc):  # tiktok_session marked the account Invalid
             reason = f"Not re-synced: TikTok refused the authorization of {account.name}; reconnect the shop."
@@ -542,26 +573,30 @@ def _resync(db: Database, shop_id: str, claimed: list[inbox.ClaimedEvent], trans
     for event in claimed:
         by_return.setdefault(event.return_id or "", []).append(event)
     entries: list[dict[str, Any]] = []
+    cancellations = kind == domain.CANCELLATION_KIND
+    noun, search, topic = (("cancellation", "Search Cancellations", "CANCELLATION_STATUS_CHANGE") if cancellations
+                           else ("return", "Search Returns", "RETURN_STATUS_CHANGE"))
+    status_field = "cancel_status" if cancellations else "return_status"
     for return_id, its_events in by_return.items():
         obj = fetched.get(return_id)
         if obj is None:
-            reason = f"TikTok's Search Returns does not list return {return_id} (yet)."
+            reason = f"TikTok's {search} does not list {noun} {return_id} (yet)."
             outcomes.extend(_retry_or_fail(e, reason) for e in its_events)
             continue
-        now_status, now_time = obj.get("return_status"), update_time(obj)
+        now_status, now_time = obj.get(status_field), update_time(obj)
         old_status, old_time = before.get(return_id, (None, None))
         changed = return_id not in before or old_time != now_time or old_status != now_status
         if changed:
             entries.append(entry(shop_id, return_id, WEBHOOK_ACTOR, "webhook", old=old_status, new=now_status,
-                                 note="TikTok's RETURN_STATUS_CHANGE event: re-read from TikTok",
+                                 note=f"TikTok's {topic} event: re-read from TikTok",
                                  details={"tts_notification_ids": [e.notification_id for e in its_events],
                                           "update_time": now_time},
                                  at=synced_at))
         for event in its_events:
-            event_time = update_time(_data(event))
+            event_time = update_time(_data(event))  # type 11 carries no update_time: nothing to compare
             if event_time is not None and now_time is not None and now_time < event_time:
                 # TikTok announced a change its search does not show yet: read again shortly
-                outcomes.append(_retry_or_fail(event, f"TikTok still lists return {return_id} as it was before "
+                outcomes.append(_retry_or_fail(event, f"TikTok still lists {noun} {return_id} as it was before "
                                                       "the event."))
                 continue
             said = f" (the event said {event.event_status})" if event.event_status not in (None, now_status) else ""

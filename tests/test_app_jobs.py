@@ -173,3 +173,15 @@ def test_auto_sync_thread_stops_when_asked(db):
                              list_accounts=lambda _db: []).start()
     schedule.stop()
     assert not schedule._thread.is_alive()
+
+
+def test_a_jobs_counts_name_returns_and_cancellations_apart():
+    started = utcnow()
+    both = jobs.SyncJob(1, "7001", "Alpha", "app", started, state=jobs.DONE, pages=58, new=2809, cancellations=803)
+    assert both.summary() == "2,006 returns and 803 cancellations (58 pages): 2,809 new, 0 updated, 0 unchanged"
+    only = jobs.SyncJob(1, "7001", "Alpha", "app", started, state=jobs.DONE, pages=1, new=3, unchanged=1,
+                        cancellations=4)
+    assert only.summary() == "4 cancellations (1 page): 3 new, 0 updated, 1 unchanged"
+    running = jobs.SyncJob(1, "7001", "Alpha", "app", started, pages=45, new=2200, total_count=2811,
+                           cancellations=194)
+    assert running.summary() == "2,006 returns and 194 cancellations, 2,200 of 2,811 (45 pages)"

@@ -576,8 +576,12 @@ def test_a_fresh_store_gets_the_sandbox_demo_shop_and_sync_fills_the_grid(demo_o
     at.sidebar.button(key="sidebar_sync").click().run()
     run_until(at, lambda a: "synced" in sidebar_text(a), timeout=120)
     total = returns.count_returns(demo_on, return_filters.ReturnFilters())
-    assert total > 100
-    assert filter_summary(at) == f":material/filter_alt: **{total:,}** returns · no filters"
+    cancellations = returns.count_returns(demo_on, return_filters.ReturnFilters(types=(domain.CANCELLATION,)))
+    assert total > 100 and 0 < cancellations < total
+    # the demo shop has both queues: each kind is named, in the grid and in what the sync says it read
+    both = f"**{total - cancellations:,}** returns and **{cancellations:,}** cancellations"
+    assert filter_summary(at) == f":material/filter_alt: {both} · no filters"
+    assert f"synced {both.replace('**', '')} (" in sidebar_text(at)
     assert len(return_ids(at)) == 50
     assert sum(status_counts(at).values()) <= total
 

@@ -55,6 +55,8 @@ def test_a_draft_rule_is_backtested_and_its_link_opens_the_grid_on_exactly_those
     assert metric(at, "Refund it would have paid") == "124.50 USD"
     assert metric(at, "At risk") == "2"
     assert metric(at, "Missed deadlines avoided") == "3"
+    # A, B and D were first synced past the seller's turn: their deadlines are said to be unknown, not kept
+    assert "Missed deadlines: 3 of these returns were first synced after the seller's turn had passed" in texts(at)
     assert "8 returns matched; the daily cap left 1 of them to people." in texts(at)
     assert rules.list_rules(world) == []  # a backtest keeps no rule
     rows = table(at, "Return ID")

@@ -533,7 +533,8 @@ SQL_BUILDERS = {"_select_list", "_order_by", "_value_sql", "_count_sql", "_share
                 "responsibility_sql", "normalize_sql", "sql_literal", "_sql_path", "_sql_text", "_pareto",
                 "closed_sql", "can_decide_sql", "stored_can_decide_sql",  # the SQL twins of domain's rules
                 "safe_cell_sql",  # the SQL twin of the spreadsheet rule
-                "_reason_key", "touched_by_person_sql"}  # store/rules.py: fixed fragments over an alias
+                "_reason_key", "touched_by_person_sql",  # store/rules.py: fixed fragments over an alias
+                "deadline_unseen_sql"}
 # - placeholder lists and joins of fixed column lists, by their exact source.
 SQL_ALLOWED_EXPRESSIONS = {
     "', '.join('?' * len(values))", "', '.join('?' * len(named))", "', '.join('?' * len(f.skus))",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from decimal import Decimal
 
 import httpx
@@ -20,8 +21,9 @@ from returns_core import domain
 from returns_core.ingest import to_utc
 from returns_core.store.db import Database, utcnow
 from returns_core.store.return_writes import upsert_page
+from returns_core.store.sync_runs import page as sync_runs_page
 from returns_core.store.sync_runs import watermark
-from returns_core.sync import sync_account, sync_cancellation
+from returns_core.sync import sync_account, sync_accounts, sync_cancellation
 from returns_core.tiktok import errors
 from returns_core.tiktok.client import TikTokClient
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, Sandbox
@@ -207,6 +209,30 @@ def test_a_sync_stores_every_cancellation_exactly_beside_the_returns(db, world, 
     marks = watermark(db, shop_id(world)), watermark(db, shop_id(world), domain.CANCELLATION_KIND)
     assert marks == (max(r["update_time"] for r in world.returns_for(shop_id(world))),
                      max(c["update_time"] for c in world.cancellations_for(shop_id(world))))
+
+
+def test_what_a_sync_read_is_counted_per_kind_in_its_result_progress_run_and_words(db, world, linked):
+    account, _ = linked
+    progress: list = []
+    overall: list = []
+    [result] = sync_accounts(db, [account], trigger="test", page_size=10, on_progress=progress.append,
+                             on_overall=overall.append)
+    returns, cancellations = len(world.returns_for(shop_id(world))), len(world.cancellations_for(shop_id(world)))
+    assert (result.returns, result.cancellations) == (returns, cancellations)
+    words = f"{returns} returns and {cancellations} cancellations"
+    assert result.summary() == (f"{account.name}: {result.pages} page(s), {returns + cancellations} new, 0 updated, "
+                                f"0 unchanged in {result.duration_s:.1f} s: {words}")
+    # the progress counts each kind as its pages commit
+    assert [p.cancellations for p in progress] == sorted(p.cancellations for p in progress)
+    assert all(p.returns <= returns for p in progress) and (progress[-1].returns, progress[-1].cancellations) == (
+        returns, cancellations)
+    assert overall[-1].line() == f"1 of 1 shops, {words}"
+    assert db.rows("SELECT new_count, cancellations_count FROM sync_runs") == [(returns + cancellations, cancellations)]
+    [run] = sync_runs_page(db).to_dict("records")
+    assert (run["Returns"], run["Cancellations"], run["New"]) == (returns, cancellations, returns + cancellations)
+    # the next sync reads nothing new; a shop without cancellations reads "N returns" (tests/test_cli.py)
+    again = sync_accounts(db, [account], trigger="test", page_size=10)[0]
+    assert again.summary().endswith(f"s: {domain.count_in_words(again.returns, again.cancellations, str)}")
 
 
 def test_the_next_sync_reads_only_the_cancellations_that_changed_and_deletes_none(db, world, linked, served):
@@ -536,3 +562,18 @@ def test_a_deadline_alert_names_a_cancellation_as_one(db):
     found = alerts._deadline_alerts(alerts.Context(db, now, "http://desk", {}), rows, alerts.DUE_SOON)
     assert found[0].title.startswith(f"Cancellation {soon['cancel_id']}")
     assert "Open the cancellation:" in found[0].message
+
+
+def test_the_command_line_says_how_many_returns_and_cancellations_it_read(db, db_key, world, linked, capsys,
+                                                                          monkeypatch):
+    from returns_core.cli import main
+
+    account, _ = linked
+    monkeypatch.setenv("RETURNS_DESK_KEY", db_key)
+    assert main(["--db", str(db.path), "sync"]) == 0
+    out, err = capsys.readouterr()
+    returns, cancellations = len(world.returns_for(shop_id(world))), len(world.cancellations_for(shop_id(world)))
+    # stdout keeps its start (DESIGN.md's contract: scripts read "NAME: N page(s), N new, ..."), then the kinds
+    assert re.fullmatch(rf"{re.escape(account.name)}: \d+ page\(s\), {returns + cancellations} new, 0 updated, "
+                        rf"0 unchanged in [\d.]+ s: {returns} returns and {cancellations} cancellations\n", out), out
+    assert f"{returns + cancellations} read: {returns} returns and {cancellations} cancellations (" in err

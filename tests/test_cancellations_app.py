@@ -75,3 +75,31 @@ def test_the_cancellation_status_mapping_is_shown_beside_the_returns_mapping(see
     assert any("TikTok return_status" in d.value.columns for d in at.dataframe)
     assert dict(zip(mapping["TikTok cancel_status"], mapping["Status"], strict=True)) == \
         domain.CANCELLATION_STATUS_MAP
+
+
+def filter_summary(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith(":material/filter_alt:"))
+
+
+def test_the_grids_count_names_returns_and_cancellations_each(seeded):
+    at = open_app()
+    shown = grid(at)
+    cancellations = int((shown["Type"] == "Cancellation").sum())
+    returns = len(shown) - cancellations
+    assert (returns, cancellations) == (8, 3)  # the store's eight returns and three cancellations, one page
+    both = f"**{returns}** returns and **{cancellations}** cancellations"
+    assert filter_summary(at) == f":material/filter_alt: {both} · no filters"
+    assert f"Showing 1–11 of {both}" in texts(at)
+
+    only = open_app(type="Cancellation")
+    assert filter_summary(only) == ":material/filter_alt: **3** cancellations · Type: Cancellation"
+    assert "Showing 1–3 of **3** cancellations" in texts(only)
+    # the status filter splits the kinds too (read off the same status counts: no count of its own)
+    requested = open_app(status="Requested")
+    split = grid(requested)["Type"].eq("Cancellation").value_counts().to_dict()
+    assert split == {True: 2, False: 1}
+    assert filter_summary(requested).startswith(":material/filter_alt: **1** return and **2** cancellations · ")
+    refunds = open_app(type="Refund")
+    assert filter_summary(refunds) == ":material/filter_alt: **4** returns · Type: Refund"
+    none = open_app(type="Cancellation", status="Pending")
+    assert filter_summary(none).startswith(":material/filter_alt: **0** cancellations · ")

@@ -48,7 +48,8 @@ def _world(db, now: datetime) -> None:
       M  Refund, Changed my mind, 9.00 USD, 6 days ago, synced waiting, then approved 2 h after the request,
          well before its deadline                                                -> decided
     Decided: A B D J K L M = 7 of 8 matched; 124.50 USD; at risk 2 (B rejected, D arbitration);
-    missed 3 (J, K, L).
+    missed 3 (J, K, L). A, B and D were first synced past the seller's turn, with no records: whether their
+    deadline was missed is unknown (3); M was seen waiting, then answered in time (known: not missed).
     """
     add_account(db, S1, "Shop One", api_base=DEFAULT_API_BASE)  # live shops: TikTok's own address
     add_account(db, S2, "Shop Two", api_base=DEFAULT_API_BASE)
@@ -118,6 +119,7 @@ def test_backtest_counts_match_the_hand_count_on_a_small_synced_world(db, world)
     assert isinstance(money["Refund"][0], Decimal)
     f = result.figures
     assert (f.ended_rejected, f.in_arbitration, f.at_risk, f.missed_deadlines) == (1, 1, 2, 3)
+    assert f.deadline_unseen == 3
     assert result.pays_refunds
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import UTC
 
 import pytest
 
@@ -18,6 +19,7 @@ from returns_core import domain, rules, workflow
 from returns_core.config import DEFAULT_API_BASE
 from returns_core.connect import add_accounts_with_tokens
 from returns_core.sample_data import add_account
+from returns_core.store.db import utcnow
 from returns_core.sync import sync_accounts
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
@@ -339,3 +341,39 @@ def test_the_kill_switch_stops_a_run_already_under_way_before_its_next_decision(
     assert sync_accounts(db, [account], trigger="test")[0].ok
     assert sum(sent.values()) == 1
     assert [state for _, _, state, _ in decided(db)] == ["ok"]
+
+
+def auto_approved(sandbox, shop_id: str) -> dict[str, int]:
+    """Ground truth: the returns TikTok decided by itself (the seller did not answer in time), and when."""
+    return {case.return_id: min(r["create_time"] for r in case.records if r["event"] == "SYSTEM_AUTO_APPROVED")
+            for case in sandbox._world.cases(shop_id)
+            if any(r["event"] == "SYSTEM_AUTO_APPROVED" for r in case.records)}
+
+
+@pytest.mark.sandbox(shops=1, returns=2000)
+def test_the_backtest_counts_the_missed_deadlines_syncs_saw_and_says_how_many_it_cannot_know(
+        db, sandbox, sandbox_accounts):
+    """A first sync finds returns TikTok already decided by itself, and nothing in TikTok's search says so: the
+    backtest counts them as unknown, not as deadlines kept. Once syncs saw returns wait, it counts each one
+    TikTok then moved on at its deadline."""
+    account = sandbox_accounts[0]
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    before_sync = auto_approved(sandbox, account.shop_id)
+    waiting = dict(db.rows(f"SELECT return_id, due_by FROM returns r WHERE {domain.can_decide_sql('r')}"))
+    everything = rules.make_rule(name="Everything", action=rules.FLAG, daily_cap=rules.MAX_DAILY_CAP)
+    first = rules.backtest(db, everything, now=utcnow())
+    decided = {r for (r,) in db.rows("SELECT return_id FROM backtest_returns WHERE backtest_id = ?", [first.id])}
+    hidden = set(before_sync) - set(waiting)  # decided by TikTok, and not waiting again at a later step
+    assert hidden and hidden <= decided - set(waiting)  # there, and invisible to the store
+    assert (first.figures.missed_deadlines, first.figures.deadline_unseen) == (0, len(decided - set(waiting)))
+
+    sandbox.advance(3 * 86_400)  # every return seen waiting gets its answer: TikTok's, at the deadline
+    assert sync_accounts(db, [account], trigger="test")[0].ok
+    after = auto_approved(sandbox, account.shop_id)
+    missed = {rid for rid, due in waiting.items()
+              if due and rid in after and after[rid] >= due.replace(tzinfo=UTC).timestamp()}
+    assert missed, "some returns seen waiting were decided by TikTok at their deadline"
+    second = rules.backtest(db, everything, now=utcnow())
+    assert second.figures.missed_deadlines == len(missed)
+    # the past stays unknown, but for returns that came to wait for the seller again at a later step
+    assert 0 < second.figures.deadline_unseen <= first.figures.deadline_unseen

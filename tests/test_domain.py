@@ -97,3 +97,15 @@ def test_grid_starts_with_the_seed_columns_in_design_order():
         "Marketplace Return ID", "Marketplace Order ID", "Account ID", "Type", "Status", "Marketplace Status",
         "Reason", "Created At", "Updated At",
     )
+
+
+@pytest.mark.parametrize(("returns", "cancellations", "words"), [
+    (2006, 803, "2,006 returns and 803 cancellations"),
+    (2006, 0, "2,006 returns"),
+    (0, 803, "803 cancellations"),
+    (1, 1, "1 return and 1 cancellation"),
+    (0, 0, "0 returns"),
+])
+def test_counts_name_each_kind_and_only_the_kinds_there_are(returns, cancellations, words):
+    assert domain.count_in_words(returns, cancellations) == words
+    assert domain.count_in_words(returns, cancellations, "**{}**".format).replace("**", "") == words.replace(",", "")

@@ -130,7 +130,7 @@ def every_chart(db, filters: ReturnFilters) -> dict[str, object]:
         "matrix groups": analytics.reason_sku_matrix(db, filters, by="group"),
         "spikes": report.rows, "spike window": (report.as_of, report.window_start, report.baseline_start),
         # the grid's counts (returns and cancellations) and its reason list
-        "grid count": grid.count_returns(db, filters), "grid statuses": grid.status_counts(db, filters),
+        "grid count": grid.count_returns(db, filters), "grid statuses": grid.status_kind_counts(db, filters),
         "grid reasons": grid.reason_options(db, filters.shop_ids),
     }
 

@@ -98,3 +98,17 @@ def test_units_sold_failing_leaves_the_returns_sync_ok_with_a_note_and_the_next_
     assert again.ok and again.sales_error is None and again.sales_days > 0
     latest = sandbox.latest_sales_date(account.shop_id)
     assert stored_units(db, account.shop_id, latest) == sandbox.units_sold_for(account.shop_id, latest)
+
+
+def test_the_first_sync_asks_one_sku_page_a_day_and_one_request_a_product_sold(db, sandbox, sandbox_accounts):
+    """The backfill's cost (README): the SKU list has no daily split, so one request a day at its largest page
+    (100 SKUs: one page a day here); a product's days come in one request (granularity=1D)."""
+    calls = analytics_calls(sandbox)
+    assert all(r.ok for r in sync_accounts(db, sandbox_accounts))
+    most_skus_a_day = db.value("SELECT max(n) FROM (SELECT count(*) AS n FROM sku_sales GROUP BY shop_id, day)")
+    assert 0 < most_skus_a_day <= 100
+    sku_calls = [c for c in calls if c.endswith("/shop_skus/performance")]
+    product_calls = [c for c in calls if "/shop_products/" in c]
+    assert len(sku_calls) == SALES_BACKFILL_DAYS * len(sandbox_accounts)
+    assert len(product_calls) == db.value("SELECT count(DISTINCT (shop_id, product_id)) FROM product_sales") > 0
+    assert len(calls) == len(sku_calls) + len(product_calls)

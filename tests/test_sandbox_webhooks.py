@@ -648,3 +648,56 @@ def test_with_several_apps_each_shops_events_are_signed_with_its_own_apps_secret
         assert json.loads(body)["shop_id"] == shop_id
         assert verify_webhook(second.key, second.secret, body, headers.get("authorization"))
         assert not verify_webhook(first.key, first.secret, body, headers.get("authorization"))
+
+
+# --- CANCELLATION_STATUS_CHANGE (11) ----------------------------------------------------------------
+
+# docs/tiktok_api.md section 7: "11 | CANCELLATION_STATUS_CHANGE | order_id, cancel_id, cancellations_role,
+# cancel_status, create_time"
+CANCELLATION_EVENT_FIELDS = {"order_id", "cancel_id", "cancellations_role", "cancel_status", "create_time"}
+
+
+def test_every_step_of_a_cancellation_sends_a_signed_type_11_event_with_tiktoks_body(live, client_for, receiver):
+    sandbox, url, tokens = live(shops=1, returns=50, cancellations=300)
+    inbox = receiver()
+    shop_id = sandbox.shops[0]["id"]
+    client_for(sandbox, url, tokens).update_webhook("CANCELLATION_STATUS_CHANGE", inbox.url)
+    before = {c["cancel_id"]: c for c in sandbox.cancellations_for(shop_id)}
+    sandbox.advance(DAY)
+    after = {c["cancel_id"]: c for c in sandbox.cancellations_for(shop_id)}
+    changed = {cid: c for cid, c in after.items() if before.get(cid, {}).get("update_time") != c["update_time"]}
+    assert any(cid not in before for cid in changed) and any(cid in before for cid in changed), \
+        "a day brings new cancellations and moves waiting ones"
+    sent = sandbox.webhooks.stats()["events"]
+    assert sent >= len(changed)
+    wait_until(lambda: inbox.count() >= sent, f"{sent} webhooks")
+    latest: dict[str, dict] = {}
+    for headers, body in inbox.posts:
+        assert verify_webhook(SANDBOX_APP_KEY, SANDBOX_APP_SECRET, body, headers.get("authorization"))
+        event = json.loads(body)
+        assert list(event) == ["type", "tts_notification_id", "shop_id", "timestamp", "data"]
+        assert (event["type"], event["shop_id"]) == (events.CANCELLATION_STATUS_CHANGE, shop_id)
+        assert set(event["data"]) == CANCELLATION_EVENT_FIELDS  # only the topic subscribed: no type 12
+        assert event["data"]["cancellations_role"] in ("BUYER", "SELLER", "SYSTEM")
+        latest[event["data"]["cancel_id"]] = event["data"]  # in order: the last event of each is its status now
+    assert set(latest) == set(changed)
+    for cancel_id, data in latest.items():
+        truth = changed[cancel_id]
+        assert (data["cancel_status"], data["order_id"], data["create_time"], data["cancellations_role"]) == (
+            truth["cancel_status"], truth["order_id"], truth["create_time"], truth["role"])
+
+
+def test_a_sellers_answer_to_a_cancellation_sends_an_event_with_the_new_status(live, client_for, receiver):
+    sandbox, url, tokens = live(shops=1, returns=50, cancellations=300)
+    inbox = receiver()
+    client = client_for(sandbox, url, tokens)
+    client.update_webhook("CANCELLATION_STATUS_CHANGE", inbox.url)
+    shop_id = sandbox.shops[0]["id"]
+    waiting = next(c for c in sandbox.cancellations_for(shop_id) if c.get("seller_next_action_response"))
+    reason = client.get_reject_reasons(waiting["cancel_id"])[0]["name"]
+    client.reject_cancellation(waiting["cancel_id"], reason, idempotency_key=f"test-{waiting['cancel_id']}")
+    (event,) = wait_until(lambda: [e for e in inbox.events() if e["data"]["cancel_id"] == waiting["cancel_id"]],
+                          "the event")
+    # section 9.5: webhook 11 spells the closed status as Search Cancellations 202309 does
+    assert event["data"]["cancel_status"] == "CANCELLATION_REQUEST_CANCELLED" != waiting["cancel_status"]
+    assert sandbox.webhooks.stats()["events"] == 1

@@ -39,7 +39,7 @@ class FullDisk:
 
         def add_pages(con, runs) -> None:  # inside the pages' own transaction
             real_add_pages(con, runs)
-            for run_id, _pages, _counts in runs:
+            for run_id, *_ in runs:
                 shop, done = con.execute("SELECT shop_id, pages FROM sync_runs WHERE id = ?", [run_id]).fetchone()
                 if shop == shop_id and done >= at_page and not self.failed_writes:
                     self.full = True

@@ -14,6 +14,7 @@ import json
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 import server
-from returns_core import accounts, demo, webhooks
+from returns_core import accounts, demo, rules, webhooks
+from returns_core.ingest import canonical_json
 from returns_core.store import accounts as account_store
 from returns_core.store import webhook_events as inbox_store
 from returns_core.store.db import Database
@@ -245,7 +247,7 @@ def test_a_replayed_event_is_answered_200_and_stored_once(db, receiver):
 
 def test_events_the_desk_does_not_act_on_are_kept_and_counted_by_type(db, receiver):
     add_vector_account(db)
-    for n, kind in enumerate((99, events.CANCELLATION_STATUS_CHANGE, 99)):
+    for n, kind in enumerate((99, events.ORDER_STATUS_CHANGE, 99)):
         body = event_body(VECTOR_SHOP, f"90000000000000000{n}", kind, {"order_id": "1"})
         assert receiver.post(body, webhook_signature(VECTOR_KEY, VECTOR_SECRET, body)).status_code == 200
     body = json.dumps({"type": "twelve", "tts_notification_id": "9", "shop_id": VECTOR_SHOP}).encode()
@@ -254,7 +256,7 @@ def test_events_the_desk_does_not_act_on_are_kept_and_counted_by_type(db, receiv
     assert {r["state"] for r in stored.values()} == {"kept"} and len(stored) == 4
     counts = inbox_store.counts_by_type(db)
     assert dict(zip(counts["event_type"].map(webhooks.type_name), counts["events"], strict=True)) == {
-        "11 CANCELLATION_STATUS_CHANGE": 1, "99 (unknown)": 2, "(no type)": 1}
+        "1 ORDER_STATUS_CHANGE": 1, "99 (unknown)": 2, "(no type)": 1}
     assert "Returns Desk does not act on type 99 (unknown)" in stored["900000000000000000"]["outcome"]
 
 
@@ -343,6 +345,139 @@ def test_an_older_event_arriving_last_does_not_roll_the_return_back(db, receiver
     assert stored_status(db, return_id) == after["return_status"]
     assert store_equals_sandbox(db, sandbox, account.shop_id)
     assert f"the event said {before['return_status']}" in rows(db)["7100000000000000001"]["outcome"]
+
+
+# --- CANCELLATION_STATUS_CHANGE (11): the second queue's events ----------------------------------------
+
+
+def stored_cancellations(db: Database, shop_id: str) -> dict[str, str]:
+    return dict(db.rows("SELECT return_id, payload FROM returns WHERE shop_id = ? AND kind = 'cancellation'",
+                        [shop_id]))
+
+
+def truth_cancellations(sandbox, shop_id: str) -> dict[str, str]:
+    return {c["cancel_id"]: canonical_json(c) for c in sandbox.cancellations_for(shop_id)}
+
+
+def waiting_cancellation(sandbox, shop_id: str) -> dict:
+    return next(c for c in sandbox.cancellations_for(shop_id) if c.get("seller_next_action_response"))
+
+
+def without_inbox(db: Database) -> dict:
+    return {table: found for table, found in all_tables(db).items() if table != "webhook_events"}
+
+
+def test_a_cancellation_status_change_re_syncs_that_cancellation(db, receiver, live):
+    sandbox, url = live(cancellations=200)
+    account = connected_and_subscribed(db, sandbox, url, receiver)  # every handled topic, 11 among them
+    waiting = waiting_cancellation(sandbox, account.shop_id)
+    cancel_id = waiting["cancel_id"]
+    assert stored_status(db, cancel_id) == "CANCELLATION_REQUEST_PENDING"
+    with_client(db, account, lambda c: c.reject_cancellation(
+        cancel_id, c.get_reject_reasons(cancel_id)[0]["name"], idempotency_key=f"t-{cancel_id}"))
+    truth = truth_cancellations(sandbox, account.shop_id)
+    (event,) = wait_until(lambda: [r for r in rows(db).values() if r["return_id"] == cancel_id
+                                   and r["state"] == "done"], "the type-11 event's processing")
+    assert event["event_type"] == events.CANCELLATION_STATUS_CHANGE and event["verification"] == "verified"
+    assert event["event_status"] == "CANCELLATION_REQUEST_CANCELLED"  # what the event said
+    assert "TikTok says CANCELLATION_REQUEST_CANCELLED" in event["outcome"]
+    assert stored_status(db, cancel_id) == "CANCELLATION_REQUEST_CANCELLED" != waiting["cancel_status"]
+    assert stored_cancellations(db, account.shop_id) == truth  # the one re-read, the others as synced
+    assert db.value("SELECT status FROM returns WHERE return_id = ?", [cancel_id]) == "Cancelled"
+    notes = db.rows("SELECT actor, kind, note FROM history WHERE return_id = ? ORDER BY id", [cancel_id])
+    assert ("webhook", "webhook", "TikTok's CANCELLATION_STATUS_CHANGE event: re-read from TikTok") in notes
+    assert ("sync", "marketplace_status") in [(actor, kind) for actor, kind, _ in notes]
+
+
+def test_a_forged_or_replayed_cancellation_event_changes_nothing(db, receiver, live):
+    sandbox, url = live(cancellations=200)
+    account = connected_and_subscribed(db, sandbox, url, receiver)
+    waiting = waiting_cancellation(sandbox, account.shop_id)
+    cancel_id = waiting["cancel_id"]
+    forged = event_body(account.shop_id, "7200000000000000001", events.CANCELLATION_STATUS_CHANGE, {
+        "order_id": waiting["order_id"], "cancellations_role": "BUYER", "cancel_id": cancel_id,
+        "cancel_status": "CANCELLATION_REQUEST_COMPLETE", "create_time": waiting["create_time"]})
+    before = all_tables(db)
+    for signature in (webhook_signature(SANDBOX_APP_KEY, "not-the-secret", forged), None,
+                      sandbox_signed(forged.replace(b"COMPLETE", b"SUCCESS"))):
+        assert receiver.post(forged, signature).status_code == 401
+    assert all_tables(db) == before
+
+    with_client(db, account, lambda c: c.approve_cancellation(cancel_id, idempotency_key=f"t-{cancel_id}"))
+    (event,) = wait_until(lambda: [r for r in rows(db).values() if r["return_id"] == cancel_id
+                                   and r["state"] == "done"], "the type-11 event's processing")
+    assert stored_status(db, cancel_id) == "CANCELLATION_REQUEST_SUCCESS"
+    after = without_inbox(db)
+    # TikTok delivers again (at least once): the same bytes, the same signature
+    body = event["body"].encode()
+    again = receiver.post(body, sandbox_signed(body))
+    assert (again.status_code, again.text) == (200, "ok (already received)")
+    receiver.inbox.process_waiting()
+    assert without_inbox(db) == after
+    assert rows(db)[event["tts_notification_id"]]["deliveries"] == 2
+
+
+def test_a_cancellation_event_without_a_cancel_id_is_kept_not_acted_on(db, receiver):
+    add_vector_account(db)
+    body = event_body(VECTOR_SHOP, "7300000000000000001", events.CANCELLATION_STATUS_CHANGE, {"order_id": "1"})
+    assert receiver.post(body, webhook_signature(VECTOR_KEY, VECTOR_SECRET, body)).status_code == 200
+    row = rows(db)["7300000000000000001"]
+    assert row["state"] == "kept" and "without a cancel_id" in row["outcome"]
+
+
+# --- decision rules act on what a webhook's re-sync brought ------------------------------------------
+
+
+def decisions_sent(sandbox) -> Counter:
+    """Every approve/reject request the sandbox receives, per return id (over HTTP, any thread)."""
+    sent: Counter = Counter()
+    real = sandbox.answer
+
+    def answer(method, path, query, headers, body):
+        if method == "POST" and path.rsplit("/", 1)[-1] in ("approve", "reject"):
+            sent[path.split("/")[-2]] += 1
+        return real(method, path, query, headers, body)
+
+    sandbox.answer = answer
+    return sent
+
+
+def test_a_rule_decides_a_return_a_webhook_brought_once_and_a_replay_does_not_decide_it_again(db, receiver, live):
+    sandbox, url = live(returns=2000)
+    account, _ = connect(db, sandbox, url)  # not subscribed: this test sends the events itself
+    assert sync_account(db, account, trigger="test").ok
+    synced = {r for (r,) in db.rows("SELECT return_id FROM returns")}
+    rule = rules.set_enabled(db, rules.save_rule(db, rules.make_rule(
+        name="Approve what waits", action=rules.APPROVE, daily_cap=100), "Mia").id, True, "Mia")
+    sent = decisions_sent(sandbox)
+    sandbox.advance(6 * 3600)  # new returns arrive at TikTok
+    new = next(r for r in sandbox.returns_for(account.shop_id)
+               if r["return_id"] not in synced and r.get("seller_next_action_response"))
+    return_id = new["return_id"]
+    body = event_body(account.shop_id, "7400000000000000001", data={
+        "order_id": new["order_id"], "return_id": return_id, "return_role": "BUYER", "return_type": new["return_type"],
+        "return_status": new["return_status"], "create_time": new["create_time"], "update_time": new["update_time"]})
+    assert receiver.post(body, sandbox_signed(body)).status_code == 200
+
+    def decided() -> list[tuple]:
+        return db.rows("SELECT return_id, rule_id, state FROM rule_decisions")
+
+    wait_until(lambda: decided() == [(return_id, rule.id, "ok")], "the rule's decision")
+    assert rows(db)["7400000000000000001"]["state"] == "done"
+    assert sent == Counter({return_id: 1})  # one decision reached TikTok, for the return the webhook brought
+    entries = db.rows("SELECT return_id, actor FROM history WHERE kind = 'action'")
+    assert entries == [(return_id, rule.actor)]
+    assert not next(r for r in sandbox.returns_for(account.shop_id)
+                    if r["return_id"] == return_id).get("seller_next_action_response")
+
+    # the same delivery again, and the same news under a new notification id: nothing is decided again
+    assert receiver.post(body, sandbox_signed(body)).text == "ok (already received)"
+    again = body.replace(b"7400000000000000001", b"7400000000000000002")
+    assert receiver.post(again, sandbox_signed(again)).status_code == 200
+    wait_until(lambda: rows(db)["7400000000000000002"]["state"] == "done", "the second event's processing")
+    receiver.inbox.process_waiting()
+    assert decided() == [(return_id, rule.id, "ok")] and sent == Counter({return_id: 1})
+    assert db.rows("SELECT return_id, actor FROM history WHERE kind = 'action'") == entries
 
 
 # --- the other types we act on --------------------------------------------------------------------

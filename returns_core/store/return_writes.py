@@ -118,8 +118,8 @@ def write_pages(con: duckdb.DuckDBPyConnection, batch: Sequence[ShopPages], *, s
                                  synced_at, kind)
         sync_runs.advance_watermarks(con, [(p.shop_id, p.new_watermark) for p in mine
                                            if not p.restart_watermark and p.new_watermark is not None], synced_at, kind)
-    sync_runs.add_pages(con, [(p.run_id, p.pages, counts) for p, counts in zip(batch, done, strict=True)
-                              if p.run_id is not None])
+    sync_runs.add_pages(con, [(p.run_id, p.pages, counts, counts.read if p.kind == domain.CANCELLATION_KIND else 0)
+                              for p, counts in zip(batch, done, strict=True) if p.run_id is not None])
     return done
 
 

@@ -173,10 +173,26 @@ def count_returns(db: Database, filters: ReturnFilters) -> int:
 
 def status_counts(db: Database, filters: ReturnFilters) -> dict[str, int]:
     """Returns per Status under the other filters (the status filter itself is ignored), "Unmapped" for NULL."""
+    return status_totals(status_kind_counts(db, filters))
+
+
+def status_kind_counts(db: Database, filters: ReturnFilters) -> dict[tuple[str, str], int]:
+    """Rows per (Status, kind) under the other filters (the status filter itself is ignored), "Unmapped" for a
+    NULL Status: one scan gives the Status counts, the filtered total and its split into returns and
+    cancellations (filters.kind_totals)."""
     where, params = where_clause(filters.with_(statuses=()))
     table, count = _counted(filters.with_(statuses=()))
-    return {status: int(n) for status, n in db.rows(
-        f"SELECT coalesce(r.status, 'Unmapped'), {count} FROM {table} r WHERE {where} GROUP BY 1", params)}
+    rows = db.rows(f"SELECT coalesce(r.status, 'Unmapped'), r.kind, {count} FROM {table} r WHERE {where} "
+                   "GROUP BY 1, 2", params)
+    return {(status, kind): int(n) for status, kind, n in rows}
+
+
+def status_totals(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Per Status, every kind together, from status_kind_counts."""
+    totals: dict[str, int] = {}
+    for (status, _), n in counts.items():
+        totals[status] = totals.get(status, 0) + n
+    return totals
 
 
 def deadline_counts(db: Database, shop_ids: tuple[str, ...] = (), types: tuple[str, ...] = ()) -> tuple[int, int]:

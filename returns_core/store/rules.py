@@ -150,6 +150,20 @@ def missed_deadline_sql(alias: str, now: datetime) -> tuple[str, list]:
             "AND contains(upper(rr.event), 'AUTO')))"), params
 
 
+def deadline_unseen_sql(alias: str) -> str:
+    """TRUE for a return the store never saw wait for the seller: not waiting now, no sync saw TikTok move it on
+    from a seller deadline (history with due_by_before), and TikTok's records of it not fetched. It was first
+    synced after the seller's turn had passed, so whether TikTok decided it by itself (a missed deadline) the
+    store cannot tell: Search Returns and Search Cancellations do not say who decided, only Get Return Records
+    does. A first sync of a shop's history finds nearly every closed return so."""
+    return (f"(NOT {domain.can_decide_sql(alias)} "
+            f"AND NOT EXISTS (SELECT 1 FROM history h WHERE h.shop_id = {alias}.shop_id "
+            f"AND h.return_id = {alias}.return_id AND h.kind = 'marketplace_status' "
+            "AND json_extract_string(h.details, '$.due_by_before') IS NOT NULL) "
+            f"AND NOT EXISTS (SELECT 1 FROM return_records rr WHERE rr.shop_id = {alias}.shop_id "
+            f"AND rr.return_id = {alias}.return_id))")
+
+
 # --- the rules and their history -------------------------------------------------------------------
 
 
@@ -301,6 +315,7 @@ class BacktestFigures:
     in_arbitration: int
     at_risk: int  # rejected or in arbitration (each return once)
     missed_deadlines: int
+    deadline_unseen: int  # of the decided, never seen waiting for the seller: missed or not, unknown here
 
 
 def backtest_figures(db: Database, backtest_id: int, now: datetime) -> BacktestFigures:
@@ -314,7 +329,8 @@ def backtest_figures(db: Database, backtest_id: int, now: datetime) -> BacktestF
     row = db.row(f"SELECT count(*) FILTER (WHERE r.status = {rejected}), "
                  "count(*) FILTER (WHERE r.arbitration_status IS NOT NULL), "
                  f"count(*) FILTER (WHERE r.status = {rejected} OR r.arbitration_status IS NOT NULL), "
-                 f"count(*) FILTER (WHERE {missed}) {joined}", [*missed_params, backtest_id])
+                 f"count(*) FILTER (WHERE {missed}), count(*) FILTER (WHERE {deadline_unseen_sql('r')}) {joined}",
+                 [*missed_params, backtest_id])
     return BacktestFigures(money, *row)
 
 

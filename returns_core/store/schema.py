@@ -513,4 +513,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """ + _FILL_ALL,
     ),
+    (
+        13,
+        # A run reads returns and cancellations: how many of its rows were cancellations, so its counts
+        # are told apart ("2,006 returns and 803 cancellations"). Runs from before count 0 (returns only).
+        """
+        ALTER TABLE sync_runs ADD COLUMN cancellations_count BIGINT DEFAULT 0;
+        """,
+    ),
 ]

@@ -86,27 +86,32 @@ def close_interrupted(db: Database, run_ids: list[int]) -> int:
     return len(closed)
 
 
-def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: PageCounts) -> None:
-    """Count committed pages into their run, inside the pages' own transaction."""
-    add_pages(con, [(run_id, pages, counts)])
+def add_page(con: duckdb.DuckDBPyConnection, run_id: int, pages: int, counts: PageCounts,
+             cancellations: int = 0) -> None:
+    """Count committed pages into their run, inside the pages' own transaction; `cancellations`: how many of
+    the rows they read are cancellations (the rest are returns)."""
+    add_pages(con, [(run_id, pages, counts, cancellations)])
 
 
-def add_pages(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, int, PageCounts]]) -> None:
-    """`add_page` for several runs at once: (run id, pages, what they did) each, in one statement."""
+def add_pages(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[int, int, PageCounts, int]]) -> None:
+    """`add_page` for several runs at once: (run id, pages, what they did, cancellations read) each, in one
+    statement."""
     if not runs:
         return
-    summed: dict[int, tuple[int, PageCounts]] = {}
-    for run_id, pages, counts in runs:  # one run's returns and cancellations come as two parts
-        before = summed.get(run_id, (0, PageCounts()))
-        summed[run_id] = (before[0] + pages, before[1] + counts)
-    runs = [(run_id, pages, counts) for run_id, (pages, counts) in summed.items()]
+    summed: dict[int, tuple[int, PageCounts, int]] = {}
+    for run_id, pages, counts, cancellations in runs:  # one run's returns and cancellations come as two parts
+        before = summed.get(run_id, (0, PageCounts(), 0))
+        summed[run_id] = (before[0] + pages, before[1] + counts, before[2] + cancellations)
+    rows = [(run_id, *summed_up) for run_id, summed_up in summed.items()]
     con.execute(
         "UPDATE sync_runs SET pages = sync_runs.pages + p.pages, new_count = new_count + p.new, "
-        "updated_count = updated_count + p.updated, unchanged_count = unchanged_count + p.unchanged "
+        "updated_count = updated_count + p.updated, unchanged_count = unchanged_count + p.unchanged, "
+        "cancellations_count = cancellations_count + p.cancellations "
         "FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::BIGINT[]) AS pages, unnest(?::BIGINT[]) AS new, "
-        "unnest(?::BIGINT[]) AS updated, unnest(?::BIGINT[]) AS unchanged) p WHERE sync_runs.id = p.id",
-        [[r[0] for r in runs], [r[1] for r in runs], [r[2].new for r in runs], [r[2].updated for r in runs],
-         [r[2].unchanged for r in runs]])
+        "unnest(?::BIGINT[]) AS updated, unnest(?::BIGINT[]) AS unchanged, unnest(?::BIGINT[]) AS cancellations) p "
+        "WHERE sync_runs.id = p.id",
+        [[r[0] for r in rows], [r[1] for r in rows], [r[2].new for r in rows], [r[2].updated for r in rows],
+         [r[2].unchanged for r in rows], [r[3] for r in rows]])
 
 
 def finish(db: Database, run_id: int, duration: float, error: str | None, *, at: datetime | None = None) -> None:
@@ -204,7 +209,8 @@ def page(db: Database, shop_ids: tuple[str, ...] = (), *, limit: int = 50, offse
     return db.frame(
         'SELECT s.started_at AS "Started", coalesce(a.name, s.shop_id) AS "Account", s.shop_id AS "Account ID", '
         's.trigger AS "Trigger", s.full_sync AS "Full", s.state AS "Result", s.duration_s AS "Duration (s)", '
-        's.pages AS "Pages", s.new_count AS "New", s.updated_count AS "Updated", '
+        's.pages AS "Pages", s.new_count + s.updated_count + s.unchanged_count - s.cancellations_count AS "Returns", '
+        's.cancellations_count AS "Cancellations", s.new_count AS "New", s.updated_count AS "Updated", '
         's.unchanged_count AS "Unchanged", s.error AS "Error" '
         f"FROM sync_runs s LEFT JOIN accounts a ON a.shop_id = s.shop_id WHERE {where} "
         "ORDER BY s.started_at DESC, s.id DESC LIMIT ? OFFSET ?",

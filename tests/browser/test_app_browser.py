@@ -30,8 +30,9 @@ def test_fresh_database_sync_demo_shop_then_grid_detail_and_reason_chart(page, a
 
     # Sync Returns runs in the background; the sidebar reports the counts when it is done
     page.locator(".st-key-sidebar_sync button").first.click()  # a button with help renders twice
-    expect(sidebar.get_by_text(re.compile(r"synced [\d,]+ returns \([\d,]+ pages?\): [\d,]+ new"))).to_be_visible(
-        timeout=120_000)
+    # the demo shop has both queues: each kind is named
+    expect(sidebar.get_by_text(re.compile(r"synced [\d,]+ returns and [\d,]+ cancellations \([\d,]+ pages?\): "
+                                          r"[\d,]+ new"))).to_be_visible(timeout=120_000)
     wait_for_app_idle(page)
     expect(page.get_by_text(re.compile(r"Showing 1–50 of \*?\*?[\d,]+"))).to_be_visible()
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -239,6 +240,9 @@ class Cancellations:
         self._heap: list[tuple[int, int, int]] = []
         self._next_hour = 0
         self._buyers = max(50, int(per_shop * 0.8))
+        # told of every step (a case opened: before = ""), as World.listener is of returns' steps; set by
+        # the live sandbox after its replay, so CANCELLATION_STATUS_CHANGE webhooks go out for the present only
+        self.listener: Callable[[CancelCase, str], None] | None = None
         for shop in catalogue.shops:
             for arrival in self._history(shop):
                 self._queue(arrival)
@@ -273,6 +277,7 @@ class Cancellations:
             _, key, version = heapq.heappop(heap)
             if version < 0:
                 case = self._open(self._arrivals.pop(key))
+                self._notify(case, "")
             else:
                 case = self._by_id[key]
                 if case.version != version:
@@ -280,14 +285,18 @@ class Cancellations:
             while case.next_event is not None and case.next_event[0] <= t:
                 when, kind = case.next_event
                 case.next_event = None
+                before = case.status
                 getattr(self, f"_on_{kind}")(case, when)
+                self._notify(case, before)
             self._changed(case)
         self.time = t
 
     def decide(self, case: CancelCase, decision: CancelDecision) -> None:
         """Apply the seller's (valid) answer now."""
+        before = case.status
         self._apply(case, decision, self.time)
         self._changed(case)
+        self._notify(case, before)
 
     def _apply(self, case: CancelCase, decision: CancelDecision, t: int, role: str = "SELLER") -> None:
         """Approve cancels and refunds the order; reject lets it ship."""
@@ -373,6 +382,11 @@ class Cancellations:
         total = sum((line.total for line in case.lines), Decimal(0))
         case.touch(t, {"event": "REFUND_COMPLETED", "role": "SYSTEM",
                        "description": f"Refund of {fmt(total)} {case.currency} was issued to the buyer"})
+
+    def _notify(self, case: CancelCase, before: str) -> None:
+        """Tell the listener (if any) that `case` just took a step from status `before`."""
+        if self.listener is not None:
+            self.listener(case, before)
 
     def _changed(self, case: CancelCase) -> None:
         case.version += 1

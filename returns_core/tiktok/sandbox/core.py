@@ -33,6 +33,7 @@ import httpx
 from .. import errors, events
 from .api import Api, Request
 from .auth import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, App, AuthStore, make_apps
+from .cancellations import CancelCase
 from .cases import ReturnCase
 from .catalogue import DAY, build_catalogue
 from .envelope import SandboxResponse, new_request_id, respond
@@ -47,6 +48,7 @@ from .webhooks import (
     Dispatcher,
     Subscriptions,
     WebhookSettings,
+    cancellation_status_data,
     deauthorization_data,
     expiration_data,
     return_status_data,
@@ -296,14 +298,25 @@ class Sandbox:
         self._notice_expiring_authorizations(now)
 
     def _on_return_step(self, case: ReturnCase, before: str) -> None:
-        """World listener: a return arrived or moved; tell its shop, if subscribed and authorized."""
-        if not self.webhooks.running or (self.webhooks.settings.status_changes_only and before == case.status):
+        """World listener: a return arrived or moved (RETURN_STATUS_CHANGE)."""
+        self._on_step(events.RETURN_STATUS_CHANGE, case.shop.id, case.status, before, case.update_time,
+                      lambda: return_status_data(case))
+
+    def _on_step(self, event_type: int, shop_id: str, status: str, before: str, when: int,
+                 data: Callable[[], dict]) -> None:
+        """A return or cancellation took a step: tell its shop, if subscribed to the topic and authorized."""
+        if not self.webhooks.running or (self.webhooks.settings.status_changes_only and before == status):
             return
-        if self._subscriptions.address(case.shop.id, "RETURN_STATUS_CHANGE") is None:
+        if self._subscriptions.address(shop_id, events.TOPIC_OF_TYPE[event_type]) is None:
             return  # the common case: say so before looking through the grants
-        expires = self._auth.authorization_expiry(case.shop.id)
-        if expires is not None and case.update_time < expires:
-            self._notify(events.RETURN_STATUS_CHANGE, case.shop.id, return_status_data(case), case.update_time)
+        expires = self._auth.authorization_expiry(shop_id)
+        if expires is not None and when < expires:
+            self._notify(event_type, shop_id, data(), when)
+
+    def _on_cancellation_step(self, case: CancelCase, before: str) -> None:
+        """Cancellations' listener: a buyer's cancellation arrived or moved (CANCELLATION_STATUS_CHANGE)."""
+        self._on_step(events.CANCELLATION_STATUS_CHANGE, case.shop.id, case.status, before, case.update_time,
+                      lambda: cancellation_status_data(case))
 
     def _notice_expiring_authorizations(self, now: int) -> None:
         """UPCOMING_AUTHORIZATION_EXPIRATION: 30 days before a shop's authorization lapses, then
@@ -357,6 +370,7 @@ class Sandbox:
         self._world.replay(decisions)
         self._world.run_until(self.now())
         self._world.listener = self._on_return_step  # only the live world notifies, not its replayed past
+        self._world.cancellations.listener = self._on_cancellation_step
         token_key = hashlib.sha256(f"page-token:{self.seed}".encode()).digest()
         # its own key: a Search Returns page token never continues a Search Cancellations query
         cancel_key = hashlib.sha256(f"cancel-page-token:{self.seed}".encode()).digest()

@@ -10,6 +10,9 @@ dropped. Those delays count real time plus whatever `Sandbox.advance()` adds, so
 clock brings retries due; tests may set shorter ones. The queue is bounded; what does not fit is
 counted and dropped, which the desk's scheduled sync (the safety net) makes good.
 
+A CANCELLATION_STATUS_CHANGE (11) goes out the same way for every step of a buyer's cancellation
+(its request, the seller's answer or TikTok's at the deadline, the buyer withdrawing, the refund).
+
 A RETURN_STATUS_CHANGE goes out for every step of a return (docs/tiktok_api.md section 5: every
 transition fires webhook 12), also a step that keeps its status, such as the package arriving,
 which opens a new seller deadline; `status_changes_only` keeps only real status changes, as the
@@ -36,6 +39,7 @@ import httpx
 from .. import events
 from ..signing import webhook_signature
 from .auth import App
+from .cancellations import CLOSED, CLOSED_202309, CancelCase
 from .cases import ReturnCase
 
 logger = logging.getLogger(__name__)
@@ -156,6 +160,22 @@ def return_status_data(case: ReturnCase) -> dict:
     return {"order_id": case.order_id, "return_id": case.return_id,
             "return_role": _WEBHOOK_ROLE.get(case.role, case.role), "return_type": case.return_type,
             "return_status": case.status, "create_time": case.create_time, "update_time": case.update_time}
+
+
+def cancellation_status_data(case: CancelCase) -> dict:
+    """`data` of a CANCELLATION_STATUS_CHANGE (11) event for the cancellation as it is now.
+
+    docs/tiktok_api.md section 7: "11 | CANCELLATION_STATUS_CHANGE | order_id, cancel_id, cancellations_role,
+    cancel_status, create_time", as in the sample payload of the [IK] notes:
+        "data": {"order_id": "576486316948490001", "cancellations_role": "BUYER",
+                 "cancel_status": "CANCELLATION_REQUEST_PENDING", "cancel_id": "4035318504086604100",
+                 "create_time": 1627587600}
+    No update_time (unlike type 12). Section 9.5: webhook 11 spells the closed status
+    CANCELLATION_REQUEST_CANCELLED, as Search Cancellations 202309 does.
+    """
+    return {"order_id": case.order_id, "cancellations_role": case.role,
+            "cancel_status": CLOSED_202309 if case.status == CLOSED else case.status,
+            "cancel_id": case.cancel_id, "create_time": case.create_time}
 
 
 def deauthorization_data(shop_id: str) -> dict:
