@@ -1,11 +1,11 @@
 """Syncing shops: TikTok (or the sandbox) -> client -> ingest -> store.
 
-Many shops at once (an agency runs hundreds): at most `concurrency` shops fetch at a time, each on
-its own thread, through clients that share their app's pace at TikTok (tiktok/ratelimit.py: the
-limit is per app, and a refusal for one shop slows them all). Every page is written by one writer,
-the thread that called `sync_accounts`, through one FileHold: parallel fetching never turns into
-writers queueing for the file, and another process waiting for it (the app, a cron sync) still gets
-its turn. A shop that fails ends with its own outcome; the others go on.
+Many shops at once (an agency runs hundreds): at most `concurrency` shops fetch at a time, on as
+many fetch threads that take one shop after another, through clients that share their app's pace at
+TikTok (tiktok/ratelimit.py: the limit is per app, and a refusal for one shop slows them all). Every
+page is written by one writer, the thread that called `sync_accounts`, through one FileHold: parallel
+fetching never turns into writers queueing for the file, and another process waiting for it (the app,
+a cron sync) still gets its turn. A shop that fails ends with its own outcome; the others go on.
 
 Incremental by TikTok's update_time: each run asks for `update_time >= watermark - overlap`,
 sorted by update_time ascending, and commits page by page (return_writes.upsert_page), so the watermark
@@ -93,6 +93,7 @@ LOCK_GRACE_S = 0.05
 STORE_WRITE_ERRORS = (duckdb.Error, OSError)
 
 _END = object()  # a shop's fetching ended (with its error, if any)
+NOT_REACHED = "Not synced: the sync was interrupted before this account"
 
 
 class SyncBusyError(RuntimeError):
@@ -348,6 +349,7 @@ class _Shop:
         self.sales = SalesOutcome()  # what the sales step fetched after the returns
         self.sales_days = 0
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
+        self.began = False  # a fetch thread took it (until then its run is open, waiting for a free thread)
         self._held = ExitStack()
 
     def lock(self) -> bool:
@@ -452,7 +454,8 @@ class _Shop:
             self.save_sales()
         self.seconds = time.monotonic() - self.started
         if interrupted is not None:
-            self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})")
+            self.failure = Failure(FailureKind.UNEXPECTED, f"Interrupted ({_one_line(interrupted)})" if self.began
+                                   else NOT_REACHED)
         if self.run_id is None:
             return None
         return self.run_id, self.seconds, self.failure.message if self.failure else None
@@ -507,9 +510,20 @@ def _objects(page: object) -> list:
     return page.cancellations if isinstance(page, CancellationPage) else page.return_orders
 
 
+def _fetcher(ready: queue.Queue, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
+             client_options: dict) -> None:
+    """A fetch thread: one shop after another from `ready` (their runs open), until it gives None. Taking
+    the next shop itself, as soon as the last one's fetching is done, keeps this slot busy while the one
+    writer is still committing the last one's pages and closing its run."""
+    while (shop := ready.get()) is not None:
+        if not shop.stopped.is_set():  # a shop stopped before its turn (the round was interrupted)
+            shop.began = True
+            _fetch(shop, out, transport, page_size, client_options)
+
+
 def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None, page_size: int,
            client_options: dict) -> None:
-    """A fetch thread: the shop's pages in update_time order into `out`, then its end (with its error)."""
+    """One shop's fetching: its pages in update_time order into `out`, then its end (with its error)."""
 
     def put(item: tuple) -> bool:
         while not shop.stopped.is_set():
@@ -611,7 +625,12 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
     order = list(accounts_to_sync(db) if accounts is None else accounts)
     results: dict[int, SyncResult] = {}
     pending = deque(_across_apps(order))
-    active: dict[int, _Shop] = {}
+    active: dict[int, _Shop] = {}  # runs open: fetching, or ready for the next free fetch thread
+    # Shops whose runs are open, for the fetch threads to take in turn. Up to `concurrency` wait there
+    # beside the ones fetching, so a thread that is done with its shop starts the next at once instead
+    # of waiting for this writer to get round to its end.
+    ready: queue.Queue = queue.Queue()
+    fetchers: list[threading.Thread] = []
     position_of: dict[int, int] = {}  # id(shop) -> its place in `order`
     work: queue.Queue = queue.Queue(maxsize=concurrency * PREFETCH_PAGES)
     returns_done = 0
@@ -639,7 +658,7 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
     def start_more(share: FileHold) -> None:
         starting: list[int] = []
         refused: list[int] = []
-        while pending and len(active) < concurrency:
+        while pending and len(active) < 2 * concurrency:
             position, account = pending.popleft()
             if on_start is not None:
                 on_start(account)
@@ -655,9 +674,11 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
             finish(refused)
         for position in starting:
             if position in active:
-                shop = active[position]
-                threading.Thread(target=_fetch, args=(shop, work, transport, page_size, client_options),
-                                 daemon=True, name=f"sync-fetch-{shop.account.shop_id}").start()
+                ready.put(active[position])
+        while len(fetchers) < min(concurrency, len(active)):
+            fetchers.append(threading.Thread(target=_fetcher, args=(ready, work, transport, page_size, client_options),
+                                             daemon=True, name=f"sync-fetch-{len(fetchers) + 1}"))
+            fetchers[-1].start()
 
     try:
         with db.hold() as share:
@@ -705,10 +726,11 @@ def sync_accounts(db: Database, accounts: Iterable[Account] | None = None, *, fu
             finish(list(active), interrupted=exc)
         while pending:
             position, left = pending.popleft()
-            settle(position, not_synced(left, Failure(FailureKind.UNEXPECTED, "Not synced: the sync was "
-                                                                               "interrupted before this account"),
-                                        full=full))
+            settle(position, not_synced(left, Failure(FailureKind.UNEXPECTED, NOT_REACHED), full=full))
         raise
+    finally:
+        for _ in fetchers:  # no more shops: each fetch thread ends
+            ready.put(None)
     outcomes = [results[i] for i in range(len(order))]
     from returns_core.rules import act_after_sync  # decision rules act on what this round brought (never raises)
 
