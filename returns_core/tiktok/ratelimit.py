@@ -58,7 +58,6 @@ class AppRateLimit:
         self._last_decrease = float("-inf")
         self._decreases = 0
         self._answered: deque[float] = deque()  # when answered requests came back, within LONG_WINDOW_S
-        self._first: float | None = None  # when the first request went
         self._sent: deque[float] = deque()  # when requests went, until the first answer came back
         self.refusals = 0
         self.slowest: float | None = None  # the lowest pace set so far (None: never paced)
@@ -73,8 +72,6 @@ class AppRateLimit:
         while True:
             with self._lock:
                 now = self._clock()
-                if self._first is None:
-                    self._first = now
                 if not self._answered:
                     self._sent.append(now)
                     while self._sent[0] < now - LONG_WINDOW_S:
@@ -101,9 +98,9 @@ class AppRateLimit:
             if now - self._last_decrease < DECREASE_EVERY_S:
                 return
             if self._rate is None:
-                # unpaced until now: TikTok's burst (BURST_S of its rate) may have been full, and part
-                # of what it answered came from there
-                span = min(LONG_WINDOW_S, now - max(self._first or now, self._last_decrease))
+                # unpaced until now: TikTok's burst (BURST_S of its rate) was full when these requests
+                # began (after a pause of WINDOW_S or more), and part of what it answered came from there
+                span = min(LONG_WINDOW_S, now - self._busy_since(now))
                 divisor = span + BURST_S
             else:
                 # paced since the last decrease, when the burst was spent
@@ -120,6 +117,16 @@ class AppRateLimit:
             # handed out at the old pace are void (acquire takes them again)
             self._next_free = now + 1.0 / self._rate
             self._decreases += 1
+
+    def _busy_since(self, now: float) -> float:
+        """When the requests going on at `now` began: the first one after a pause of WINDOW_S or more."""
+        times = self._answered or self._sent
+        since = now
+        for at in reversed(times):
+            if since - at >= WINDOW_S:
+                break
+            since = at
+        return since
 
     def succeeded(self) -> None:
         """A request went through: let the pace recover a little."""
