@@ -347,6 +347,7 @@ class _Shop:
         self._totals: dict[str, int] = {}
         self.failure: Failure | None = None
         self.sales = SalesOutcome()  # what the sales step fetched after the returns
+        self.sales_cover: sales.SalesCoverage | None = None  # the units sold stored when its run opened
         self.sales_days = 0
         self.stopped = threading.Event()  # tells its fetcher to stop (the shop failed, or the round ends)
         self.began = False  # a fetch thread took it (until then its run is open, waiting for a free thread)
@@ -367,10 +368,13 @@ class _Shop:
             self.fail(exc)
         return self.failure is None
 
-    def opened(self, run_id: int, mark: int | None, cancel_mark: int | None) -> None:
+    def opened(self, run_id: int, mark: int | None, cancel_mark: int | None,
+               sales_cover: sales.SalesCoverage | None) -> None:
         """Its run row is open: where it starts reading its returns, and its cancellations (each by its
-        own watermark)."""
+        own watermark), and the units sold it has (read with them: none of it changes while the shop's
+        lock is held, and its fetch thread then does not open the file for it)."""
         self.run_id = run_id
+        self.sales_cover = sales_cover
         self.start = start_point(mark, full=self.full, overlap_s=self._overlap_s)
         self.cancel_start = start_point(cancel_mark, full=self.full, overlap_s=self._overlap_s)
 
@@ -477,13 +481,15 @@ def _open_runs(db: Database, shops: list[_Shop], *, full: bool, trigger: str) ->
     """Open the run rows of shops starting together, in one transaction."""
     try:
         with db.writer() as con:
-            opened = sync_runs.start_runs(con, [shop.account.shop_id for shop in shops], full=full, trigger=trigger)
+            shop_ids = [shop.account.shop_id for shop in shops]
+            opened = sync_runs.start_runs(con, shop_ids, full=full, trigger=trigger)
+            covers = sales.coverages(con, shop_ids)
     except (StoreError, *STORE_WRITE_ERRORS) as exc:
         for shop in shops:
             shop.not_opened(exc)
         return
     for shop, (run_id, mark, cancel_mark) in zip(shops, opened, strict=True):
-        shop.opened(run_id, mark, cancel_mark)
+        shop.opened(run_id, mark, cancel_mark, covers.get(shop.account.shop_id))
 
 
 def _close_runs(db: Database, shops: list[_Shop], interrupted: BaseException | None = None) -> None:
@@ -550,8 +556,7 @@ def _fetch(shop: _Shop, out: queue.Queue, transport: httpx.BaseTransport | None,
                         (shop, page, prepare_page(shop.account.shop_id, page.cancellations, domain.CANCELLATION_KIND))):
                     return
             # the shop's units sold, after its returns and through the same client (sales_sync.py)
-            shop.sales = fetch_sales(client, lambda: sales.coverage(shop.db, shop.account.shop_id), utcnow().date(),
-                                     shop.stopped.is_set)
+            shop.sales = fetch_sales(client, lambda: shop.sales_cover, utcnow().date(), shop.stopped.is_set)
         put((shop, _END, None))
     except BaseException as exc:  # noqa: BLE001 - handed to the writer: the shop's failure
         put((shop, _END, exc))
