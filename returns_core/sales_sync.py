@@ -47,9 +47,9 @@ def first_day_to_fetch(cover: SalesCoverage | None, today: date) -> date:
 
 def fetch_sales(client: TikTokClient, stored: Callable[[], SalesCoverage | None], today: date,
                 stop: Callable[[], bool] = lambda: False) -> SalesOutcome:
-    """Fetch the days due for this shop, after what is `stored` (read here, on the sync's fetch thread);
-    never raises, for TikTok's or the network's failures or the store's. `stop` says the sync no longer
-    wants them (its round ended): nothing more is asked."""
+    """Fetch the days due for this shop, after what is `stored` (a sync reads it as it opens the shop's
+    run); never raises, for TikTok's or the network's failures or the store's. `stop` says the sync no
+    longer wants them (its round ended): nothing more is asked."""
     try:
         return SalesOutcome(_fetch(client, stored(), today, stop))
     except errors.TikTokError as exc:

@@ -3,6 +3,8 @@ recovering gradually; and the sandbox's per-app budget that produces those refus
 
 from __future__ import annotations
 
+import heapq
+import random
 import threading
 import time
 
@@ -10,7 +12,7 @@ import pytest
 
 from returns_core.tiktok import ratelimit
 from returns_core.tiktok.client import RetryPolicy, TikTokClient, TokenSet
-from returns_core.tiktok.ratelimit import DECREASE, AppRateLimit
+from returns_core.tiktok.ratelimit import BURST_S, DECREASE, RECOVERY_PER_S, AppRateLimit
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
 from returns_core.tiktok.sandbox.quota import AppQuota
 
@@ -54,7 +56,8 @@ def test_a_refusal_slows_to_below_what_was_achieved_then_the_pace_recovers_gradu
     send(limit, clock, 40, every=0.05)  # 20 requests/s achieved, all accepted
     send(limit, clock, 1, refused=True)
     first = limit.rate
-    assert first == pytest.approx(DECREASE * 20, rel=0.1)
+    # part of what went through may have been TikTok's burst: BURST_S more seconds are counted
+    assert first == pytest.approx(DECREASE * 40 / (2 + BURST_S), rel=0.1)
     # the refused request's retry (and every other request) now waits its turn
     waits_before = len(clock.waits)
     send(limit, clock, 10)
@@ -76,7 +79,7 @@ def test_a_refusal_slows_to_below_what_was_achieved_then_the_pace_recovers_gradu
             send(limit, clock, 1)
         rates.append(limit.rate)
     assert rates == sorted(rates) and rates[-1] > second
-    assert rates[-1] - second < 5  # gradual: about RECOVERY_PER_S a second, not a jump back
+    assert rates[-1] - second < 5 * RECOVERY_PER_S * 1.2  # gradual: about RECOVERY_PER_S a second, not a jump back
 
 
 def test_every_shop_of_an_app_shares_one_pace_and_other_apps_do_not():
@@ -155,3 +158,107 @@ def test_over_http_the_app_budget_slows_every_shop_and_each_still_gets_every_ret
     pages = sum(2 * -(-len(rounds[0]) // 10) for rounds in seen)  # two passes of 10-return pages
     assert sandbox.quota.allowed == pages
 
+
+
+
+class VirtualTime:
+    """Threads that only ever wait by `sleep`, run one at a time in virtual time: the earliest to wake
+    goes next, so a run is the same every time and takes no real time."""
+
+    def __init__(self, threads: int):
+        self.now = 1000.0
+        self._cond = threading.Condition()
+        self._running = threads
+        self._waking: list[tuple[float, int, threading.Event]] = []
+        self._seq = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        wake = threading.Event()
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._waking, (self.now + max(0.0, seconds), self._seq, wake))
+            self._running -= 1
+            self._cond.notify_all()
+        wake.wait()
+
+    def done(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def run(self, targets: list) -> None:
+        threads = [threading.Thread(target=self._guarded, args=(target,)) for target in targets]
+        for thread in threads:
+            thread.start()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._running == 0)
+                if not self._waking:
+                    break
+                self.now, _, wake = heapq.heappop(self._waking)
+                self._running += 1
+            wake.set()
+        for thread in threads:
+            thread.join()
+
+    def _guarded(self, target) -> None:
+        try:
+            target()
+        finally:
+            self.done()
+
+
+def shops_against(quota: AppQuota, seed: int, *, shops: int = 200, at_once: int = 8, pages: int = 3,
+                  latency: float = 0.1) -> tuple[dict[int, list[bool]], float]:
+    """`shops` syncs, `at_once` at a time, each of `pages` requests through one AppRateLimit against TikTok's
+    budget `quota`, in virtual time: an answer takes `latency`, a refusal none, and a refused request is
+    retried after the client's backoff (RetryPolicy). Then one request TikTok refuses at once for a scope
+    the app lacks (as units sold are refused in bench/agency.py): paced like the others, but not counted
+    in that budget (TikTok assigns QPS per endpoint too, docs/tiktok_api.md section 6). Whether each
+    shop's paged requests were refused, in order, and the time it all took."""
+    time_ = VirtualTime(at_once)
+    limit = AppRateLimit(clock=time_, sleep=time_.sleep)
+    policy, rng = RetryPolicy(), random.Random(seed)
+    waiting = list(range(shops))
+    refused: dict[int, list[bool]] = {shop: [] for shop in waiting}
+
+    def fetcher() -> None:
+        while waiting:
+            shop = waiting.pop(0)
+            for _ in range(pages):
+                attempt = 0
+                while True:
+                    attempt += 1
+                    limit.acquire()
+                    answered = quota.take("app", time_.now)
+                    refused[shop].append(not answered)
+                    if answered:
+                        time_.sleep(latency)
+                        limit.succeeded()
+                        break
+                    limit.refused()
+                    assert attempt < policy.max_attempts
+                    time_.sleep(policy.delay(attempt, None, rng))
+            limit.acquire()  # the request TikTok refuses for its scope (never retried)
+            time_.sleep(0.003)
+
+    time_.run([fetcher] * at_once)
+    return refused, time_.now - 1000.0
+
+
+def test_after_a_refusal_no_shop_is_refused_twice_in_a_row():
+    # TikTok lets a burst through before it refuses (the sandbox: a second's worth). While the pace
+    # creeps above the limit, that burst keeps it from being refused, so when the refusal comes the
+    # last second's rate is well above the limit; other shops' turns were handed out at that pace. A
+    # decrease that leaves the pace above the limit has the refused request's own retry refused again.
+    for seed in range(8):
+        quota = AppQuota(10)
+        refused, took = shops_against(quota, seed)
+        assert sum(sum(outcomes) for outcomes in refused.values()) >= 3  # the pace met the limit, again and again
+        twice = [shop for shop, outcomes in refused.items()
+                 if any(a and b for a, b in zip(outcomes, outcomes[1:], strict=False))]
+        assert twice == [], f"seed {seed}: refused twice in a row for shops {twice}"
+        assert quota.allowed / took >= 9.0  # within 10% of the limit all the same

@@ -7,9 +7,11 @@ revises its latest days), older days stay. `sales_state` records the days covere
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import duckdb
 import pyarrow as pa
 
 from returns_core.store.db import Database, utcnow
@@ -52,6 +54,14 @@ def coverage(db: Database, shop_id: str) -> SalesCoverage | None:
     """The days of units sold stored for the shop (None before its first sales step)."""
     row = db.row("SELECT first_day, last_day, fetched_at FROM sales_state WHERE shop_id = ?", [shop_id])
     return SalesCoverage(*row) if row else None
+
+
+def coverages(con: duckdb.DuckDBPyConnection, shop_ids: Sequence[str]) -> dict[str, SalesCoverage]:
+    """`coverage` of several shops in the caller's transaction (a sync round reads them as it opens
+    the shops' runs); a shop without any is left out."""
+    rows = con.execute("SELECT shop_id, first_day, last_day, fetched_at FROM sales_state "
+                       "WHERE list_contains(?::VARCHAR[], shop_id)", [list(shop_ids)]).fetchall()
+    return {row[0]: SalesCoverage(*row[1:]) for row in rows}
 
 
 def save_fetch(db: Database, shop_id: str, fetch: SalesFetch, *, at: datetime | None = None) -> int:
