@@ -199,6 +199,24 @@ _QUOTED_FILE = re.compile(r'file \\?"(.*?)\\?"', re.IGNORECASE)
 _ERRNO = re.compile(r'"errno"\s*:\s*"?(\d+)')
 
 
+# DuckDB's file: three 4 KiB headers, then its blocks
+_FILE_HEADERS = 3 * 4096
+
+
+def _check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a store file shorter than the blocks it says it holds (cut short by a copy or a full disk).
+    DuckDB reads a block only when a query needs it, so a cut-off end would otherwise show as a query
+    failing later, or not at all for the pages that read only the start of the file."""
+    block_size, blocks = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # an in-memory or vanished file: what it holds is checked by the queries themselves
+    if blocks and size < _FILE_HEADERS + blocks * block_size:
+        raise _store_damaged(path, duckdb.IOException(
+            f"the file is {size:,} bytes, its blocks need {_FILE_HEADERS + blocks * block_size:,}: truncated"))
+
+
 def _store_damaged(path: Path, exc: duckdb.Error) -> StoreError:
     """The store file itself cannot be read: what is wrong with it, and what to do."""
     text = " ".join(str(exc).split()).removeprefix("IO Error: ")
@@ -472,6 +490,7 @@ class Database:
             if self._migrated:
                 return
             with self._connection() as con:
+                _check_whole(con, self.path)
                 done = _applied_migrations(con)
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
