@@ -204,10 +204,11 @@ _FILE_HEADERS = 3 * 4096
 
 
 def _check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse a store file shorter than the blocks it says it holds (cut short by a copy or a full disk).
+    """Refuse a store file shorter than the blocks it says it uses (cut short by a copy or a full disk).
     DuckDB reads a block only when a query needs it, so a cut-off end would otherwise show as a query
     failing later, or not at all for the pages that read only the start of the file."""
-    block_size, blocks = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    # used blocks only: DuckDB cuts free blocks off the end of the file but still counts them in its total
+    block_size, blocks = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
     try:
         size = path.stat().st_size
     except OSError:
