@@ -99,12 +99,15 @@ def ask_name(key: str) -> str | None:
     write_cookie()  # a name just given here reaches the browser in this run, even inside a dialog
     if login_configured() or current_actor():
         return current_actor()
-    typed_col, use_col = st.columns([3, 2], vertical_alignment="bottom")
-    typed_col.text_input(ASK_LABEL, key=f"{key}_name", max_chars=MAX_ACTOR_LENGTH, placeholder="e.g. Mia",
-                         help="Recorded with every change you make; this browser remembers it.")
-    # a callback: the run it starts already knows the name, the sidebar included
-    use_col.button("Use this name", key=f"{key}_use_name", width="stretch", on_click=_use_name,
-                   args=(f"{key}_name",))
+    # a form: the name goes with the click (or Enter) itself. Outside a form, the click first blurs the box,
+    # whose own rerun could swallow the click, and the person had to click again.
+    with st.form(f"{key}_name_form", border=False):
+        typed_col, use_col = st.columns([3, 2], vertical_alignment="bottom")
+        typed_col.text_input(ASK_LABEL, key=f"{key}_name", max_chars=MAX_ACTOR_LENGTH, placeholder="e.g. Mia",
+                             help="Recorded with every change you make; this browser remembers it.")
+        # a callback: the run it starts already knows the name, the sidebar included
+        use_col.form_submit_button("Use this name", key=f"{key}_use_name", width="stretch", on_click=_use_name,
+                                   args=(f"{key}_name",))
     if why := st.session_state.pop(f"{key}_name_error", None):
         st.error(md_escape(why))
     return None
