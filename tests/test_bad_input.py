@@ -500,7 +500,8 @@ SQL_ALLOWED_NAMES: dict[str, set[str]] = {
                      # a weight column, counted conditions, the spike window's two placeholders
                      "rows", "alias", "only", "condition", "returns_base", "per_return", "window", "counted",
                      "daily", "products", "table", "weight",
-                     "_RATE_SQL"},  # the return rate's fixed columns (its constants are parameters)
+                     "_RATE_SQL",  # the return rate's fixed columns (its constants are parameters)
+                     "_SKU_LEVELS"},  # the spike counts' fixed SKU and SKU × reason rows
     # store/rollups.py: its temporary tables' fixed names, a daily table's name, keys and sums (schema.ROLLUPS),
     # the fixed row columns, and the SELECT of the returns written (fixed text from its two callers, with its own
     # placeholders)

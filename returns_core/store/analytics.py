@@ -472,6 +472,16 @@ def spikes(db: Database, filters: ReturnFilters, rule: SpikeRule = SpikeRule(), 
     return SpikeReport(rule, last, window_start, baseline_start, guard_start - timedelta(days=1), weeks, rows)
 
 
+# The SKU and SKU × reason rows of `counted`, from `pairs` (per account, SKU and reason: recent_n,
+# baseline_n): the same whether the pairs were counted from the returns or from the daily rows.
+_SKU_LEVELS = """UNION ALL
+            SELECT shop_id, 'SKU', sku, CAST(NULL AS VARCHAR), CAST(sum(recent_n) AS BIGINT),
+                   CAST(sum(baseline_n) AS BIGINT)
+            FROM pairs GROUP BY shop_id, sku
+            UNION ALL
+            SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs"""
+
+
 def _spike_counts(filters: ReturnFilters, window_start: date, guard_start: date) -> tuple[str, list]:
     """`WITH` clause ending in `counted` (Account, Level, SKU, Reason, Recent, Baseline), from the returns."""
     base, params = _base(filters, classify=False)
@@ -499,12 +509,7 @@ def _spike_counts(filters: ReturnFilters, window_start: date, guard_start: date)
             SELECT shop_id AS "Account", 'Reason' AS "Level", CAST(NULL AS VARCHAR) AS "SKU", reason AS "Reason",
                    count(*) FILTER (WHERE recent) AS "Recent", count(*) FILTER (WHERE baseline) AS "Baseline"
             FROM tagged GROUP BY shop_id, reason
-            UNION ALL
-            SELECT shop_id, 'SKU', sku, CAST(NULL AS VARCHAR), CAST(sum(recent_n) AS BIGINT),
-                   CAST(sum(baseline_n) AS BIGINT)
-            FROM pairs GROUP BY shop_id, sku
-            UNION ALL
-            SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs
+            {_SKU_LEVELS}
         )"""
     return sql, params + [window_start, guard_start] * 2
 
@@ -532,12 +537,7 @@ def _daily_spike_counts(filters: ReturnFilters, window_start: date, guard_start:
             SELECT shop_id AS "Account", 'Reason' AS "Level", CAST(NULL AS VARCHAR) AS "SKU", reason AS "Reason",
                    {_count_sql("t", "recent")} AS "Recent", {_count_sql("t", "baseline")} AS "Baseline"
             FROM tagged t GROUP BY shop_id, reason
-            UNION ALL
-            SELECT shop_id, 'SKU', sku, CAST(NULL AS VARCHAR), CAST(sum(recent_n) AS BIGINT),
-                   CAST(sum(baseline_n) AS BIGINT)
-            FROM pairs GROUP BY shop_id, sku
-            UNION ALL
-            SELECT shop_id, 'SKU × Reason', sku, reason, recent_n, baseline_n FROM pairs
+            {_SKU_LEVELS}
         )"""
     # a day in the guard weeks is neither recent nor baseline: its returns count nowhere
     return sql, ([window_start, guard_start] + params) * 2
