@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,20 @@ def cli_env(tmp_path) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def decisions_sent(sandbox) -> Counter:
+    """Every approve/reject request the sandbox receives, per return id (over HTTP, any thread)."""
+    sent: Counter = Counter()
+    real = sandbox.answer
+
+    def answer(method, path, query, headers, body):
+        if method == "POST" and path.rsplit("/", 1)[-1] in ("approve", "reject"):
+            sent[path.split("/")[-2]] += 1
+        return real(method, path, query, headers, body)
+
+    sandbox.answer = answer
+    return sent
 
 
 def wait_until(condition, what: str, timeout: float = 60, every: float = 0.02):

@@ -23,6 +23,7 @@ from returns_core.store.db import utcnow
 from returns_core.sync import sync_accounts
 from returns_core.tiktok.client import TokenSet
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET
+from tests.conftest import decisions_sent
 
 pytestmark = pytest.mark.sandbox(shops=1, returns=200)
 
@@ -35,20 +36,6 @@ def waiting_in_sandbox(sandbox, shop_id: str) -> set[str]:
 
     return {o["return_id"] for o in sandbox.returns_for(shop_id)
             if domain.can_decide(o["return_type"], o["return_status"], next_action(o))}
-
-
-def decisions_sent(sandbox) -> Counter:
-    """Count every approve/reject request the sandbox receives, per return id (over HTTP, any thread)."""
-    sent: Counter = Counter()
-    real = sandbox.answer
-
-    def answer(method, path, query, headers, body):
-        if method == "POST" and path.rsplit("/", 1)[-1] in ("approve", "reject"):
-            sent[path.split("/")[-2]] += 1
-        return real(method, path, query, headers, body)
-
-    sandbox.answer = answer
-    return sent
 
 
 def rule_on(db, *, action=rules.APPROVE, daily_cap=100, **conditions) -> rules.Rule:

@@ -36,7 +36,7 @@ from returns_core.tiktok import events
 from returns_core.tiktok.client import RetryPolicy
 from returns_core.tiktok.sandbox import SANDBOX_APP_KEY, SANDBOX_APP_SECRET, WebhookSettings
 from returns_core.tiktok.signing import webhook_signature
-from tests.conftest import PYTHON, wait_until
+from tests.conftest import PYTHON, decisions_sent, wait_until
 from tests.reliability import all_tables, connect, stored_payloads, truth_payloads
 
 DAY = 86_400
@@ -426,20 +426,6 @@ def test_a_cancellation_event_without_a_cancel_id_is_kept_not_acted_on(db, recei
 
 
 # --- decision rules act on what a webhook's re-sync brought ------------------------------------------
-
-
-def decisions_sent(sandbox) -> Counter:
-    """Every approve/reject request the sandbox receives, per return id (over HTTP, any thread)."""
-    sent: Counter = Counter()
-    real = sandbox.answer
-
-    def answer(method, path, query, headers, body):
-        if method == "POST" and path.rsplit("/", 1)[-1] in ("approve", "reject"):
-            sent[path.split("/")[-2]] += 1
-        return real(method, path, query, headers, body)
-
-    sandbox.answer = answer
-    return sent
 
 
 def test_a_rule_decides_a_return_a_webhook_brought_once_and_a_replay_does_not_decide_it_again(db, receiver, live):
