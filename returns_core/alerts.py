@@ -20,7 +20,8 @@ and the HTTP library beneath it. Nothing here imports streamlit.
 Webhooks: an UPCOMING_AUTHORIZATION_EXPIRATION (type 7) event marks its inbox row "alert wanted";
 each evaluation takes those (`take_webhook_alerts`). The receiver may also call
 `raise_authorization_expiring(db, shop_id, expires_at)` itself. Either way the alert is keyed by the
-shop and the expiry day, so TikTok's daily notices and the rule's own check raise it once.
+shop and the expiry day (or an already alerted day next to it), so TikTok's daily notices and the
+rule's own check raise it once.
 """
 
 from __future__ import annotations
@@ -460,11 +461,22 @@ def _spike_alert(ctx: Context, report: analytics.SpikeReport, row: dict) -> stor
     return store.NewAlert(SPIKE, shop, subject, report.as_of.isoformat(), title, message, link, ongoing=True)
 
 
+def _expiry_day(db: Database, shop_id: str, day: date) -> str:
+    """The occurrence of an expiry: its day, or the day of an expiry already alerted a day either side.
+
+    Two reports of one authorization's end (the app's check and TikTok's daily notice) can differ by
+    minutes and fall either side of midnight; they are still one expiry. A reconnect moves the end by
+    months, so a day's slack never merges two authorizations.
+    """
+    near = {(day + timedelta(days=d)).isoformat() for d in (-1, 0, 1)}
+    return next((o for o in store.occurrences(db, AUTHORIZATION, shop_id, EXPIRING) if o in near), day.isoformat())
+
+
 def _expiring_alert(ctx: Context, shop_id: str, expires_at: datetime | None) -> store.NewAlert:
     """A shop's authorization runs out: once per shop and expiry day (the app's check and TikTok's event agree)."""
     account = ctx.accounts.get(shop_id)
     link = page_link(ctx.base, "accounts", account)
-    day = (expires_at or ctx.now).date().isoformat()
+    day = _expiry_day(ctx.db, shop_id, (expires_at or ctx.now).date())
     when = f"on {_when(expires_at)}, in {_span(expires_at - ctx.now)}" if expires_at else "soon"
     title = f"Authorization of {ctx.name(shop_id)} runs out {when.split(',')[0]}"
     message = (f"{ctx.name(shop_id)} (shop {shop_id}): TikTok's authorization runs out {when}. After that the "

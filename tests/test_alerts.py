@@ -14,7 +14,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -486,11 +486,14 @@ def webhook_asks_for_an_alert(db: Database, notification_id: str, expires: datet
     inbox.settle(db, [inbox.Settled(notification_id, inbox.DONE, "Alert wanted", alert=inbox.ALERT_WANTED)])
 
 
-def test_alerts_webhooks_asked_for_are_raised_once_and_taken(db, hook):
+@pytest.mark.parametrize("time_of_day", [time(12, 0), time(23, 58)], ids=["midday", "before-midnight"])
+def test_alerts_webhooks_asked_for_are_raised_once_and_taken(db, hook, time_of_day):
     now = utcnow().replace(microsecond=0)
     sample.add_account(db, SHOP, NAME)
     alerts.add_channel(db, hook.url())
-    expires = now + timedelta(days=20)  # beyond the rule's own 7 days: only TikTok's notice raises it
+    # beyond the rule's own 7 days: only TikTok's notice raises it. Before midnight, the second notice's
+    # expiry, 5 minutes later, falls on the next day: still the same authorization running out.
+    expires = datetime.combine((now + timedelta(days=20)).date(), time_of_day)
     webhook_asks_for_an_alert(db, "n1", expires)
     webhook_asks_for_an_alert(db, "n2", expires + timedelta(minutes=5))  # TikTok sends the notice daily
 

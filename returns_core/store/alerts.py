@@ -158,6 +158,12 @@ def _not_raised(db: Database, alerts: Sequence[NewAlert]) -> list[NewAlert]:
             if key not in found and not (a.ongoing and _key(a.rule, a.shop_id, a.subject) in found)]
 
 
+def occurrences(db: Database, rule: str, shop_id: str, subject: str) -> list[str]:
+    """The occurrences of the alerts already raised for this rule, shop and subject, oldest first."""
+    return [row[0] for row in db.rows("SELECT occurrence FROM alerts WHERE rule = ? AND shop_id = ? AND subject = ? "
+                                      "ORDER BY raised_at, id", [rule, shop_id, subject])]
+
+
 def _key(*parts: str) -> str:
     return "\x1f".join(parts)
 
