@@ -6,7 +6,8 @@ store.sales.save_fetch. It never fails the shop's sync: the returns are what the
 failure here (an app without the Analytics scope, a region TikTok has no analytics for) comes back
 as a note in words and the next sync tries again.
 
-Which days: the first time, the last SALES_BACKFILL_DAYS days; after that from REVISED_DAYS before
+Which days: the first time, the SALES_BACKFILL_DAYS days up to TikTok's latest_available_date (and
+the day first asked, when our UTC date puts it a day earlier); after that from REVISED_DAYS before
 the last day stored (TikTok revises its latest days) up to TikTok's latest_available_date. When
 TikTok has no new day since the last step, only the one request that says so is made.
 """
@@ -63,22 +64,27 @@ def fetch_sales(client: TikTokClient, stored: Callable[[], SalesCoverage | None]
 
 def _fetch(client: TikTokClient, cover: SalesCoverage | None, today: date,
            stop: Callable[[], bool]) -> SalesFetch | None:
-    first = first_day_to_fetch(cover, today)
-    by_day: dict[date, list[SkuSales]] = {}
-    day_one, latest = _one_day(client, first)
+    asked = first_day_to_fetch(cover, today)
+    day_one, latest = _one_day(client, asked)
     if latest is None:
         latest = today - timedelta(days=1)  # TikTok did not say: yesterday, as it usually is
+    first = asked
+    if cover is None:
+        # TikTok's latest day is yesterday in the shop's own zone, which can be two days behind our UTC
+        # date (a US shop just after midnight UTC): reach back, so the backfill still has its full days
+        first = min(asked, latest - timedelta(days=SALES_BACKFILL_DAYS - 1))
     if latest < first:
         return None  # no figures for these days yet
     if cover is not None and latest <= cover.last_day:
         return None  # nothing new since the last step; the revised days are read when a new day comes
-    by_day[first] = day_one
     last = min(latest, first + timedelta(days=MAX_DAYS_PER_STEP - 1))
-    day = first + timedelta(days=1)
+    by_day: dict[date, list[SkuSales]] = {asked: day_one} if asked <= last else {}
+    day = first
     while day <= last:
         if stop():
             return None
-        by_day[day], _ = _one_day(client, day)
+        if day not in by_day:
+            by_day[day], _ = _one_day(client, day)
         day += timedelta(days=1)
     sold = sorted({s.product_id for skus in by_day.values() for s in skus if s.units_sold})
     end = last + timedelta(days=1)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
-from returns_core.sales_sync import SALES_BACKFILL_DAYS
+import pytest
+
+from returns_core.sales_sync import SALES_BACKFILL_DAYS, fetch_sales
 from returns_core.store import sales
 from returns_core.store.db import Database, utcnow
 from returns_core.sync import sync_accounts
 from returns_core.tiktok.client import RetryPolicy
+from returns_core.tiktok_session import tiktok_session
 
 DAY = 86_400
 FAST_RETRY = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05)
@@ -34,15 +37,44 @@ def analytics_calls(sandbox) -> list[str]:
     return seen
 
 
+def backfill_start(latest: date, today: date | None = None) -> date:
+    """The first sync's first day: SALES_BACKFILL_DAYS back from TikTok's latest day, or the day it asked
+    first (90 days before our UTC date) when that is earlier (the shop's zone is ahead of UTC)."""
+    today = today or utcnow().date()
+    return min(today - timedelta(SALES_BACKFILL_DAYS), latest - timedelta(SALES_BACKFILL_DAYS - 1))
+
+
+def covered_days(db: Database, shop_id: str) -> int:
+    cover = sales.coverage(db, shop_id)
+    return (cover.last_day - cover.first_day).days + 1
+
+
+@pytest.mark.parametrize("utc_ahead_by", [1, 0, -1], ids=["utc-a-day-ahead", "same-day", "utc-a-day-behind"])
+def test_the_first_backfill_holds_90_days_up_to_tiktoks_latest_whatever_our_utc_date(db, sandbox, sandbox_accounts,
+                                                                                    utc_ahead_by):
+    """TikTok's latest day is yesterday in the shop's zone; our date is UTC's. A US shop just after midnight
+    UTC is a day behind it: the backfill still reaches 90 days back from TikTok's latest."""
+    account = sandbox_accounts[0]
+    latest = sandbox.latest_sales_date(account.shop_id)
+    today = latest + timedelta(days=1 + utc_ahead_by)
+    calls = analytics_calls(sandbox)
+    with tiktok_session(db, account) as client:
+        outcome = fetch_sales(client, lambda: None, today)
+    fetched = outcome.fetch
+    assert outcome.error is None and fetched.last_day == latest
+    assert fetched.first_day == backfill_start(latest, today)
+    assert SALES_BACKFILL_DAYS <= fetched.days <= SALES_BACKFILL_DAYS + 1
+    assert sorted(fetched.skus) == [fetched.first_day + timedelta(days=n) for n in range(fetched.days)]
+    assert len([c for c in calls if c.endswith("/shop_skus/performance")]) == fetched.days  # no day asked twice
+
+
 def test_a_sync_stores_every_skus_units_sold_for_every_day_as_tiktok_reports_them(db, sandbox, sandbox_accounts):
     results = sync_accounts(db, sandbox_accounts)
     assert all(r.ok and r.sales_error is None for r in results), [r.summary() for r in results]
-    today = utcnow().date()
     for account in sandbox_accounts:
         latest = sandbox.latest_sales_date(account.shop_id)
         cover = sales.coverage(db, account.shop_id)
-        assert cover is not None and (cover.first_day, cover.last_day) == (today - timedelta(SALES_BACKFILL_DAYS),
-                                                                             latest)
+        assert cover is not None and (cover.first_day, cover.last_day) == (backfill_start(latest), latest)
         day = cover.first_day
         while day <= latest:
             assert stored_units(db, account.shop_id, day) == sandbox.units_sold_for(account.shop_id, day), day
@@ -55,8 +87,8 @@ def test_a_sync_stores_every_skus_units_sold_for_every_day_as_tiktok_reports_the
         assert db.value("SELECT count(DISTINCT product_id) FROM product_sales WHERE shop_id = ?",
                         [account.shop_id]) == db.value(
             "SELECT count(DISTINCT product_id) FROM sku_sales WHERE shop_id = ? AND units_sold > 0", [account.shop_id])
-    assert [r.sales_days for r in results] == [(sandbox.latest_sales_date(a.shop_id) - (today - timedelta(
-        SALES_BACKFILL_DAYS))).days + 1 for a in sandbox_accounts]
+    assert [r.sales_days for r in results] == [(sandbox.latest_sales_date(a.shop_id) - backfill_start(
+        sandbox.latest_sales_date(a.shop_id))).days + 1 for a in sandbox_accounts]
 
 
 def test_the_next_sync_asks_once_when_no_day_is_new_and_rereads_the_revised_days_when_one_is(
@@ -109,6 +141,9 @@ def test_the_first_sync_asks_one_sku_page_a_day_and_one_request_a_product_sold(d
     assert 0 < most_skus_a_day <= 100
     sku_calls = [c for c in calls if c.endswith("/shop_skus/performance")]
     product_calls = [c for c in calls if "/shop_products/" in c]
-    assert len(sku_calls) == SALES_BACKFILL_DAYS * len(sandbox_accounts)
+    # one request a day: the 90 days up to TikTok's latest, and one more when a shop's zone is ahead of UTC
+    assert len(sku_calls) == sum(covered_days(db, a.shop_id) for a in sandbox_accounts)
+    assert all(SALES_BACKFILL_DAYS <= covered_days(db, a.shop_id) <= SALES_BACKFILL_DAYS + 1
+               for a in sandbox_accounts)
     assert len(product_calls) == db.value("SELECT count(DISTINCT (shop_id, product_id)) FROM product_sales") > 0
     assert len(calls) == len(sku_calls) + len(product_calls)
