@@ -138,8 +138,10 @@ def test_the_backtest_link_opens_the_grid_on_exactly_the_decided_returns(db, wor
 
 def test_a_backtest_keeps_its_rows_while_the_world_moves_on(db, world):
     result = rules.backtest(db, rules.make_rule(**SMALL_CHANGED_MIND), now=world)
+    # made today at midnight, the only match of its day, whatever the hour: yesterday has hit the daily cap
+    today = datetime.combine(world.date(), datetime.min.time())
     write_returns(db, S1, [tiktok_return("R-NEW", return_type="REFUND", reason_text="Changed my mind",
-                                         created=world - timedelta(hours=2), refund_amount=refund("USD", "1.00"))])
+                                         created=today, refund_amount=refund("USD", "1.00"))])
     assert count_returns(db, ReturnFilters(backtest=result.id)) == 7
     again = rules.backtest(db, rules.make_rule(**SMALL_CHANGED_MIND), now=world)
     assert (again.matched, again.decided) == (9, 8)
