@@ -146,8 +146,8 @@ def marketplace_statuses(version: DataVersion) -> list[str]:
 @loader
 def deadline_counts(version: DataVersion, shop_ids: tuple[str, ...], now: datetime,
                     types: tuple[str, ...] = ()) -> tuple[int, int]:
-    """(due soon, overdue) among the open returns (of these Types: any when none) of these accounts."""
-    return returns.deadline_counts(runtime.db(), shop_ids, types)
+    """(due soon, overdue) at `now` among the open returns (of these Types: any when none) of these accounts."""
+    return returns.deadline_counts(runtime.db(), shop_ids, types, now)
 
 
 @loader

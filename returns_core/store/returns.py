@@ -164,9 +164,9 @@ def _counted(filters: ReturnFilters) -> tuple[str, str]:
     return ("daily_returns", "sum(r.returns)") if rollups.covers(filters) else ("returns", "count(*)")
 
 
-def count_returns(db: Database, filters: ReturnFilters) -> int:
-    """How many returns the filters select."""
-    where, params = where_clause(filters)
+def count_returns(db: Database, filters: ReturnFilters, now: datetime | None = None) -> int:
+    """How many returns the filters select (deadlines as at `now`, by default the present)."""
+    where, params = where_clause(filters, now=now)
     table, count = _counted(filters)
     return int(db.value(f"SELECT coalesce({count}, 0) FROM {table} r WHERE {where}", params))
 
@@ -195,11 +195,12 @@ def status_totals(counts: dict[tuple[str, str], int]) -> dict[str, int]:
     return totals
 
 
-def deadline_counts(db: Database, shop_ids: tuple[str, ...] = (), types: tuple[str, ...] = ()) -> tuple[int, int]:
-    """(due soon, overdue): open returns (of these Types: any when none) whose seller deadline is near or passed
-    (domain.deadline_state). `types=(domain.CANCELLATION,)` counts the cancellations' own deadlines."""
-    return (count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, due_soon=True)),
-            count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, overdue=True)))
+def deadline_counts(db: Database, shop_ids: tuple[str, ...] = (), types: tuple[str, ...] = (),
+                    now: datetime | None = None) -> tuple[int, int]:
+    """(due soon, overdue) at `now`: open returns (of these Types: any when none) whose seller deadline is near
+    or passed (domain.deadline_state). `types=(domain.CANCELLATION,)` counts the cancellations' own deadlines."""
+    return (count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, due_soon=True), now),
+            count_returns(db, ReturnFilters(shop_ids=shop_ids, types=types, overdue=True), now))
 
 
 # --- export ----------------------------------------------------------------------------------
