@@ -540,18 +540,27 @@ def test_approving_a_return_and_a_cancellation_together_sends_each_to_its_own_en
     from returns_core.filters import ReturnFilters
     from returns_core.store import returns as store
 
-    account, asked = synced
-    waiting = store.grid_page(db, ReturnFilters(waiting=True, types=domain.TYPES), limit=1)
-    if waiting.empty:
-        pytest.skip("no return waits for the seller in this world")
-    keys = [(account.shop_id, waiting["Marketplace Return ID"][0]), (account.shop_id, asked["cancel_id"])]
+    account, _ = synced
+    # a return and a cancellation both waiting for the seller: at some hours no return waits in this small
+    # world, so it moves on an hour at a time, synced each time, until both do (bounded)
+    for _ in range(24 * 14):
+        waiting_return = store.grid_page(db, ReturnFilters(waiting=True, types=domain.TYPES), limit=1)
+        waiting_cancel = store.grid_page(db, ReturnFilters(waiting=True, types=(domain.CANCELLATION,)), limit=1)
+        if not waiting_return.empty and not waiting_cancel.empty:
+            break
+        world.advance(HOUR)
+        assert sync_account(db, account, trigger="test", page_size=50).ok
+    else:
+        raise AssertionError("no return and cancellation waited together in 14 days of the sandbox")
+    cancel_id = waiting_cancel["Marketplace Return ID"][0]
+    keys = [(account.shop_id, waiting_return["Marketplace Return ID"][0]), (account.shop_id, cancel_id)]
     bulk = workflow.plan_bulk(db, keys, workflow.APPROVE)
     paths = sorted(plan.request["path"].split("/")[3] for plan in bulk.plans)
     assert paths == ["cancellations", "returns"]
     outcomes = workflow.send_bulk(db, {account.shop_id: account}, bulk, "Mia")
     assert all(o.ok for o in outcomes), [o.message for o in outcomes]
     assert workflow.bulk_summary(workflow.APPROVE, outcomes) == "Approved 2 of 2."
-    row = store.find_return(db, asked["cancel_id"], account.shop_id)
+    row = store.find_return(db, cancel_id, account.shop_id)
     assert row["marketplace_status"] == "CANCELLATION_REQUEST_SUCCESS" and row["status"] == domain.ACCEPTED
 
 
